@@ -1,0 +1,3 @@
+from sbsconvert.cli import main
+
+main()

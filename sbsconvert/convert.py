@@ -1,0 +1,112 @@
+"""The still-image pipeline: decode -> disparity -> stereo engine -> layout -> encode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sbsconvert.decode import Picture, load_picture
+from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, resize_disparity
+from sbsconvert.engines.base import StereoEngine, StereoRequest
+from sbsconvert.errors import SbsError
+from sbsconvert.jobs import Job
+from sbsconvert.layout import compose, fit_width
+from sbsconvert.output import write_image
+
+DEPTH_SOURCES = ("auto", "embedded", "model")
+DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
+
+
+@dataclass
+class ConvertSettings:
+    layout: str = "sbs"
+    divergence: float = 3.0  # percent of the image width for the nearest point
+    convergence: float = 0.0
+    eye: str = "right"
+    max_eye_width: int | None = None
+    image_type: str | None = None
+    quality: int = 95
+    force: bool = False
+
+
+class DisparityProvider:
+    """Finds the disparity for one photo: a given file/folder, depth embedded in it, or a model."""
+
+    def __init__(
+        self,
+        disparity_path: Path | None,
+        kind: str,
+        depth_source: str,
+        make_estimator: Callable[[], Callable[[np.ndarray], Disparity]],
+        report: Callable[[str], None],
+    ):
+        if depth_source not in DEPTH_SOURCES:
+            raise SbsError(f"unknown depth source '{depth_source}' (choose from {', '.join(DEPTH_SOURCES)})")
+        self.disparity_path = disparity_path
+        self.kind = kind
+        self.depth_source = depth_source
+        self._make_estimator = make_estimator
+        self._estimator: Callable[[np.ndarray], Disparity] | None = None
+        self._report = report
+
+    def __call__(self, source: Path, picture: Picture) -> Disparity:
+        width, height = picture.size
+        return resize_disparity(self._find(source, picture), width, height)
+
+    def _find(self, source: Path, picture: Picture) -> Disparity:
+        if self.disparity_path is not None:
+            return load_disparity_file(self._map_for(source), self.kind)
+        if self.depth_source in ("auto", "embedded"):
+            from sbsconvert.embedded_depth import read_embedded_depth
+
+            embedded = read_embedded_depth(source)
+            if embedded is not None:
+                self._report(f"{source.name}: using the depth embedded in the photo ({embedded.source})")
+                return embedded.disparity
+            if self.depth_source == "embedded":
+                raise SbsError(f"{source}: the photo carries no embedded depth map (use --depth-source model)")
+        if self._estimator is None:
+            self._estimator = self._make_estimator()
+        return self._estimator(picture.pixels)
+
+    def _map_for(self, source: Path) -> Path:
+        assert self.disparity_path is not None
+        if not self.disparity_path.is_dir():
+            return self.disparity_path
+        for suffix in DISPARITY_MAP_SUFFIXES:
+            for candidate in sorted(self.disparity_path.glob(f"{source.stem}{suffix}.*")):
+                if candidate.resolve() != source.resolve():
+                    return candidate
+        raise SbsError(f"{source}: no disparity map named {source.stem}.* in {self.disparity_path}")
+
+
+def convert_image(
+    job: Job, settings: ConvertSettings, engine: StereoEngine, disparity_for: Callable[[Path, Picture], Disparity]
+) -> Picture:
+    """Run the whole still-image pipeline for one job and write its output file(s)."""
+    picture = load_picture(job.source)
+    disparity = disparity_for(job.source, picture)
+    width = picture.size[0]
+    request = StereoRequest(
+        image=picture.pixels,
+        nearness=disparity.values,
+        shift=pixel_shift(disparity, width, settings.divergence, settings.convergence),
+        eye=settings.eye,
+    )
+    pair = engine.render(request)
+    left = fit_width(pair.left, settings.max_eye_width)
+    right = fit_width(pair.right, settings.max_eye_width)
+    for frame, target in zip(compose(left, right, settings.layout), job.outputs):
+        write_image(
+            frame,
+            target,
+            force=settings.force,
+            bit_depth=picture.bit_depth,
+            quality=settings.quality,
+            icc_profile=picture.icc_profile,
+            exif=picture.exif,
+        )
+    return picture

@@ -1,0 +1,156 @@
+"""Decode still images into float arrays: EXIF orientation applied, 16-bit and alpha kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sbsconvert.errors import SbsError, first_line
+
+try:  # HEIC/HEIF (iPhone photos) through libheif, when the wheel is present.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
+    pass
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif", ".gif", ".jfif", ".mpo"}
+)
+# 100 megapixels: a 24 GiB machine holds the float buffers of the warp engine several times over
+# at this size; beyond it we refuse rather than risk running out of memory.
+MAX_PIXELS = 100_000_000
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+@dataclass
+class Picture:
+    """A decoded image. `pixels` is HxWxC float32 in [0, 1], C = 3 (RGB) or 4 (RGBA)."""
+
+    pixels: np.ndarray
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # kept for the output (date taken, camera), orientation reset to 1
+    source: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.shape[2] == 4
+
+    @property
+    def size(self) -> tuple[int, int]:
+        height, width = self.pixels.shape[:2]
+        return width, height
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_picture(path: Path) -> Picture:
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            notes = []
+            if getattr(image, "n_frames", 1) > 1 and image.format != "MPO":
+                notes.append(f"{path.name} is animated: only its first frame is converted")
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise SbsError(_too_large(path, width, height))
+            icc = image.info.get("icc_profile")
+            exif_tags = image.getexif()
+            orientation = exif_tags.get(0x0112, 1)
+            exif = _upright_exif(exif_tags)
+            image.seek(0)
+            pixels = _high_bit_depth_pixels(path, orientation)
+            bit_depth = 16
+            if pixels is None:
+                pixels = _pillow_pixels(ImageOps.exif_transpose(image))
+                bit_depth = 8
+    except SbsError:
+        raise
+    except FileNotFoundError:
+        raise SbsError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SbsError(f"{path}: is a folder, not an image") from None
+    except Image.DecompressionBombError:
+        raise SbsError(f"{path}: image is larger than the {MAX_PIXELS // 1_000_000} megapixel limit") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise SbsError(f"{path}: not a readable image ({first_line(error)})") from None
+    if min(pixels.shape[:2]) < 2:
+        raise SbsError(f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, too small to convert")
+    return Picture(pixels=pixels, bit_depth=bit_depth, icc_profile=icc, exif=exif, source=path, notes=notes)
+
+
+def _too_large(path: Path, width: int, height: int) -> str:
+    return (
+        f"{path}: {width}x{height} is larger than the {MAX_PIXELS // 1_000_000} megapixel limit; "
+        "downscale it first"
+    )
+
+
+
+def _upright_exif(tags: Image.Exif) -> bytes | None:
+    if not tags:
+        return None
+    tags[0x0112] = 1  # the pixels are already turned upright
+    try:
+        return tags.tobytes()
+    except (ValueError, TypeError, OverflowError):  # malformed maker notes: drop EXIF rather than fail
+        return None
+
+
+def _pillow_pixels(image: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to float RGB(A) in [0, 1]."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        gray = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if mode.startswith("I;16") or gray.max() > 255 else 255.0
+        gray = np.clip(gray / peak, 0.0, 1.0)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
+    converted = image.convert("RGBA" if has_alpha else "RGB")  # CMYK, L, P, YCbCr... -> RGB
+    return np.asarray(converted, dtype=np.float32) / 255.0
+
+
+def _high_bit_depth_pixels(path: Path, orientation: int) -> np.ndarray | None:
+    """16-bit colour PNG/TIFF: Pillow would reduce these to 8 bits, OpenCV keeps them."""
+    if path.suffix.lower() not in (".png", ".tif", ".tiff"):
+        return None
+    data = np.fromfile(path, dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3:
+        return None
+    channels = decoded.shape[2]
+    if channels == 4:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
+    elif channels == 3:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    else:
+        return None
+    pixels = decoded.astype(np.float32) / 65535.0
+    return apply_exif_orientation(pixels, orientation)
+
+
+def apply_exif_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 1..8 to an HxWxC array (same result as Pillow's exif_transpose)."""
+    transforms = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }
+    transform = transforms.get(orientation)
+    return pixels if transform is None else np.ascontiguousarray(transform(pixels))

@@ -1,0 +1,49 @@
+"""Monocular depth through transformers' depth-estimation models (Depth Anything, DPT, ...)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from sbsconvert.device import Compute
+from sbsconvert.disparity import Disparity, disparity_from_array
+from sbsconvert.hub import load_pretrained
+
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+_ALTERNATIVES = "pass a disparity map with --disparity FILE"
+
+
+class DepthEstimator:
+    """Loads a depth-estimation model once and turns images into relative disparity maps."""
+
+    def __init__(self, model_name: str, compute: Compute):
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+        self.name = model_name
+        self.compute = compute
+        self.processor = load_pretrained(
+            AutoImageProcessor.from_pretrained, model_name, what="depth model", alternatives=_ALTERNATIVES
+        )
+        model = load_pretrained(
+            AutoModelForDepthEstimation.from_pretrained, model_name, what="depth model", alternatives=_ALTERNATIVES
+        )
+        self.model = model.to(device=compute.device, dtype=compute.dtype).eval()
+        config = self.model.config
+        # Metric models (ZoeDepth, Depth Anything "metric") predict depth; relative ones predict
+        # inverse depth, which is already disparity up to scale.
+        self.predicts_depth = (
+            getattr(config, "depth_estimation_type", None) == "metric" or config.model_type == "zoedepth"
+        )
+
+    @torch.inference_mode()
+    def __call__(self, pixels: np.ndarray) -> Disparity:
+        height, width = pixels.shape[:2]
+        rgb = Image.fromarray(np.round(np.clip(pixels[:, :, :3], 0, 1) * 255).astype(np.uint8))
+        inputs = self.processor(images=rgb, return_tensors="pt")
+        pixel_values = inputs["pixel_values"].to(device=self.compute.device, dtype=self.compute.dtype)
+        predicted = self.model(pixel_values=pixel_values).predicted_depth
+        predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="bicubic", align_corners=False)
+        values = predicted[0, 0].cpu().numpy().astype(np.float32)
+        return disparity_from_array(values, "depth" if self.predicts_depth else "relative", name=f"depth model {self.name}")

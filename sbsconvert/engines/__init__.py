@@ -1,0 +1,1 @@
+"""Stereo engines: `warp` (model-free, fast) and `diffusion` (StereoDiffusion)."""

@@ -1,0 +1,184 @@
+"""Model-free stereo: forward warp with nearest-wins occlusion, then fill the disocclusions.
+
+The warp treats each image row as a strip of connected samples: consecutive source pixels form
+a segment that is rasterised into the target row (sub-pixel exact, no cracks on stretched
+surfaces), unless the segment stretches wider than `max_stretch` pixels (a depth edge opening a
+hole) or folds back (a surface turned away). Where several samples land on one target pixel the
+nearest wins (z-buffer on nearness). The winning source coordinate is then sampled from the
+input with linear interpolation, so fronto-parallel regions with integer shifts are copied exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from sbsconvert.engines.base import StereoPair, StereoRequest
+from sbsconvert.errors import SbsError
+
+FILL_METHODS = ("inpaint", "background", "stretch", "blank")
+
+
+@dataclass
+class WarpResult:
+    image: torch.Tensor  # CxHxW, holes hold zeros
+    valid: torch.Tensor  # HxW bool, False in disocclusions
+    nearness: torch.Tensor  # HxW nearness of the winning sample, 0 in holes
+
+
+def forward_warp(
+    image: torch.Tensor, shift: torch.Tensor, nearness: torch.Tensor, max_stretch: float = 2.0
+) -> WarpResult:
+    """Move each pixel (x, y) of `image` (CxHxW) to (x - shift, y), nearest wins."""
+    channels, height, width = image.shape
+    device = image.device
+    shift = shift.to(device=device, dtype=torch.float32)
+    nearness = nearness.to(device=device, dtype=torch.float32)
+    xs = torch.arange(width, device=device, dtype=torch.float32).expand(height, width)
+    rows = torch.arange(height, device=device).unsqueeze(1)
+    target = xs - shift
+
+    # Point samples: every source pixel lands on its nearest target pixel.
+    point_target = torch.round(target)
+    candidates_target = [point_target]
+    candidates_source = [point_target + shift]
+    candidates_near = [nearness]
+    candidates_ok = [torch.ones_like(target, dtype=torch.bool)]
+
+    # Segment samples: target pixels strictly covered by the span between neighbours x and x+1.
+    start, end = target[:, :-1], target[:, 1:]
+    length = end - start
+    forward = (length > 0) & (length <= max_stretch)
+    safe_length = torch.where(forward, length, torch.ones_like(length))
+    first = torch.ceil(start)
+    for step in range(int(math.ceil(max_stretch)) + 1):
+        covered = first + step
+        fraction = (covered - start) / safe_length
+        ok = forward & (covered <= end)
+        candidates_target.append(covered)
+        candidates_source.append(xs[:, :-1] + fraction)
+        candidates_near.append(torch.lerp(nearness[:, :-1], nearness[:, 1:], fraction.clamp(0, 1)))
+        candidates_ok.append(ok)
+
+    row_index = [rows.expand_as(t) for t in candidates_target]
+    tgt = torch.cat([t.reshape(-1) for t in candidates_target])
+    src = torch.cat([s.reshape(-1) for s in candidates_source])
+    near = torch.cat([n.reshape(-1) for n in candidates_near])
+    row = torch.cat([r.reshape(-1) for r in row_index])
+    ok = torch.cat([o.reshape(-1) for o in candidates_ok]) & (tgt >= 0) & (tgt <= width - 1)
+    tgt, src, near, row = tgt[ok].long(), src[ok], near[ok], row[ok]
+    flat = row * width + tgt
+
+    zbuffer = torch.full((height * width,), -math.inf, device=device)
+    zbuffer.scatter_reduce_(0, flat, near, reduce="amax")
+    winner = near >= zbuffer[flat]
+    source_x = torch.full((height * width,), -math.inf, device=device)
+    source_x.scatter_reduce_(0, flat[winner], src[winner], reduce="amax")
+
+    valid = torch.isfinite(zbuffer).reshape(height, width)
+    winner_near = torch.where(valid, zbuffer.reshape(height, width), torch.zeros_like(target))
+    source_x = torch.where(valid.reshape(-1), source_x, torch.zeros_like(source_x)).reshape(height, width)
+    edge = (shift[:, 1:] - shift[:, :-1]).abs() > max(max_stretch - 1.0, 0.0)
+    warped = _sample_rows(image, source_x.clamp(0, width - 1), nearness, winner_near, edge) * valid
+    return WarpResult(image=warped, valid=valid, nearness=winner_near)
+
+
+def _sample_rows(
+    image: torch.Tensor, source_x: torch.Tensor, nearness: torch.Tensor, want: torch.Tensor, edge: torch.Tensor
+) -> torch.Tensor:
+    """Linear interpolation of each row of `image` (CxHxW) at fractional columns `source_x` (HxW).
+
+    Across a depth edge (`edge[y, x]`: columns x and x+1 belong to different surfaces) blending
+    would mix foreground and background colours, so the neighbour whose nearness is closest to
+    the winning sample's (`want`) is taken alone.
+    """
+    width = image.shape[2]
+    left = source_x.floor().clamp(0, width - 1).long()
+    right = (left + 1).clamp(max=width - 1)
+    weight = source_x - left
+    across = torch.gather(edge, 1, left.clamp(max=width - 2)) if width > 1 else torch.zeros_like(weight, dtype=torch.bool)
+    closer_right = (torch.gather(nearness, 1, right) - want).abs() < (torch.gather(nearness, 1, left) - want).abs()
+    weight = torch.where(across, closer_right.float(), weight).unsqueeze(0)
+    gather = lambda cols: torch.gather(image, 2, cols.unsqueeze(0).expand(image.shape[0], -1, -1))
+    return gather(left) * (1 - weight) + gather(right) * weight
+
+
+def _nearest_valid(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel, the column of the nearest valid pixel to its left and to its right (-1 / W if none)."""
+    height, width = valid.shape
+    cols = torch.arange(width, device=valid.device).expand(height, width)
+    left = torch.where(valid, cols, torch.full_like(cols, -1)).cummax(dim=1).values
+    flipped = torch.where(valid, cols, torch.full_like(cols, width)).flip(1)
+    right = (-(-flipped).cummax(dim=1).values).flip(1)
+    return left, right
+
+
+def fill_holes(result: WarpResult, method: str) -> torch.Tensor:
+    """Fill the disocclusions of a warp. Returns CxHxW."""
+    if method not in FILL_METHODS:
+        raise SbsError(f"unknown fill method '{method}' (choose from {', '.join(FILL_METHODS)})")
+    image, valid = result.image, result.valid
+    if method == "blank" or bool(valid.all()):
+        return image
+    if not bool(valid.any()):
+        return image
+    if method == "inpaint":
+        return _inpaint(image, valid)
+    width = valid.shape[1]
+    left, right = _nearest_valid(valid)
+    has_left, has_right = left >= 0, right < width
+    left_c, right_c = left.clamp(0, width - 1), right.clamp(0, width - 1)
+    pick = lambda cols: torch.gather(image, 2, cols.unsqueeze(0).expand(image.shape[0], -1, -1))
+    left_colour, right_colour = pick(left_c), pick(right_c)
+    if method == "stretch":
+        span = (right_c - left_c).clamp(min=1).float()
+        weight = ((torch.arange(width, device=valid.device) - left_c).float() / span).clamp(0, 1)
+        weight = torch.where(has_left, torch.where(has_right, weight, 0.0), 1.0).unsqueeze(0)
+        filled = left_colour * (1 - weight) + right_colour * weight
+    else:  # background: copy the farther of the two sides across the hole
+        near_left = torch.gather(result.nearness, 1, left_c)
+        near_right = torch.gather(result.nearness, 1, right_c)
+        use_right = (has_right & (~has_left | (near_right < near_left))).unsqueeze(0)
+        filled = torch.where(use_right, right_colour, left_colour)
+    return torch.where(valid.unsqueeze(0), image, filled)
+
+
+def _inpaint(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """OpenCV Telea inpainting, channel by channel in float so 16-bit input keeps its precision."""
+    mask = (~valid).to(torch.uint8).cpu().numpy()
+    planes = image.detach().cpu().numpy().astype(np.float32)
+    filled = np.stack([cv2.inpaint(plane, mask, 3, cv2.INPAINT_TELEA) for plane in planes])
+    return torch.from_numpy(filled).to(image.device)
+
+
+class WarpEngine:
+    """Forward warp plus hole filling; runs on whichever torch device it is given."""
+
+    name = "warp"
+
+    def __init__(self, fill: str = "inpaint", device: torch.device | str = "cpu", max_stretch: float = 2.0):
+        if fill not in FILL_METHODS:
+            raise SbsError(f"unknown fill method '{fill}' (choose from {', '.join(FILL_METHODS)})")
+        self.fill = fill
+        self.device = torch.device(device)
+        self.max_stretch = max_stretch
+
+    def synthesize(self, image: torch.Tensor, shift: torch.Tensor, nearness: torch.Tensor) -> torch.Tensor:
+        result = forward_warp(image, shift, nearness, self.max_stretch)
+        return fill_holes(result, self.fill)
+
+    def render(self, request: StereoRequest) -> StereoPair:
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        image = to_tensor(request.image).permute(2, 0, 1).float()
+        shift, nearness = to_tensor(request.shift), to_tensor(request.nearness)
+        to_array = lambda t: t.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        if request.eye == "right":
+            return StereoPair(left=request.image, right=to_array(self.synthesize(image, shift, nearness)))
+        half = shift / 2
+        left = self.synthesize(image, -half, nearness)
+        right = self.synthesize(image, half, nearness)
+        return StereoPair(left=to_array(left), right=to_array(right))

@@ -1,0 +1,81 @@
+"""Load pretrained models through `from_pretrained`, turning offline failures into one clear line.
+
+Order: a local folder as given; else the Hugging Face cache without touching the network; else,
+only if the Hub answers a quick connection probe, a normal download. This avoids the minute-long
+retry loop huggingface_hub runs when there is no network at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from sbsconvert.errors import SbsError, first_line
+
+PROBE_TIMEOUT_S = 3.0
+_LOAD_ERRORS = (OSError, ValueError, KeyError)
+
+
+def is_local_folder(name_or_path: str) -> bool:
+    return Path(name_or_path).expanduser().is_dir()
+
+
+def load_pretrained(
+    loader: Callable[..., Any], name_or_path: str, *, what: str, alternatives: str, **kwargs: Any
+) -> Any:
+    """Call `loader` (a `from_pretrained`) on a local folder or hub id, explaining failures.
+
+    `what` names the model in messages ("depth model"); `alternatives` tells the user what else
+    they can do, e.g. "pass --disparity FILE".
+    """
+    if is_local_folder(name_or_path):
+        try:
+            return loader(str(Path(name_or_path).expanduser()), **kwargs)
+        except _LOAD_ERRORS as error:
+            raise SbsError(f"cannot load {what} from folder '{name_or_path}': {first_line(error)}") from None
+    if _looks_like_path(name_or_path):
+        raise SbsError(f"{what} folder '{name_or_path}' does not exist")
+    try:
+        return loader(name_or_path, local_files_only=True, **kwargs)
+    except _LOAD_ERRORS:
+        pass
+    if _offline_requested() or not hub_reachable():
+        raise SbsError(
+            f"{what} '{name_or_path}' is not in the Hugging Face cache ({hub_cache()}) and the Hub "
+            f"cannot be reached; download it on a connected machine, give a local folder instead, "
+            f"or {alternatives}"
+        )
+    try:
+        return loader(name_or_path, **kwargs)
+    except _LOAD_ERRORS as error:
+        raise SbsError(f"cannot download {what} '{name_or_path}': {first_line(error)}") from None
+
+
+def hub_cache() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+@functools.cache
+def hub_reachable() -> bool:
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_requested() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _looks_like_path(name: str) -> bool:
+    # Hub ids are "owner/name" or "name"; anything starting like a path or deeper is a path.
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)

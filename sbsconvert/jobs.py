@@ -1,0 +1,117 @@
+"""Turn the INPUT arguments into a list of jobs: which file to read, which files to write."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sbsconvert.decode import is_image_path
+from sbsconvert.errors import SbsError
+from sbsconvert.layout import LAYOUTS, get_layout
+from sbsconvert.output import IMAGE_FORMATS
+
+FOLDER_OUTPUT_SUFFIX = "_stereo"
+_OUR_SUFFIXES = tuple(sorted({suffix.lower() for layout in LAYOUTS.values() for suffix in layout.suffixes}))
+
+
+@dataclass
+class Job:
+    source: Path
+    outputs: list[Path]  # one file, or left and right for lr-pair
+
+
+def natural_key(path: Path) -> list[object]:
+    """Sort key that puts frame2 before frame10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
+
+
+def looks_like_our_output(path: Path) -> bool:
+    stem = path.stem.lower()
+    return any(stem.endswith(suffix) for suffix in _OUR_SUFFIXES)
+
+
+def images_in_folder(folder: Path, recursive: bool) -> list[Path]:
+    """Images in a folder (natural order), skipping hidden files and files we wrote ourselves."""
+    pattern = "**/*" if recursive else "*"
+    found = [
+        path
+        for path in folder.glob(pattern)
+        if path.is_file()
+        and is_image_path(path)
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and not looks_like_our_output(path)
+    ]
+    return sorted(found, key=natural_key)
+
+
+def output_extension(source: Path, image_type: str | None) -> str:
+    if image_type:
+        extension = "." + image_type.lower().lstrip(".")
+        if extension not in IMAGE_FORMATS:
+            raise SbsError(f"unsupported output type '{image_type}' (choose from jpg, png, webp, tif)")
+        return extension
+    extension = source.suffix.lower()
+    return extension if extension in IMAGE_FORMATS else ".jpg"
+
+
+def plan_jobs(
+    inputs: list[Path], output: Path | None, layout_name: str, image_type: str | None, recursive: bool
+) -> list[Job]:
+    if not inputs:
+        raise SbsError("no INPUT given (a photo, or a folder of photos)")
+    layout = get_layout(layout_name)
+    pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
+    for given in inputs:
+        if given.is_dir():
+            found = images_in_folder(given, recursive)
+            if not found:
+                hint = "" if recursive else " (use --recursive to look in sub-folders)"
+                raise SbsError(f"folder {given} holds no images{hint}")
+            pairs.extend((path, given) for path in found)
+        elif given.is_file():
+            if not is_image_path(given):
+                raise SbsError(f"{given}: not an image type sbsconvert reads ({given.suffix or 'no extension'})")
+            pairs.append((given, None))
+        else:
+            raise SbsError(f"{given}: no such file or folder")
+
+    single_file_target = (
+        output is not None and len(pairs) == 1 and pairs[0][1] is None and output.suffix.lower() in IMAGE_FORMATS
+    )
+    jobs = []
+    for source, folder in pairs:
+        if single_file_target:
+            assert output is not None
+            names = [output] if len(layout.suffixes) == 1 else [_with_suffix(output, s, output.suffix) for s in layout.suffixes]
+        else:
+            extension = output_extension(source, image_type)
+            target_folder = _target_folder(source, folder, output)
+            names = [target_folder / f"{source.stem}{suffix}{extension}" for suffix in layout.suffixes]
+        jobs.append(Job(source=source, outputs=names))
+    _check_collisions(jobs)
+    return jobs
+
+
+def _with_suffix(path: Path, suffix: str, extension: str) -> Path:
+    return path.with_name(f"{path.stem}{suffix}{extension}")
+
+
+def _target_folder(source: Path, folder: Path | None, output: Path | None) -> Path:
+    if folder is None:
+        return output if output is not None else source.parent
+    base = output if output is not None else folder.parent / f"{folder.resolve().name}{FOLDER_OUTPUT_SUFFIX}"
+    return base / source.parent.relative_to(folder)
+
+
+def _check_collisions(jobs: list[Job]) -> None:
+    sources = {job.source.resolve() for job in jobs}
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        for target in job.outputs:
+            resolved = target.resolve()
+            if resolved in sources:
+                raise SbsError(f"output {target} would overwrite an input file; choose another -o")
+            if resolved in seen:
+                raise SbsError(f"{job.source} and {seen[resolved]} would both be written to {target}")
+            seen[resolved] = job.source

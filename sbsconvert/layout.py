@@ -1,0 +1,103 @@
+"""Arrange a stereo pair into the frame layouts headsets and viewers expect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sbsconvert.errors import SbsError
+
+# Dubois least-squares red-cyan matrices (rows: output R, G, B; applied to linear RGB).
+DUBOIS_LEFT = np.array(
+    [[0.456, 0.500, 0.176], [-0.040, -0.038, -0.016], [-0.015, -0.021, -0.005]], dtype=np.float32
+)
+DUBOIS_RIGHT = np.array(
+    [[-0.043, -0.088, -0.002], [0.378, 0.734, -0.018], [-0.072, -0.113, 1.226]], dtype=np.float32
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    suffixes: tuple[str, ...]  # filename suffixes players recognise; two entries = two files (L, R)
+    description: str
+
+
+LAYOUTS = {
+    layout.name: layout
+    for layout in (
+        Layout("sbs", ("_LR",), "side by side, full width per eye (left eye on the left)"),
+        Layout("hsbs", ("_HSBS",), "side by side, each eye squeezed to half width (frame keeps the input size)"),
+        Layout("tb", ("_TB",), "over-under, full height per eye (left eye on top)"),
+        Layout("htb", ("_HOU",), "over-under, each eye squeezed to half height"),
+        Layout("anaglyph", ("_anaglyph",), "red-cyan anaglyph (Dubois), for paper glasses"),
+        Layout("crosseye", ("_RL",), "side by side with the eyes swapped, for cross-eyed free viewing"),
+        Layout("lr-pair", ("_L", "_R"), "two separate files, one per eye"),
+    )
+}
+
+
+def get_layout(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise SbsError(f"unknown format '{name}' (choose from {', '.join(LAYOUTS)})") from None
+
+
+def compose(left: np.ndarray, right: np.ndarray, layout_name: str) -> list[np.ndarray]:
+    """Arrange HxWxC views; returns one frame, or two for `lr-pair`."""
+    if left.shape != right.shape:
+        raise ValueError(f"left {left.shape} and right {right.shape} views differ in size")
+    name = get_layout(layout_name).name
+    if name == "sbs":
+        return [np.concatenate([left, right], axis=1)]
+    if name == "crosseye":
+        return [np.concatenate([right, left], axis=1)]
+    if name == "tb":
+        return [np.concatenate([left, right], axis=0)]
+    if name == "hsbs":
+        half = lambda view: _resize(view, _half(view.shape[1]), view.shape[0])
+        return [np.concatenate([half(left), half(right)], axis=1)]
+    if name == "htb":
+        half = lambda view: _resize(view, view.shape[1], _half(view.shape[0]))
+        return [np.concatenate([half(left), half(right)], axis=0)]
+    if name == "anaglyph":
+        return [anaglyph(left, right)]
+    return [left, right]
+
+
+def anaglyph(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Dubois red-cyan anaglyph; the mix is done in linear light as the matrices were fitted there."""
+    linear = DUBOIS_LEFT @ srgb_to_linear(left[..., :3]).reshape(-1, 3).T
+    linear += DUBOIS_RIGHT @ srgb_to_linear(right[..., :3]).reshape(-1, 3).T
+    mixed = linear_to_srgb(np.clip(linear.T, 0.0, 1.0)).reshape(left.shape[:2] + (3,))
+    return mixed.astype(np.float32)
+
+
+def srgb_to_linear(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    return np.where(values <= 0.0031308, values * 12.92, 1.055 * np.power(values, 1 / 2.4) - 0.055)
+
+
+def _half(size: int) -> int:
+    return max(1, size // 2)
+
+
+def _resize(view: np.ndarray, width: int, height: int) -> np.ndarray:
+    resized = cv2.resize(view, (width, height), interpolation=cv2.INTER_AREA)
+    return resized if resized.ndim == 3 else resized[:, :, None]
+
+
+def fit_width(view: np.ndarray, max_width: int | None) -> np.ndarray:
+    """Downscale a view (keeping its aspect) so it is at most `max_width` wide."""
+    height, width = view.shape[:2]
+    if not max_width or width <= max_width:
+        return view
+    return _resize(view, max_width, max(1, round(height * max_width / width)))

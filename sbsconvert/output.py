@@ -1,0 +1,131 @@
+"""Write results atomically: encode to a temp file beside the target, then rename into place."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from sbsconvert.errors import SbsError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_DEFAULT_FILE_MODE = 0o666 & ~_UMASK
+
+IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def check_writable_target(path: Path, force: bool) -> None:
+    """Refuse early (before any work) when `path` exists and --force was not given."""
+    if path.exists() and not force:
+        raise SbsError(f"{path} already exists (use --force to overwrite)")
+    if path.exists() and path.is_dir():
+        raise SbsError(f"{path} is a folder; cannot write an image there")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, force: bool) -> Iterator[Path]:
+    """Yield a temp path in the target folder; on success it replaces `path` in one rename.
+
+    Without `force`, an existing target is never replaced, even if it appeared after the
+    check at start-up. On any failure the temp file is removed, so no partial output remains.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
+    except OSError as error:
+        raise SbsError(f"cannot write to {folder}: {error.strerror or error}") from None
+    os.close(handle)
+    temp = Path(temp_name)
+    os.chmod(temp, _DEFAULT_FILE_MODE)  # mkstemp creates 0600; outputs get the usual permissions
+    try:
+        yield temp
+        _publish(temp, path, force)
+    except OSError as error:
+        raise SbsError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def _publish(temp: Path, path: Path, force: bool) -> None:
+    if force:
+        os.replace(temp, path)
+        return
+    try:
+        os.link(temp, path)  # atomic and fails if the target exists
+    except FileExistsError:
+        raise SbsError(f"{path} already exists (use --force to overwrite)") from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # File systems without hard links (FAT, exFAT on SD cards): check, then rename.
+        if path.exists():
+            raise SbsError(f"{path} already exists (use --force to overwrite)") from None
+        os.replace(temp, path)
+
+
+def write_image(
+    pixels: np.ndarray,
+    path: Path,
+    *,
+    force: bool,
+    bit_depth: int = 8,
+    quality: int = 95,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> None:
+    """Encode HxWxC float [0, 1] pixels to `path` (format from the extension), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise SbsError(f"{path}: unsupported output image type '{suffix}' (use {', '.join(IMAGE_FORMATS)})")
+    with atomic_path(path, force) as temp:
+        _encode(pixels, temp, IMAGE_FORMATS[suffix], bit_depth, quality, icc_profile, exif)
+
+
+def _encode(
+    pixels: np.ndarray,
+    path: Path,
+    image_format: str,
+    bit_depth: int,
+    quality: int,
+    icc_profile: bytes | None,
+    exif: bytes | None,
+) -> None:
+    pixels = np.clip(pixels, 0.0, 1.0)
+    if image_format == "JPEG" and pixels.shape[2] == 4:
+        pixels = pixels[:, :, :3] * pixels[:, :, 3:4]  # JPEG has no alpha: composite over black
+    if image_format in ("PNG", "TIFF") and bit_depth == 16:
+        _encode_16bit(pixels, path)
+        return
+    image = Image.fromarray(np.round(pixels * 255.0).astype(np.uint8), "RGBA" if pixels.shape[2] == 4 else "RGB")
+    options: dict[str, object] = {}
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    if exif and image_format in ("JPEG", "PNG", "WEBP", "TIFF"):
+        options["exif"] = exif
+    if image_format == "JPEG":
+        options.update(quality=quality, subsampling=0, optimize=True)
+    elif image_format == "WEBP":
+        options.update(quality=quality)
+    image.save(path, format=image_format, **options)
+
+
+def _encode_16bit(pixels: np.ndarray, path: Path) -> None:
+    data = np.round(pixels * 65535.0).astype(np.uint16)
+    conversion = cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, encoded = cv2.imencode(".png" if path.suffix.lower() == ".png" else ".tiff", cv2.cvtColor(data, conversion))
+    if not ok:
+        raise OSError(errno.EIO, "16-bit encoder failed")
+    encoded.tofile(path)
+

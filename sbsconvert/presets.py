@@ -1,0 +1,62 @@
+"""Presets: plain TOML files in presets/ naming a layout, size, divergence and codec."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from sbsconvert.errors import SbsError
+
+# Installed wheels carry the folder inside the package; a source checkout has it at the top.
+_PRESET_FOLDERS = (Path(__file__).parent / "presets", Path(__file__).parent.parent / "presets")
+
+# Each known key and the type its value must have.
+PRESET_KEYS: dict[str, type | tuple[type, ...]] = {
+    "description": str,
+    "format": str,
+    "divergence": (int, float),
+    "convergence": (int, float),
+    "max_eye_width": int,
+    "image_type": str,
+    "jpeg_quality": int,
+    "fill": str,
+    "video": dict,
+}
+VIDEO_KEYS: dict[str, type | tuple[type, ...]] = {"codec": str, "pixel_format": str, "bitrate": str, "crf": int}
+
+
+def preset_folder() -> Path:
+    for folder in _PRESET_FOLDERS:
+        if folder.is_dir():
+            return folder
+    raise SbsError("the presets folder is missing from this installation")
+
+
+def preset_names() -> list[str]:
+    try:
+        return sorted(path.stem for path in preset_folder().glob("*.toml"))
+    except SbsError:
+        return []
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """Load and check `presets/NAME.toml` (or a path to a .toml file)."""
+    path = Path(name) if name.endswith(".toml") else preset_folder() / f"{name}.toml"
+    if not path.is_file():
+        raise SbsError(f"unknown preset '{name}' (available: {', '.join(preset_names()) or 'none'})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SbsError(f"preset {path}: not valid TOML ({error})") from None
+    _check_keys(data, PRESET_KEYS, f"preset {path.name}")
+    _check_keys(data.get("video", {}), VIDEO_KEYS, f"preset {path.name} [video]")
+    return data
+
+
+def _check_keys(data: dict[str, Any], known: dict[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if key not in known:
+            raise SbsError(f"{where}: unknown setting '{key}' (known: {', '.join(known)})")
+        if not isinstance(value, known[key]) or isinstance(value, bool):
+            raise SbsError(f"{where}: '{key}' has the wrong type ({type(value).__name__})")
