@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,12 +98,15 @@ def _too_large(path: Path, width: int, height: int) -> str:
 
 
 def _upright_exif(tags: Image.Exif) -> bytes | None:
+    """EXIF for the output, with orientation 1 since the pixels are already turned upright."""
     if not tags:
         return None
-    tags[0x0112] = 1  # the pixels are already turned upright
     try:
-        return tags.tobytes()
-    except (ValueError, TypeError, OverflowError):  # malformed maker notes: drop EXIF rather than fail
+        upright = Image.Exif()
+        upright.load(tags.tobytes())  # a copy: the source image's own tags stay as they are
+        upright[0x0112] = 1
+        return upright.tobytes()
+    except (ValueError, TypeError, OverflowError, struct.error):  # malformed maker notes: drop EXIF
         return None
 
 

@@ -47,7 +47,7 @@ def forward_warp(
     candidates_target = [point_target]
     candidates_source = [point_target + shift]
     candidates_near = [nearness]
-    candidates_ok = [torch.ones_like(target, dtype=torch.bool)]
+    candidates_ok = [(candidates_source[0] >= 0) & (candidates_source[0] <= width - 1)]
 
     # Segment samples: target pixels strictly covered by the span between neighbours x and x+1.
     start, end = target[:, :-1], target[:, 1:]
@@ -103,8 +103,7 @@ def _sample_rows(
     across = torch.gather(edge, 1, left.clamp(max=width - 2)) if width > 1 else torch.zeros_like(weight, dtype=torch.bool)
     closer_right = (torch.gather(nearness, 1, right) - want).abs() < (torch.gather(nearness, 1, left) - want).abs()
     weight = torch.where(across, closer_right.float(), weight).unsqueeze(0)
-    gather = lambda cols: torch.gather(image, 2, cols.unsqueeze(0).expand(image.shape[0], -1, -1))
-    return gather(left) * (1 - weight) + gather(right) * weight
+    return _gather_columns(image, left) * (1 - weight) + _gather_columns(image, right) * weight
 
 
 def _nearest_valid(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,18 +121,23 @@ def fill_holes(result: WarpResult, method: str) -> torch.Tensor:
     if method not in FILL_METHODS:
         raise SbsError(f"unknown fill method '{method}' (choose from {', '.join(FILL_METHODS)})")
     image, valid = result.image, result.valid
-    if method == "blank" or bool(valid.all()):
-        return image
-    if not bool(valid.any()):
+    if method == "blank" or bool(valid.all()) or not bool(valid.any()):
         return image
     if method == "inpaint":
-        return _inpaint(image, valid)
+        filled = _inpaint(image, valid)
+    else:
+        filled = _fill_along_rows(result, method)
+    return torch.where(valid.unsqueeze(0), image, filled)
+
+
+def _fill_along_rows(result: WarpResult, method: str) -> torch.Tensor:
+    """`stretch` and `background` fills, from the nearest valid pixels left and right of each hole."""
+    image, valid = result.image, result.valid
     width = valid.shape[1]
     left, right = _nearest_valid(valid)
     has_left, has_right = left >= 0, right < width
     left_c, right_c = left.clamp(0, width - 1), right.clamp(0, width - 1)
-    pick = lambda cols: torch.gather(image, 2, cols.unsqueeze(0).expand(image.shape[0], -1, -1))
-    left_colour, right_colour = pick(left_c), pick(right_c)
+    left_colour, right_colour = _gather_columns(image, left_c), _gather_columns(image, right_c)
     if method == "stretch":
         span = (right_c - left_c).clamp(min=1).float()
         weight = ((torch.arange(width, device=valid.device) - left_c).float() / span).clamp(0, 1)
@@ -144,15 +148,23 @@ def fill_holes(result: WarpResult, method: str) -> torch.Tensor:
         near_right = torch.gather(result.nearness, 1, right_c)
         use_right = (has_right & (~has_left | (near_right < near_left))).unsqueeze(0)
         filled = torch.where(use_right, right_colour, left_colour)
-    return torch.where(valid.unsqueeze(0), image, filled)
+    return filled
+
+
+def _gather_columns(image: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """image[c, y, columns[y, x]] for every channel c (image CxHxW, columns HxW long)."""
+    return torch.gather(image, 2, columns.unsqueeze(0).expand(image.shape[0], -1, -1))
 
 
 def _inpaint(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """OpenCV Telea inpainting, channel by channel in float so 16-bit input keeps its precision."""
+    """OpenCV Telea inpainting, channel by channel at 16 bits so 16-bit input keeps its precision.
+
+    (Telea on float32 planes overshoots far outside the input range; integer planes saturate.)
+    """
     mask = (~valid).to(torch.uint8).cpu().numpy()
-    planes = image.detach().cpu().numpy().astype(np.float32)
+    planes = np.round(image.detach().clamp(0, 1).cpu().numpy() * 65535).astype(np.uint16)
     filled = np.stack([cv2.inpaint(plane, mask, 3, cv2.INPAINT_TELEA) for plane in planes])
-    return torch.from_numpy(filled).to(image.device)
+    return torch.from_numpy(filled.astype(np.float32) / 65535).to(image.device)
 
 
 class WarpEngine:
@@ -160,7 +172,7 @@ class WarpEngine:
 
     name = "warp"
 
-    def __init__(self, fill: str = "inpaint", device: torch.device | str = "cpu", max_stretch: float = 2.0):
+    def __init__(self, fill: str = "background", device: torch.device | str = "cpu", max_stretch: float = 2.0):
         if fill not in FILL_METHODS:
             raise SbsError(f"unknown fill method '{fill}' (choose from {', '.join(FILL_METHODS)})")
         self.fill = fill
