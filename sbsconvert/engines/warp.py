@@ -39,18 +39,19 @@ def forward_warp(
     shift = shift.to(device=device, dtype=torch.float32)
     nearness = nearness.to(device=device, dtype=torch.float32)
     xs = torch.arange(width, device=device, dtype=torch.float32).expand(height, width)
-    rows = torch.arange(height, device=device).unsqueeze(1)
     target = xs - shift
 
-    # Point samples: every source pixel lands on its nearest target pixel.
+    # Candidate k = 0: every source pixel lands on its nearest target pixel (point sample).
     point_target = torch.round(target)
-    candidates_target = [point_target]
-    candidates_source = [point_target + shift]
-    candidates_near = [nearness]
-    candidates_ok = [(candidates_source[0] >= 0) & (candidates_source[0] <= width - 1)]
+    point_source = point_target + shift
+    targets, sources, nears = [point_target], [point_source], [nearness]
+    oks = [(point_source >= 0) & (point_source <= width - 1)]
 
-    # Segment samples: target pixels strictly covered by the span between neighbours x and x+1.
-    start, end = target[:, :-1], target[:, 1:]
+    # Candidates k >= 1: target pixels covered by the span from x to x+1 (the last column has
+    # no right neighbour; it is padded with an invalid span).
+    pad = lambda t, value: torch.nn.functional.pad(t, (0, 1), value=value)
+    start, end = target, pad(target[:, 1:], -math.inf)
+    near_end = pad(nearness[:, 1:], 0.0)
     length = end - start
     forward = (length > 0) & (length <= max_stretch)
     safe_length = torch.where(forward, length, torch.ones_like(length))
@@ -58,30 +59,30 @@ def forward_warp(
     for step in range(int(math.ceil(max_stretch)) + 1):
         covered = first + step
         fraction = (covered - start) / safe_length
-        ok = forward & (covered <= end)
-        candidates_target.append(covered)
-        candidates_source.append(xs[:, :-1] + fraction)
-        candidates_near.append(torch.lerp(nearness[:, :-1], nearness[:, 1:], fraction.clamp(0, 1)))
-        candidates_ok.append(ok)
+        targets.append(covered)
+        sources.append(xs + fraction)
+        nears.append(torch.lerp(nearness, near_end, fraction.clamp(0, 1)))
+        oks.append(forward & (covered <= end))
 
-    row_index = [rows.expand_as(t) for t in candidates_target]
-    tgt = torch.cat([t.reshape(-1) for t in candidates_target])
-    src = torch.cat([s.reshape(-1) for s in candidates_source])
-    near = torch.cat([n.reshape(-1) for n in candidates_near])
-    row = torch.cat([r.reshape(-1) for r in row_index])
-    ok = torch.cat([o.reshape(-1) for o in candidates_ok]) & (tgt >= 0) & (tgt <= width - 1)
-    tgt, src, near, row = tgt[ok].long(), src[ok], near[ok], row[ok]
-    flat = row * width + tgt
+    target_all = torch.stack(targets)
+    ok = torch.stack(oks) & (target_all >= 0) & (target_all <= width - 1)
+    # Rejected candidates go to a spare slot past the end instead of being filtered out
+    # (boolean indexing would dominate the run time).
+    rows = torch.arange(height, device=device).view(1, height, 1) * width
+    spare = height * width
+    flat = torch.where(ok, rows + target_all.clamp(0, width - 1).long(), spare).reshape(-1)
+    near_all = torch.where(ok, torch.stack(nears), -math.inf).reshape(-1)
 
-    zbuffer = torch.full((height * width,), -math.inf, device=device)
-    zbuffer.scatter_reduce_(0, flat, near, reduce="amax")
-    winner = near >= zbuffer[flat]
-    source_x = torch.full((height * width,), -math.inf, device=device)
-    source_x.scatter_reduce_(0, flat[winner], src[winner], reduce="amax")
+    zbuffer = torch.full((spare + 1,), -math.inf, device=device)
+    zbuffer.scatter_reduce_(0, flat, near_all, reduce="amax")
+    winner = ok.reshape(-1) & (near_all >= zbuffer[flat])
+    source_x = torch.full((spare + 1,), -math.inf, device=device)
+    source_x.scatter_reduce_(0, flat, torch.where(winner, torch.stack(sources).reshape(-1), -math.inf), reduce="amax")
+    zbuffer, source_x = zbuffer[:spare].reshape(height, width), source_x[:spare].reshape(height, width)
 
-    valid = torch.isfinite(zbuffer).reshape(height, width)
-    winner_near = torch.where(valid, zbuffer.reshape(height, width), torch.zeros_like(target))
-    source_x = torch.where(valid.reshape(-1), source_x, torch.zeros_like(source_x)).reshape(height, width)
+    valid = torch.isfinite(zbuffer)
+    winner_near = torch.where(valid, zbuffer, torch.zeros_like(zbuffer))
+    source_x = torch.where(valid, source_x, torch.zeros_like(source_x))
     edge = (shift[:, 1:] - shift[:, :-1]).abs() > max(max_stretch - 1.0, 0.0)
     warped = _sample_rows(image, source_x.clamp(0, width - 1), nearness, winner_near, edge) * valid
     return WarpResult(image=warped, valid=valid, nearness=winner_near)
