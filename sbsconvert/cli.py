@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
-from tqdm import tqdm
-
 from sbsconvert import __version__
+from sbsconvert.batch import Reporter, check_targets, run_batch
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
 from sbsconvert.device import DEVICE_CHOICES, Compute, select_compute
@@ -21,7 +20,6 @@ from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.jobs import plan_jobs
 from sbsconvert.layout import LAYOUTS
-from sbsconvert.output import check_writable_target
 from sbsconvert.presets import load_preset, preset_names
 
 MAX_DIVERGENCE = 10.0
@@ -128,7 +126,13 @@ class ConvertCommand(click.Command):
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
               help="Where models and the warp run: auto picks CUDA, then Apple MPS, then CPU.")
+@click.option("--skip-existing", is_flag=True, help="Skip photos whose outputs already exist and write only "
+              "missing ones: run the same command again to finish an interrupted batch (outputs are only ever "
+              "published complete, so an existing one is finished).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print where each disparity came from and the time per stage.")
+@click.option("--json", "json_summary", is_flag=True, help="Print a machine-readable summary on stdout at the end: "
+              "converted, skipped and failed inputs with their outputs and errors.")
 def convert(inputs: tuple[Path, ...], **options: Any) -> None:
     """Convert photos or folders of photos (INPUT...) into stereo images.
 
@@ -166,17 +170,18 @@ def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
-    quiet = options["quiet"]
-    report = (lambda message: None) if quiet else (lambda message: tqdm.write(message, file=sys.stderr))
+    if options["quiet"] and options["verbose"]:
+        raise SbsError("--quiet and --verbose contradict each other; give one")
+    if options["force"] and options["skip_existing"]:
+        raise SbsError("--force and --skip-existing contradict each other; give one")
+    reporter = Reporter(0 if options["quiet"] else 2 if options["verbose"] else 1)
     merged = _merge_preset(options)
     if not 0 < merged["divergence"] <= MAX_DIVERGENCE and options["disparity_kind"] != "pixels":
         raise SbsError(f"divergence must be between 0 and {MAX_DIVERGENCE:g} percent, got {merged['divergence']}")
     jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"])
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
-    for job in jobs:
-        for target in job.outputs:
-            check_writable_target(target, options["force"])
+    check_targets(jobs, options["force"], options["skip_existing"])
     settings = ConvertSettings(
         layout=merged["format"],
         divergence=merged["divergence"],
@@ -186,6 +191,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         image_type=merged["image_type"],
         quality=merged["jpeg_quality"],
         force=options["force"],
+        skip_existing=options["skip_existing"],
     )
     compute = select_compute(options["device"])
     engine = create_engine(options["engine"], compute, **_engine_options(options["engine"], merged))
@@ -194,27 +200,21 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         options["disparity_kind"],
         options["depth_source"],
         make_estimator=lambda: _make_estimator(options["depth_model"], compute),
-        report=report,
+        report=reporter.info,
     )
-    failures = 0
-    started = time.perf_counter()
-    progress = tqdm(jobs, unit="photo", disable=quiet or len(jobs) < 2, file=sys.stderr)
-    for job in progress:
-        try:
-            picture = convert_image(job, settings, engine, disparity_for)
-        except SbsError as error:
-            if len(jobs) == 1:
-                raise
-            failures += 1
-            tqdm.write(f"error: {error}", file=sys.stderr)
-            continue
-        for note in picture.notes:
-            report(f"note: {note}")
-        report(f"wrote {', '.join(str(path) for path in job.outputs)}")
-    if len(jobs) > 1:
-        elapsed = time.perf_counter() - started
-        report(f"done: {len(jobs) - failures} converted, {failures} failed, in {elapsed:.1f} s")
-    return 1 if failures else 0
+    summary = run_batch(
+        jobs,
+        lambda job: convert_image(job, settings, engine, disparity_for),
+        reporter,
+        skip_existing=options["skip_existing"],
+    )
+    if len(jobs) > 1 or summary.interrupted:
+        reporter.info(summary.line())
+    if options["json_summary"]:
+        click.echo(json.dumps(summary.as_json(), indent=2))
+    if summary.interrupted:
+        raise KeyboardInterrupt
+    return 1 if summary.with_status("failed") else 0
 
 
 def _engine_options(name: str, merged: dict[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
+from sbsconvert.batch import JobResult
 from sbsconvert.decode import Picture, load_picture
 from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoEngine, StereoRequest
@@ -30,6 +33,7 @@ class ConvertSettings:
     image_type: str | None = None
     quality: int = 95
     force: bool = False
+    skip_existing: bool = False
 
 
 class DisparityProvider:
@@ -85,10 +89,13 @@ class DisparityProvider:
 
 def convert_image(
     job: Job, settings: ConvertSettings, engine: StereoEngine, disparity_for: Callable[[Path, Picture], Disparity]
-) -> Picture:
+) -> JobResult:
     """Run the whole still-image pipeline for one job and write its output file(s)."""
-    picture = load_picture(job.source)
-    disparity = disparity_for(job.source, picture)
+    timer = StageTimer()
+    with timer("decode"):
+        picture = load_picture(job.source)
+    with timer("disparity"):
+        disparity = disparity_for(job.source, picture)
     width = picture.size[0]
     request = StereoRequest(
         image=picture.pixels,
@@ -96,17 +103,39 @@ def convert_image(
         shift=pixel_shift(disparity, width, settings.divergence, settings.convergence),
         eye=settings.eye,
     )
-    pair = engine.render(request)
-    left = fit_width(pair.left, settings.max_eye_width)
-    right = fit_width(pair.right, settings.max_eye_width)
-    for frame, target in zip(compose(left, right, settings.layout), job.outputs):
-        write_image(
-            frame,
-            target,
-            force=settings.force,
-            bit_depth=picture.bit_depth,
-            quality=settings.quality,
-            icc_profile=picture.icc_profile,
-            exif=picture.exif,
-        )
-    return picture
+    with timer(engine.name):
+        pair = engine.render(request)
+    with timer("write"):
+        left = fit_width(pair.left, settings.max_eye_width)
+        right = fit_width(pair.right, settings.max_eye_width)
+        for frame, target in zip(compose(left, right, settings.layout), job.outputs):
+            if settings.skip_existing and target.exists():
+                continue  # an earlier, interrupted run finished this one of the pair
+            write_image(
+                frame,
+                target,
+                force=settings.force,
+                bit_depth=picture.bit_depth,
+                quality=settings.quality,
+                icc_profile=picture.icc_profile,
+                exif=picture.exif,
+            )
+    return JobResult(notes=picture.notes, details=[f"{job.source.name}: {timer}"])
+
+
+class StageTimer:
+    """Wall time per named stage, printed as "decode 0.01 s, warp 0.20 s, ..."."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+    def __str__(self) -> str:
+        return ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in self.seconds.items())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
@@ -49,3 +51,20 @@ def _network_dtype(device: torch.device, precision: str) -> torch.dtype:
         return torch.float16
     # Half precision on CPU is slow or unsupported for many kernels.
     return torch.float32
+
+
+@contextlib.contextmanager
+def memory_guard(what: str) -> Iterator[None]:
+    """Turn running out of GPU or host memory while doing `what` into one line with advice."""
+    try:
+        yield
+    except MemoryError:
+        raise SbsError(f"out of memory while {what}; try a smaller input or close other programs") from None
+    except RuntimeError as error:  # torch.cuda.OutOfMemoryError is a RuntimeError, as are MPS/HIP ones
+        if "out of memory" not in str(error).lower():
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # give the memory back so the rest of the batch can run
+        raise SbsError(
+            f"out of GPU memory while {what}; try a smaller input, fewer --steps or --device cpu"
+        ) from None

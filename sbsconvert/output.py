@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -25,7 +26,7 @@ IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"
 def check_writable_target(path: Path, force: bool) -> None:
     """Refuse early (before any work) when `path` exists and --force was not given."""
     if path.exists() and not force:
-        raise SbsError(f"{path} already exists (use --force to overwrite)")
+        raise SbsError(f"{path} already exists (use --force to overwrite, --skip-existing to keep it)")
     if path.exists() and path.is_dir():
         raise SbsError(f"{path} is a folder; cannot write an image there")
 
@@ -41,7 +42,8 @@ def atomic_path(path: Path, force: bool) -> Iterator[Path]:
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
+        remove_stale_temps(path)
+        handle, temp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".part{path.suffix}", dir=folder)
     except OSError as error:
         raise SbsError(f"cannot write to {folder}: {error.strerror or error}") from None
     os.close(handle)
@@ -55,6 +57,31 @@ def atomic_path(path: Path, force: bool) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+
+
+def temp_prefix(path: Path, pid: int | None = None) -> str:
+    """Temp files carry the writer's process id, so a later run can tell a killed writer's leftovers
+    (removed) from a temp file another running process is still writing (kept)."""
+    return f".{path.stem}.{os.getpid() if pid is None else pid}."
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files for `path` left by processes that no longer run (e.g. killed with SIGKILL)."""
+    for temp in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
+        owner = temp.name[len(path.stem) + 2 :].split(".", 1)[0]
+        if owner.isdigit() and not _process_alive(int(owner)):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _publish(temp: Path, path: Path, force: bool) -> None:

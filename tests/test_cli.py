@@ -153,7 +153,7 @@ def test_batch_goes_on_after_a_bad_photo(tmp_path):
         (maps / f"{name}.pfm").write_bytes(SYNTHETIC_DISP.read_bytes())
     code, output = run(album, "--disparity", maps, "-o", tmp_path / "out")
     assert code == 1
-    assert "bad.png: not a readable image" in output and "1 converted, 1 failed" in output
+    assert "bad.png: not a readable image" in output and "1 converted, 0 skipped, 1 failed" in output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_LR.png"]
 
 

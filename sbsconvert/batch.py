@@ -1,0 +1,142 @@
+"""Run planned jobs one by one: skip finished ones, keep going past per-file errors, summarise.
+
+Outputs are published atomically (see output.py), so an output that exists is complete: resuming an
+interrupted batch is skipping jobs whose outputs all exist and writing only what is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from sbsconvert.device import memory_guard
+from sbsconvert.errors import SbsError
+from sbsconvert.jobs import Job
+from sbsconvert.output import check_writable_target
+
+VERBOSITY = {"quiet": 0, "normal": 1, "verbose": 2}
+
+
+class Reporter:
+    """Messages on stderr, above any progress bar; errors always, the rest by verbosity."""
+
+    def __init__(self, verbosity: int = 1):
+        self.verbosity = verbosity
+
+    def error(self, message: str) -> None:
+        tqdm.write(f"error: {message}", file=sys.stderr)
+
+    def info(self, message: str) -> None:
+        if self.verbosity >= 1:
+            tqdm.write(message, file=sys.stderr)
+
+    def detail(self, message: str) -> None:
+        if self.verbosity >= 2:
+            tqdm.write(message, file=sys.stderr)
+
+
+@dataclass
+class JobResult:
+    notes: list[str] = field(default_factory=list)  # worth telling every user
+    details: list[str] = field(default_factory=list)  # for --verbose: sources used, time per stage
+
+
+@dataclass
+class Outcome:
+    source: Path
+    outputs: list[Path]
+    status: str  # "converted", "skipped" or "failed"
+    message: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        entry: dict[str, object] = {"input": str(self.source), "outputs": [str(path) for path in self.outputs]}
+        if self.message:
+            entry["error" if self.status == "failed" else "note"] = self.message
+        if self.status == "converted":
+            entry["seconds"] = round(self.seconds, 3)
+        return entry
+
+
+@dataclass
+class BatchSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def with_status(self, status: str) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == status]
+
+    def line(self) -> str:
+        counts = ", ".join(f"{len(self.with_status(status))} {status}" for status in ("converted", "skipped", "failed"))
+        state = "interrupted" if self.interrupted else "done"
+        return f"{state}: {counts}, in {self.seconds:.1f} s"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "converted": [outcome.as_dict() for outcome in self.with_status("converted")],
+            "skipped": [outcome.as_dict() for outcome in self.with_status("skipped")],
+            "failed": [outcome.as_dict() for outcome in self.with_status("failed")],
+            "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def is_finished(job: Job) -> bool:
+    return all(path.exists() for path in job.outputs)
+
+
+def check_targets(jobs: list[Job], force: bool, skip_existing: bool) -> None:
+    """Refuse before any work when an output exists and neither --force nor --skip-existing allows it."""
+    if skip_existing:
+        return
+    for job in jobs:
+        for target in job.outputs:
+            check_writable_target(target, force)
+
+
+def run_batch(
+    jobs: list[Job],
+    convert_one: Callable[[Job], JobResult],
+    reporter: Reporter,
+    *,
+    skip_existing: bool,
+    unit: str = "file",
+) -> BatchSummary:
+    """Convert each job with `convert_one`. SbsError (and running out of memory) fails just that job; Ctrl-C stops the batch (the job in progress leaves no output) and is recorded in the summary."""
+    summary = BatchSummary()
+    started = time.perf_counter()
+    progress = tqdm(jobs, unit=unit, disable=reporter.verbosity == 0 or len(jobs) < 2, file=sys.stderr)
+    try:
+        for job in progress:
+            progress.set_postfix_str(job.source.name, refresh=False)
+            if skip_existing and is_finished(job):
+                summary.outcomes.append(Outcome(job.source, job.outputs, "skipped", "outputs exist"))
+                reporter.detail(f"skipped {job.source}: outputs exist")
+                continue
+            job_started = time.perf_counter()
+            try:
+                with memory_guard(f"converting {job.source}"):
+                    result = convert_one(job)
+            except SbsError as error:
+                summary.outcomes.append(Outcome(job.source, job.outputs, "failed", str(error)))
+                reporter.error(str(error))
+                continue
+            seconds = time.perf_counter() - job_started
+            summary.outcomes.append(Outcome(job.source, job.outputs, "converted", seconds=seconds))
+            for note in result.notes:
+                reporter.info(f"note: {note}")
+            for detail in result.details:
+                reporter.detail(detail)
+            reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        progress.close()
+        summary.seconds = time.perf_counter() - started
+    return summary
