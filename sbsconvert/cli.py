@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
+import cv2
 from sbsconvert import __version__
 from sbsconvert.batch import Reporter, check_targets, run_batch
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image
@@ -61,6 +64,16 @@ class ConvertByDefault(click.Group):
 @click.version_option(__version__, prog_name="sbsconvert")
 def main() -> None:
     """sbsconvert: turn 2D photos into stereo pairs for XR headsets."""
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Library chatter (Pillow's corrupt-EXIF warnings, OpenCV's decoder log, transformers' notices)
+    would break the one-line-per-problem output; what matters reaches the user as notes or errors."""
+    warnings.filterwarnings("ignore")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    for variable in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+        os.environ.setdefault(variable, "error")
 
 
 def _layout_help() -> str:

@@ -7,6 +7,7 @@ image it belongs to (used with ground truth, e.g. Middlebury/KITTI).
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def _read_map(path: Path) -> np.ndarray:
         decoded = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except SbsError:
         raise
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise SbsError(f"disparity map {path}: cannot be read ({first_line(error)})") from None
     if decoded is None:
         raise SbsError(f"disparity map {path}: not a readable image, .npy, .npz or .pfm file")

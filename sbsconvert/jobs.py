@@ -79,6 +79,10 @@ def plan_jobs(
     single_file_target = (
         output is not None and len(pairs) == 1 and pairs[0][1] is None and output.suffix.lower() in IMAGE_FORMATS
     )
+    if output is not None and not single_file_target and not output.is_dir() and _looks_like_file_name(output):
+        if output.suffix.lower() in IMAGE_FORMATS:
+            raise SbsError(f"-o {output} names one file but there are {len(pairs)} photos; give a folder")
+        raise SbsError(f"-o {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder)")
     jobs = []
     for source, folder in pairs:
         if single_file_target:
@@ -91,6 +95,12 @@ def plan_jobs(
         jobs.append(Job(source=source, outputs=names))
     _check_collisions(jobs)
     return jobs
+
+
+def _looks_like_file_name(path: Path) -> bool:
+    # "out.png" or "out.bmp" name files; "photos.2024" or "out" name folders.
+    extension = path.suffix[1:]
+    return 0 < len(extension) <= 5 and extension.isalpha()
 
 
 def _with_suffix(path: Path, suffix: str, extension: str) -> Path:
