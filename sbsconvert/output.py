@@ -129,13 +129,12 @@ def _encode(
     icc_profile: bytes | None,
     exif: bytes | None,
 ) -> None:
-    pixels = np.clip(pixels, 0.0, 1.0)
     if image_format == "JPEG" and pixels.shape[2] == 4:
-        pixels = pixels[:, :, :3] * pixels[:, :, 3:4]  # JPEG has no alpha: composite over black
+        pixels = pixels[:, :, :3] * np.clip(pixels[:, :, 3:4], 0.0, 1.0)  # JPEG has no alpha: composite over black
     if image_format in ("PNG", "TIFF") and bit_depth == 16:
         _encode_16bit(pixels, path)
         return
-    image = Image.fromarray(np.round(pixels * 255.0).astype(np.uint8), "RGBA" if pixels.shape[2] == 4 else "RGB")
+    image = Image.fromarray(_quantize(pixels, 255, np.uint8), "RGBA" if pixels.shape[2] == 4 else "RGB")
     options: dict[str, object] = {}
     if icc_profile:
         options["icc_profile"] = icc_profile
@@ -148,8 +147,17 @@ def _encode(
     image.save(path, format=image_format, **options)
 
 
+def _quantize(pixels: np.ndarray, top: int, dtype: type) -> np.ndarray:
+    """round(clip(pixels, 0, 1) * top) as integers, computed in place on one float32 copy so large
+    photos need no further full-size temporaries."""
+    scaled = np.multiply(pixels, top, dtype=np.float32)
+    np.clip(scaled, 0, top, out=scaled)
+    np.round(scaled, out=scaled)
+    return scaled.astype(dtype)
+
+
 def _encode_16bit(pixels: np.ndarray, path: Path) -> None:
-    data = np.round(pixels * 65535.0).astype(np.uint16)
+    data = _quantize(pixels, 65535, np.uint16)
     conversion = cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR
     ok, encoded = cv2.imencode(".png" if path.suffix.lower() == ".png" else ".tiff", cv2.cvtColor(data, conversion))
     if not ok:

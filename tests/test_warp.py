@@ -139,3 +139,13 @@ def test_warp_properties(width, shifts, method):
     assert (result.nearness[result.valid] >= shift.min() - 1e-5).all()
     zero = forward_warp(image, torch.zeros(1, width), torch.zeros(1, width))
     assert torch.equal(zero.image, image) and zero.valid.all()
+
+
+@pytest.mark.parametrize("fill", FILL_METHODS)
+@pytest.mark.parametrize("eye", ["right", "both"])
+def test_warping_in_bands_of_rows_changes_nothing(fill, eye):
+    scene = render_scene(160, 120)
+    request = StereoRequest(image=scene.left, nearness=scene.disparity, shift=scene.disparity, eye=eye)
+    whole = WarpEngine(fill=fill, band_pixels=160 * 120).render(request)
+    banded = WarpEngine(fill=fill, band_pixels=160 * 7).render(request)  # 7 rows a band, a short last one
+    assert np.array_equal(whole.left, banded.left) and np.array_equal(whole.right, banded.right)

@@ -21,6 +21,7 @@ from sbsconvert.engines.base import StereoPair, StereoRequest
 from sbsconvert.errors import SbsError
 
 FILL_METHODS = ("inpaint", "background", "stretch", "blank")
+BAND_PIXELS = 1 << 21  # pixels warped at once; bounds peak memory (about 100 bytes per pixel)
 
 
 @dataclass
@@ -173,15 +174,37 @@ class WarpEngine:
 
     name = "warp"
 
-    def __init__(self, fill: str = "background", device: torch.device | str = "cpu", max_stretch: float = 2.0):
+    def __init__(
+        self,
+        fill: str = "background",
+        device: torch.device | str = "cpu",
+        max_stretch: float = 2.0,
+        band_pixels: int = BAND_PIXELS,
+    ):
         if fill not in FILL_METHODS:
             raise SbsError(f"unknown fill method '{fill}' (choose from {', '.join(FILL_METHODS)})")
         self.fill = fill
         self.device = torch.device(device)
         self.max_stretch = max_stretch
+        self.band_pixels = band_pixels
 
     def synthesize(self, image: torch.Tensor, shift: torch.Tensor, nearness: torch.Tensor) -> torch.Tensor:
-        result = forward_warp(image, shift, nearness, self.max_stretch)
+        # Rows warp independently (the shift is horizontal), so bands of rows give the same result
+        # while the candidate buffers (several times the image) stay small for any image size.
+        # Row-wise fills run per band too; inpainting needs the whole picture.
+        rows = max(1, self.band_pixels // image.shape[2])
+        whole_picture_fill = self.fill == "inpaint"
+        bands = []
+        for top in range(0, image.shape[1], rows):
+            band = forward_warp(image[:, top : top + rows], shift[top : top + rows], nearness[top : top + rows], self.max_stretch)
+            bands.append(band if whole_picture_fill else fill_holes(band, self.fill))
+        if not whole_picture_fill:
+            return torch.cat(bands, dim=1)
+        result = WarpResult(
+            image=torch.cat([band.image for band in bands], dim=1),
+            valid=torch.cat([band.valid for band in bands]),
+            nearness=torch.cat([band.nearness for band in bands]),
+        )
         return fill_holes(result, self.fill)
 
     def render(self, request: StereoRequest) -> StereoPair:
