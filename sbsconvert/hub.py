@@ -10,14 +10,19 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from safetensors import SafetensorError
+
 from sbsconvert.errors import SbsError, first_line
 
 PROBE_TIMEOUT_S = 3.0
-_LOAD_ERRORS = (OSError, ValueError, KeyError)
+# Besides missing files and bad JSON: a corrupt weights file (SafetensorError) and weights that do
+# not fit the config (RuntimeError from transformers' size check).
+_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
 
 
 def is_local_folder(name_or_path: str) -> bool:
@@ -64,9 +69,15 @@ def hub_cache() -> str:
 @functools.cache
 def hub_reachable() -> bool:
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = endpoint.hostname or "huggingface.co"
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    # Behind a proxy (HTTPS_PROXY...) the Hub is only reached through it: probe the proxy instead.
+    proxy = urllib.request.getproxies().get(endpoint.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxy_url = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxy_url.hostname or host, proxy_url.port or 80
     try:
-        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=PROBE_TIMEOUT_S):
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
             return True
     except OSError:
         return False
