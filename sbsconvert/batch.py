@@ -15,7 +15,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from sbsconvert.device import memory_guard
-from sbsconvert.errors import SbsError
+from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job
 from sbsconvert.output import check_writable_target
 
@@ -68,13 +68,14 @@ class BatchSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    stopped: bool = False  # a problem every remaining job would hit ended the batch early
 
     def with_status(self, status: str) -> list[Outcome]:
         return [outcome for outcome in self.outcomes if outcome.status == status]
 
     def line(self) -> str:
         counts = ", ".join(f"{len(self.with_status(status))} {status}" for status in ("converted", "skipped", "failed"))
-        state = "interrupted" if self.interrupted else "done"
+        state = "interrupted" if self.interrupted else "stopped" if self.stopped else "done"
         return f"{state}: {counts}, in {self.seconds:.1f} s"
 
     def as_json(self) -> dict[str, object]:
@@ -83,6 +84,7 @@ class BatchSummary:
             "skipped": [outcome.as_dict() for outcome in self.with_status("skipped")],
             "failed": [outcome.as_dict() for outcome in self.with_status("failed")],
             "interrupted": self.interrupted,
+            "stopped": self.stopped,
             "seconds": round(self.seconds, 3),
         }
 
@@ -108,7 +110,8 @@ def run_batch(
     skip_existing: bool,
     unit: str = "file",
 ) -> BatchSummary:
-    """Convert each job with `convert_one`. SbsError (and running out of memory) fails just that job; Ctrl-C stops the batch (the job in progress leaves no output) and is recorded in the summary."""
+    """Convert each job with `convert_one`. SbsError (and running out of memory) fails just that job;
+    BatchStop and Ctrl-C end the batch (the job in progress leaves no output), as the summary says."""
     summary = BatchSummary()
     started = time.perf_counter()
     progress = tqdm(jobs, unit=unit, disable=reporter.verbosity == 0 or len(jobs) < 2, file=sys.stderr)
@@ -126,6 +129,9 @@ def run_batch(
             except SbsError as error:
                 summary.outcomes.append(Outcome(job.source, job.outputs, "failed", str(error)))
                 reporter.error(str(error))
+                if isinstance(error, BatchStop):
+                    summary.stopped = True
+                    break
                 continue
             seconds = time.perf_counter() - job_started
             summary.outcomes.append(Outcome(job.source, job.outputs, "converted", seconds=seconds))

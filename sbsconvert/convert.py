@@ -13,8 +13,8 @@ import numpy as np
 from sbsconvert.batch import JobResult
 from sbsconvert.decode import Picture, load_picture
 from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, resize_disparity
-from sbsconvert.engines.base import StereoEngine, StereoRequest
-from sbsconvert.errors import SbsError
+from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
+from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job
 from sbsconvert.layout import compose, fit_width
 from sbsconvert.output import write_image
@@ -73,7 +73,10 @@ class DisparityProvider:
             if self.depth_source == "embedded":
                 raise SbsError(f"{source}: the photo carries no embedded depth map (use --depth-source model)")
         if self._estimator is None:
-            self._estimator = self._make_estimator()
+            try:
+                self._estimator = self._make_estimator()
+            except SbsError as error:
+                raise BatchStop(str(error)) from None
         return self._estimator(picture.pixels)
 
     def _map_for(self, source: Path) -> Path:
@@ -106,21 +109,27 @@ def convert_image(
     with timer(engine.name):
         pair = engine.render(request)
     with timer("write"):
-        left = fit_width(pair.left, settings.max_eye_width)
-        right = fit_width(pair.right, settings.max_eye_width)
-        for frame, target in zip(compose(left, right, settings.layout), job.outputs):
-            if settings.skip_existing and target.exists():
-                continue  # an earlier, interrupted run finished this one of the pair
-            write_image(
-                frame,
-                target,
-                force=settings.force,
-                bit_depth=picture.bit_depth,
-                quality=settings.quality,
-                icc_profile=picture.icc_profile,
-                exif=picture.exif,
-            )
+        write_pair(pair, job, settings, picture)
     return JobResult(notes=picture.notes, details=[f"{job.source.name}: {timer}"])
+
+
+def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: Picture | None = None) -> None:
+    """Lay out a stereo pair and write the job's output file(s); `picture` (the input photo, if
+    any) gives the bit depth, colour profile and EXIF to keep."""
+    left = fit_width(pair.left, settings.max_eye_width)
+    right = fit_width(pair.right, settings.max_eye_width)
+    for frame, target in zip(compose(left, right, settings.layout), job.outputs):
+        if settings.skip_existing and target.exists():
+            continue  # an earlier, interrupted run finished this one of the pair
+        write_image(
+            frame,
+            target,
+            force=settings.force,
+            bit_depth=picture.bit_depth if picture else 8,
+            quality=settings.quality,
+            icc_profile=picture.icc_profile if picture else None,
+            exif=picture.exif if picture else None,
+        )
 
 
 class StageTimer:

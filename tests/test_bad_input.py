@@ -208,7 +208,7 @@ MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff\xe0", ".gif": b"GI
          ".webp": b"RIFF\x00\x00\x00\x00WEBPVP8 ", ".heic": b"\x00\x00\x00\x18ftypheic"}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(suffix=st.sampled_from(sorted(MAGIC)), body=st.binary(max_size=600))
 def test_random_bytes_never_escape_as_anything_but_sbs_error(tmp_path, suffix, body):
     path = tmp_path / f"fuzz{suffix}"
@@ -219,7 +219,7 @@ def test_random_bytes_never_escape_as_anything_but_sbs_error(tmp_path, suffix, b
         assert "\n" not in str(error)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(suffix=st.sampled_from([".pfm", ".npy", ".npz", ".png", ".tif"]), body=st.binary(max_size=400))
 def test_random_disparity_bytes_never_escape(tmp_path, suffix, body):
     prefix = {".pfm": b"Pf\n4 4\n-1.0\n", ".npy": b"\x93NUMPY", ".npz": b"PK\x03\x04"}.get(suffix, MAGIC.get(suffix, b""))

@@ -216,3 +216,20 @@ def test_out_of_memory_fails_one_job_and_the_batch_goes_on(tmp_path):
     summary = run_batch(jobs, convert_one, Reporter(0), skip_existing=False)
     assert [outcome.status for outcome in summary.outcomes] == ["failed", "converted"]
     assert "out of GPU memory" in summary.outcomes[0].message
+
+
+def test_a_model_that_cannot_load_stops_the_batch_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(SAMPLES / "chelsea.jpg", album / f"{name}.jpg")
+    missing_model = tmp_path / "no-such-model"
+    result = CliRunner().invoke(main, [str(album), "--depth-source", "model", "--depth-model", str(missing_model),
+                                       "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no-such-model" in errors[0]
+    summary = json.loads(result.stdout)
+    assert summary["stopped"] is True and len(summary["failed"]) == 1 and summary["converted"] == []
+    assert not (tmp_path / "out").exists()
