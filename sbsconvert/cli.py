@@ -11,18 +11,22 @@ from typing import Any
 
 import click
 import cv2
+from click.core import ParameterSource
 from sbsconvert import __version__
-from sbsconvert.batch import Reporter, check_targets, run_batch
-from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image
+from sbsconvert.batch import JobResult, Reporter, check_targets, run_batch
+from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
+from sbsconvert.decode import Picture
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
 from sbsconvert.device import DEVICE_CHOICES, Compute, select_compute
-from sbsconvert.disparity import DISPARITY_KINDS
+from sbsconvert.disparity import DISPARITY_KINDS, Disparity, load_disparity_file
 from sbsconvert.engines import ENGINES, create_engine
 from sbsconvert.engines.base import EYES
+from sbsconvert.engines.diffusion.settings import ATTENTION_MODES, DEFAULT_SD_DEPTH_MODEL, DEFAULT_SD_MODEL, INVERSIONS
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import plan_jobs
+from sbsconvert.jobs import Job, file_outputs, plan_jobs
 from sbsconvert.layout import LAYOUTS
+from sbsconvert.output import IMAGE_FORMATS
 from sbsconvert.presets import load_preset, preset_names
 
 MAX_DIVERGENCE = 10.0
@@ -130,6 +134,38 @@ class ConvertCommand(click.Command):
               "Android GDepth/Dynamic Depth) when present, else the depth model; embedded or model force one.")
 @click.option("--depth-model", default=DEFAULT_DEPTH_MODEL, show_default=True,
               help="transformers depth-estimation model: Hugging Face hub id or local folder.")
+@click.option("--prompt", help="Diffusion engine. Without INPUT: generate a new stereo image from this text (write it "
+              "with -o OUT). With INPUT: a caption of the photo, which guides the inversion and what fills the "
+              "disocclusions.")
+@click.option("--negative-prompt", help="Diffusion engine: text to steer away from (the unconditional half of "
+              "classifier-free guidance) [default: empty].")
+@click.option("--depth-image", type=click.Path(path_type=Path),
+              help="Diffusion engine, with --prompt and no INPUT: generate from this depth map (read like --disparity, "
+              "see --disparity-kind) with an SD 2 depth model; it shapes the image and gives the disparity.")
+@click.option("--model", help="Diffusion engine: Stable Diffusion 1.x/2.x checkpoint, Hugging Face hub id or local "
+              f"diffusers folder [default: {DEFAULT_SD_MODEL}; with --depth-image {DEFAULT_SD_DEPTH_MODEL}].")
+@click.option("--steps", type=click.IntRange(1, 1000), help="Diffusion engine: DDIM steps [default: 50].")
+@click.option("--guidance", type=click.FloatRange(1.0, None), help="Diffusion engine: classifier-free guidance "
+              "scale, 1 = none; it acts only with a --prompt (or null-text inversion) [default: 7.5].")
+@click.option("--shift-step", type=click.FloatRange(0.0, 1.0, max_open=True),
+              help="Diffusion engine: fraction of the denoising after which the left view's latent is shifted into "
+              "the right view; earlier lets the content drift, later leaves artefacts [default: 0.2].")
+@click.option("--inversion", type=click.Choice(INVERSIONS),
+              help="Diffusion engine, photos: ddim: DDIM inversion, the left view follows its inverted trajectory "
+              "exactly (fast); null-text: the paper's null-text inversion, many times slower [default: ddim].")
+@click.option("--attention", type=click.Choice(ATTENTION_MODES),
+              help="Diffusion engine: uni: the right view's self-attention reads the left view's (the left is "
+              "unchanged); bi: both views read each other (better aligned, but changes the left); off: no sharing, "
+              "for ablation [default: uni].")
+@click.option("--no-spsmd", is_flag=True, help="Diffusion engine: do not re-impose the shifted left view outside the "
+              "disocclusions after every step (Symmetric Pixel Shift Masking Denoise off, for ablation).")
+@click.option("--deblur", is_flag=True, help="Diffusion engine: start the disocclusions from noise instead of zeros "
+              "(helps wide baselines, hurts small ones in the paper).")
+@click.option("--seed", type=int, help="Diffusion engine: seed of every random draw; the same seed gives the same "
+              "output [default: 0].")
+@click.option("--resolution", type=click.IntRange(64, None),
+              help="Diffusion engine: the model works on about RES x RES pixels (aspect kept) and the result is "
+              "resized back; --prompt images are RES x RES [default: the model's own, 512 for SD 1.5].")
 @click.option("--max-width", "max_eye_width", type=click.IntRange(16, None),
               help="Downscale each eye to at most this width in pixels (presets set it per headset).")
 @click.option("--type", "image_type", type=click.Choice(["jpg", "png", "webp", "tif"]),
@@ -155,6 +191,8 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert photo.jpg                         # photo_LR.jpg next to it
       sbsconvert album/ --preset quest3 -r         # album_stereo/... for Meta Quest
       sbsconvert photo.jpg --disparity depth.png -f anaglyph -o out.jpg
+      sbsconvert photo.jpg --engine diffusion      # StereoDiffusion fills the disocclusions
+      sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
     """
     _run_cli(lambda: _convert(list(inputs), options))
 
@@ -192,7 +230,11 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     merged = _merge_preset(options)
     if not 0 < merged["divergence"] <= MAX_DIVERGENCE and options["disparity_kind"] != "pixels":
         raise SbsError(f"divergence must be between 0 and {MAX_DIVERGENCE:g} percent, got {merged['divergence']}")
-    jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"])
+    generating = _generating(inputs, options)
+    if generating:
+        jobs = [_generation_job(options, merged)]
+    else:
+        jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"])
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
     check_targets(jobs, options["force"], options["skip_existing"])
@@ -208,17 +250,23 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         skip_existing=options["skip_existing"],
     )
     compute = select_compute(options["device"])
-    engine = create_engine(options["engine"], compute, **_engine_options(options["engine"], merged))
+    engine_name = "diffusion" if generating else options["engine"]
+    engine = create_engine(engine_name, compute, **_engine_options(engine_name, merged, options))
     disparity_for = DisparityProvider(
         options["disparity_path"],
         options["disparity_kind"],
-        options["depth_source"],
+        "model" if generating else options["depth_source"],
         make_estimator=lambda: _make_estimator(options["depth_model"], compute),
         report=reporter.info,
     )
+    if generating:
+        depth = load_disparity_file(options["depth_image"], options["disparity_kind"]) if options["depth_image"] else None
+        convert_one = lambda job: _generate_image(job, settings, engine, disparity_for, depth)
+    else:
+        convert_one = lambda job: convert_image(job, settings, engine, disparity_for)
     summary = run_batch(
         jobs,
-        lambda job: convert_image(job, settings, engine, disparity_for),
+        convert_one,
         reporter,
         skip_existing=options["skip_existing"],
     )
@@ -231,10 +279,75 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     return 1 if summary.with_status("failed") else 0
 
 
-def _engine_options(name: str, merged: dict[str, Any]) -> dict[str, Any]:
+def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     if name == "warp":
         return {"fill": merged["fill"]}
+    if name == "diffusion":
+        return _diffusion_settings(options)
     return {}
+
+
+# Diffusion options (click parameter names); given ones are passed on, the rest keep their defaults.
+DIFFUSION_VALUES = ("model", "steps", "guidance", "shift_step", "inversion", "attention", "seed", "prompt",
+                    "negative_prompt", "resolution")
+DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur")
+
+
+def _diffusion_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """DiffusionSettings fields from the command line."""
+    settings = {name: options[name] for name in DIFFUSION_VALUES if options[name] is not None}
+    if options["depth_image"] is not None and options["model"] is None:
+        settings["model"] = DEFAULT_SD_DEPTH_MODEL
+    settings["spsmd"] = not options["no_spsmd"]
+    settings["deblur"] = options["deblur"]
+    settings["progress"] = not options["quiet"]
+    return settings
+
+
+def _generating(inputs: list[Path], options: dict[str, Any]) -> bool:
+    """True for text/depth -> stereo (--prompt, no INPUT); refuses diffusion options nothing would use."""
+    if options["prompt"] is not None and not inputs:
+        engine_given = click.get_current_context().get_parameter_source("engine") == ParameterSource.COMMANDLINE
+        if engine_given and options["engine"] != "diffusion":
+            raise SbsError(f"--prompt without INPUT generates with the diffusion engine; drop --engine {options['engine']}")
+        if options["output"] is None:
+            raise SbsError("--prompt without INPUT makes a new image: name the file to write with -o OUT.jpg")
+        if options["eye"] == "both":
+            raise SbsError("--eye both needs a photo as the centre view; it does not apply to --prompt")
+        if options["disparity_path"] is not None and options["disparity_path"].is_dir():
+            raise SbsError("with --prompt, --disparity must be one map file (for the generated image)")
+        return True
+    if not inputs:
+        raise SbsError("no INPUT given (a photo, or a folder of photos), and no --prompt to generate from")
+    if options["depth_image"] is not None:
+        raise SbsError("--depth-image generates a new image with --prompt and no INPUT; for a photo's depth use --disparity")
+    if options["engine"] != "diffusion":
+        given = [f"--{name.replace('_', '-')}" for name in DIFFUSION_ONLY if options[name] not in (None, False)]
+        if given:
+            raise SbsError(f"{', '.join(given)} only apply to --engine diffusion (or to --prompt without INPUT)")
+    return False
+
+
+def _generation_job(options: dict[str, Any], merged: dict[str, Any]) -> Job:
+    """The one 'job' of text/depth -> stereo: its input is the depth image or the prompt."""
+    output = options["output"]
+    if output.suffix.lower() not in IMAGE_FORMATS:
+        raise SbsError(f"-o {output}: give an image file name ({', '.join(IMAGE_FORMATS)})")
+    source = options["depth_image"] if options["depth_image"] is not None else Path("prompt")
+    return Job(source=source, outputs=file_outputs(output, merged["format"]))
+
+
+def _generate_image(
+    job: Job, settings: ConvertSettings, engine: Any, disparity_for: DisparityProvider, depth: Disparity | None
+) -> JobResult:
+    pair = engine.generate(
+        divergence=settings.divergence,
+        convergence=settings.convergence,
+        disparity_for=lambda pixels: disparity_for(job.source, Picture(pixels)),
+        depth=depth,
+    )
+    write_pair(pair, job, settings)
+    return JobResult(details=[f"{job.source.name}: {engine.timings}"])
 
 
 def _make_estimator(model_name: str, compute: Compute) -> Any:

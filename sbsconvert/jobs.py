@@ -87,7 +87,7 @@ def plan_jobs(
     for source, folder in pairs:
         if single_file_target:
             assert output is not None
-            names = [output] if len(layout.suffixes) == 1 else [_with_suffix(output, s, output.suffix) for s in layout.suffixes]
+            names = file_outputs(output, layout_name)
         else:
             extension = output_extension(source, image_type)
             target_folder = _target_folder(source, folder, output)
@@ -95,6 +95,14 @@ def plan_jobs(
         jobs.append(Job(source=source, outputs=names))
     _check_collisions(jobs)
     return jobs
+
+
+def file_outputs(output: Path, layout_name: str) -> list[Path]:
+    """The file(s) written for `-o FILE`: FILE itself, or FILE_L / FILE_R for a two-file layout."""
+    layout = get_layout(layout_name)
+    if len(layout.suffixes) == 1:
+        return [output]
+    return [_with_suffix(output, suffix, output.suffix) for suffix in layout.suffixes]
 
 
 def _looks_like_file_name(path: Path) -> bool:

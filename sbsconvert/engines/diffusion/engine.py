@@ -1,0 +1,269 @@
+"""The diffusion engine's entry points: image->stereo (`render`), text->stereo and depth->stereo
+(`generate`). Each: encode (or generate) the left view, shift its latent at the shift step,
+denoise source and target views together (SPSMD + cross-view attention), decode, resize back.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sbsconvert.convert import StageTimer
+from sbsconvert.device import Compute
+from sbsconvert.disparity import Disparity, normalize, pixel_shift, resize_disparity
+from sbsconvert.engines.base import StereoPair, StereoRequest
+from sbsconvert.engines.diffusion.attention import AttentionState, KVCache, install_stereo_attention
+from sbsconvert.engines.diffusion.inversion import ddim_inversion, null_text_inversion
+from sbsconvert.engines.diffusion.models import load_stable_diffusion
+from sbsconvert.engines.diffusion.sampler import Denoiser, Guidance, StereoPlan, denoise_stereo, sample
+from sbsconvert.engines.diffusion.settings import DEFAULT_SD_DEPTH_MODEL, DiffusionSettings
+from sbsconvert.engines.diffusion.shift import LatentShift, plan_latent_shift
+from sbsconvert.engines.warp import WarpEngine
+from sbsconvert.errors import SbsError
+
+DisparityFor = Callable[[np.ndarray], Disparity]
+
+
+class DiffusionEngine:
+    """StereoDiffusion on one Stable Diffusion checkpoint, loaded once."""
+
+    name = "diffusion"
+
+    def __init__(self, settings: DiffusionSettings, compute: Compute):
+        self.settings = settings
+        self.compute = compute
+        self.model = load_stable_diffusion(settings.model, compute)
+        self.attention = AttentionState(mode=settings.attention)
+        install_stereo_attention(self.model.unet, self.attention)
+        self.timings = StageTimer()  # per stage, of the last render / generate
+        # Pixel-space maps that must follow the views (alpha, the right view's depth
+        # conditioning) move with the model-free warp.
+        self._warp = WarpEngine(fill="background", device=compute.device)
+
+    def render(
+        self, request: StereoRequest, *, record: KVCache | None = None, reference: KVCache | None = None
+    ) -> StereoPair:
+        """Image -> stereo: the right view of a photo (both views for eye="both").
+
+        record: collect the source view's self-attention K/V of every joint step into this cache.
+        reference: let the target views also attend to a recorded cache's K/V (e.g. an anchor
+        frame's left view, for temporal consistency); it must come from the same settings.
+        """
+        self._require_depth_model(False)
+        settings, model = self.settings, self.model
+        self.timings = timer = StageTimer()
+        height, width = request.image.shape[:2]
+        size = self._processing_size(width, height)
+        denoiser = Denoiser(model, self.attention, settings.steps, settings.progress)
+        with timer("encode"):
+            latent = model.encode_image(_resize(_to_tensor(request.image[:, :, :3], self.compute.device), size))
+            cond, uncond = model.encode_text(settings.prompt), model.encode_text(settings.negative_prompt)
+        with timer("inversion"):
+            trajectory = ddim_inversion(denoiser, latent, cond)
+        if settings.inversion == "null-text":
+            if settings.guidance == 1:
+                raise SbsError("null-text inversion optimises the unconditional half of guidance; give --guidance above 1")
+            with timer("null-text"):
+                embeddings, trajectory = null_text_inversion(
+                    denoiser, trajectory, cond, uncond, settings.guidance, settings.null_text_iterations
+                )
+            guidance = Guidance(cond, embeddings, settings.guidance)
+        else:
+            guidance = self._guidance(cond, uncond)
+        if request.eye == "both":  # the input is the centre: each eye moves by half, in opposite directions
+            shifts = [-request.shift / 2, request.shift / 2]
+        else:
+            shifts = [request.shift]
+        latent_size = (latent.shape[3], latent.shape[2])
+        plans = [plan_latent_shift(shift, request.nearness, latent_size, self.compute.device) for shift in shifts]
+        with timer("denoise"):
+            source, targets = self._denoise(denoiser, trajectory, plans, guidance, None, record, reference)
+        with timer("decode"):
+            if request.eye == "both":
+                left, right = self._decode(targets, (width, height))
+                geometry = shifts
+            elif settings.attention == "bi":
+                # Bidirectional attention changes the left view too, and the right view was made
+                # to match the changed left: both are returned decoded.
+                left, right = self._decode(torch.cat([source, targets]), (width, height))
+                geometry = [None, request.shift]
+            else:
+                # The left view is the photo itself: it is what the user gave, and the replayed
+                # (or null-text) trajectory only reproduces it through the VAE.
+                (right,) = self._decode(targets, (width, height))
+                left, geometry = request.image[:, :, :3], [None, request.shift]
+        left, right = (self._with_alpha(view, request, shift) for view, shift in zip((left, right), geometry))
+        self._report()
+        return StereoPair(left=left, right=right)
+
+    def generate(
+        self,
+        *,
+        divergence: float,
+        convergence: float = 0.0,
+        disparity_for: DisparityFor | None = None,
+        depth: Disparity | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> StereoPair:
+        """Text -> stereo (settings.prompt) or, with `depth`, depth -> stereo (SD 2 depth model).
+
+        The left view is generated in full first; its disparity comes from `disparity_for(left
+        image)` (text) or from `depth` (which also conditions the model). The right view then
+        starts from the left's latent at the shift step, as in the paper. The disparity is
+        taken from the final left image rather than from the blurry x0 prediction at the shift
+        step so that the depth edges match the edges of the left view the user gets.
+        size: output (width, height); default the depth map's size, else resolution x resolution.
+        """
+        self._require_depth_model(depth is not None)
+        if depth is None and disparity_for is None:
+            raise ValueError("text -> stereo needs disparity_for (a depth estimator or a given map)")
+        settings, model, device = self.settings, self.model, self.compute.device
+        self.timings = timer = StageTimer()
+        if size is None:
+            side = settings.resolution or model.native_size
+            size = (depth.shape[1], depth.shape[0]) if depth is not None else (side, side)
+        width, height = size
+        proc_width, proc_height = self._processing_size(width, height)
+        latent_size = (proc_width // model.vae_scale, proc_height // model.vae_scale)
+        denoiser = Denoiser(model, self.attention, settings.steps, settings.progress)
+        generator = torch.Generator().manual_seed(settings.seed)
+        noise = torch.randn((1, model.latent_channels, latent_size[1], latent_size[0]), generator=generator)
+        with timer("encode"):
+            guidance = self._guidance(model.encode_text(settings.prompt), model.encode_text(settings.negative_prompt))
+        left_depth = None
+        if depth is not None:
+            depth = resize_disparity(depth, width, height)
+            left_depth = _depth_condition(normalize(depth.values), latent_size, device)
+        with timer("generate left"):
+            trajectory = sample(denoiser, noise.to(device), guidance, left_depth)
+        with timer("decode"):
+            (left,) = self._decode(trajectory[-1], size)
+        if depth is not None:
+            disparity = depth
+        else:
+            with timer("depth"):
+                disparity = resize_disparity(disparity_for(left), width, height)
+        shift = pixel_shift(disparity, width, divergence, convergence)
+        plans = [plan_latent_shift(shift, disparity.values, latent_size, device)]
+        extra = None
+        if depth is not None and left_depth is not None:
+            right_depth = self._warp_map(normalize(depth.values), shift, disparity.values)
+            extra = torch.cat([left_depth, _depth_condition(right_depth, latent_size, device)])
+        with timer("denoise"):
+            source, targets = self._denoise(denoiser, trajectory, plans, guidance, extra, None, None)
+        with timer("decode"):
+            if settings.attention == "bi":
+                left, right = self._decode(torch.cat([source, targets]), size)
+            else:  # the left is unchanged by the right view: the full generation decoded above
+                (right,) = self._decode(targets, size)
+        self._report()
+        return StereoPair(left=left, right=right)
+
+    def _denoise(
+        self,
+        denoiser: Denoiser,
+        trajectory: list[torch.Tensor],
+        shifts: list[LatentShift],
+        guidance: Guidance,
+        extra: torch.Tensor | None,
+        record: KVCache | None,
+        reference: KVCache | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        settings = self.settings
+        start = settings.shift_index
+        fills = None
+        if settings.deblur:
+            fills = [_noise_like(trajectory[start], settings.seed + index) for index in range(len(shifts))]
+        # With bidirectional attention the source reads the targets, so it must be denoised
+        # again; otherwise its trajectory is already known and is followed exactly.
+        plan = StereoPlan(trajectory, shifts, start, settings.attention != "bi", settings.spsmd, fills)
+        self.attention.record, self.attention.reference = record, reference
+        try:
+            return denoise_stereo(denoiser, plan, guidance, extra)
+        finally:
+            self.attention.record = self.attention.reference = None
+            self.attention.views = 1
+
+    def _guidance(self, cond: torch.Tensor, uncond: torch.Tensor) -> Guidance:
+        # With equal prompts guidance is an identity: skip the unconditional half of the batch.
+        if self.settings.guidance == 1 or self.settings.prompt == self.settings.negative_prompt:
+            return Guidance(cond)
+        return Guidance(cond, uncond, self.settings.guidance)
+
+    def _processing_size(self, width: int, height: int) -> tuple[int, int]:
+        """About resolution^2 pixels with the input's aspect, sides multiples of what the model needs."""
+        target = self.settings.resolution or self.model.native_size
+        multiple = self.model.size_multiple
+        scale = target / math.sqrt(width * height)
+        fit = lambda side: max(multiple, round(side * scale / multiple) * multiple)
+        return fit(width), fit(height)
+
+    def _decode(self, latents: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
+        """Latents to HxWx3 float32 images at `size` (width, height)."""
+        images = _resize(self.model.decode(latents), size)
+        return [image.permute(1, 2, 0).cpu().numpy() for image in images]
+
+    def _warp_map(self, values: np.ndarray, shift: np.ndarray, nearness: np.ndarray) -> np.ndarray:
+        to_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.compute.device)
+        warped = self._warp.synthesize(to_tensor(values)[None], to_tensor(shift), to_tensor(nearness))
+        return warped[0].cpu().numpy()
+
+    def _with_alpha(self, view: np.ndarray, request: StereoRequest, shift: np.ndarray | None) -> np.ndarray:
+        """Give a view the photo's alpha channel, moved like the view (shift None: the photo's own)."""
+        if request.image.shape[2] != 4:
+            return view
+        alpha = request.image[:, :, 3] if shift is None else self._warp_map(request.image[:, :, 3], shift, request.nearness)
+        return np.concatenate([view, alpha[:, :, None]], axis=2)
+
+    def _require_depth_model(self, depth: bool) -> None:
+        extra = self.model.extra_channels
+        if depth and extra != 1:
+            raise SbsError(
+                f"model '{self.settings.model}' is not a depth model (its UNet takes {extra} extra input channels, "
+                f"a depth model 1); use an SD 2 depth checkpoint such as {DEFAULT_SD_DEPTH_MODEL}"
+            )
+        if not depth and extra != 0:
+            raise SbsError(
+                f"model '{self.settings.model}' is a depth-conditioned model; it works with --depth-image and "
+                "--prompt only; for photos use an SD 1.x/2.x checkpoint"
+            )
+
+    def _report(self) -> None:
+        if self.settings.progress:
+            tqdm.write(f"diffusion: {self.timings}", file=sys.stderr)
+
+
+def _to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """HxWxC float array to 1 x C x H x W."""
+    return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+
+
+def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """B x C x H x W to `size` (width, height); antialiased bicubic, kept in [0, 1]."""
+    width, height = size
+    if images.shape[2:] == (height, width):
+        return images
+    return F.interpolate(images, size=(height, width), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def _depth_condition(nearness: np.ndarray, latent_size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """The SD 2 depth UNet's extra channel: nearness at latent size, scaled to [-1, 1] (larger = nearer,
+    like the inverse depth its DPT estimator produced in training)."""
+    width, height = latent_size
+    resized = resize_disparity(Disparity(nearness.astype(np.float32)), width, height).values
+    return torch.from_numpy(resized * 2 - 1)[None, None].to(device)
+
+
+def _noise_like(latent: torch.Tensor, seed: int) -> torch.Tensor:
+    """Gaussian noise with the per-channel mean and spread of `latent` (the deblur fill), seeded."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(latent.shape, generator=generator).to(latent.device)
+    mean = latent.mean(dim=(2, 3), keepdim=True)
+    spread = latent.std(dim=(2, 3), keepdim=True)
+    return mean + spread * noise
