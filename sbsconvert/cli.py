@@ -24,10 +24,11 @@ from sbsconvert.engines.base import EYES
 from sbsconvert.engines.diffusion.settings import ATTENTION_MODES, DEFAULT_SD_DEPTH_MODEL, DEFAULT_SD_MODEL, INVERSIONS
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import Job, file_outputs, plan_jobs
+from sbsconvert.evaluate.command import eval_command
+from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs
 from sbsconvert.layout import LAYOUTS
-from sbsconvert.output import IMAGE_FORMATS
 from sbsconvert.presets import load_preset, preset_names
+from sbsconvert.video import is_video_path
 
 MAX_DIVERGENCE = 10.0
 DEFAULTS: dict[str, Any] = {
@@ -82,7 +83,7 @@ def quiet_libraries() -> None:
 
 
 def _layout_help() -> str:
-    return "; ".join(f"{name}: {layout.description} ({'/'.join(layout.suffixes)})" for name, layout in LAYOUTS.items())
+    return "; ".join(f"{name}: {layout.description} ({layout.naming})" for name, layout in LAYOUTS.items())
 
 
 class ConvertCommand(click.Command):
@@ -125,7 +126,8 @@ class ConvertCommand(click.Command):
               "(leave black, paper baseline) [default: background, the lowest error in the holes on the samples].")
 @click.option("--disparity", "disparity_path", type=click.Path(path_type=Path),
               help="Disparity map to use instead of a depth model: PNG 8/16-bit, TIFF, .npy, .npz or .pfm, any "
-              "size. For several photos, a folder of maps named like the photos (NAME.png, NAME_disp.png...).")
+              "size. For several photos, a folder of maps named like the photos (NAME.png, NAME_disp.png...). A video "
+              "uses its one map for every frame (a fixed camera); per-frame maps are not read.")
 @click.option("--disparity-kind", type=click.Choice(DISPARITY_KINDS), default="relative", show_default=True,
               help="What --disparity holds: relative (brighter = nearer, rescaled to 0-1), depth (brighter = "
               "farther, inverted), pixels (true pixel disparities; --divergence is then ignored).")
@@ -171,6 +173,15 @@ class ConvertCommand(click.Command):
 @click.option("--type", "image_type", type=click.Choice(["jpg", "png", "webp", "tif"]),
               help="Output image type [default: same as the input when possible, else jpg].")
 @click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP quality [default: 95].")
+@click.option("--codec", type=click.Choice(["h264", "hevc"]), help="Videos: h264 (libx264, plays everywhere) or hevc "
+              "(libx265, smaller files, 10-bit; Apple Vision Pro) [default: the preset's, else h264].")
+@click.option("--crf", type=click.IntRange(0, 51), help="Videos: constant quality, lower is better and larger (18 is "
+              "near transparent for h264, 20 for hevc) [default: 18/20, unless a bitrate is set].")
+@click.option("--bitrate", help="Videos: target bitrate such as 12M or 800k instead of constant quality "
+              "[default: the preset's, if any].")
+@click.option("--pix-fmt", "pix_fmt", type=click.Choice(["yuv420p", "yuv420p10le"]),
+              help="Videos: yuv420p (8-bit, widest support) or yuv420p10le (10-bit, less banding) "
+              "[default: the preset's, else yuv420p].")
 @click.option("-r", "--recursive", is_flag=True, help="Look for photos in sub-folders of folder INPUTs too; "
               "outputs mirror the folder tree.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
@@ -193,8 +204,12 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert photo.jpg --disparity depth.png -f anaglyph -o out.jpg
       sbsconvert photo.jpg --engine diffusion      # StereoDiffusion fills the disocclusions
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
+      sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
     """
     _run_cli(lambda: _convert(list(inputs), options))
+
+
+main.add_command(eval_command)
 
 
 def _run_cli(action: Any) -> None:
@@ -237,6 +252,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"])
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
+    video = _video_settings(options, merged, jobs)
     check_targets(jobs, options["force"], options["skip_existing"])
     settings = ConvertSettings(
         layout=merged["format"],
@@ -264,6 +280,14 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         convert_one = lambda job: _generate_image(job, settings, engine, disparity_for, depth)
     else:
         convert_one = lambda job: convert_image(job, settings, engine, disparity_for)
+    if video is not None:
+        from sbsconvert.video.pipeline import convert_video
+
+        convert_photo = convert_one
+        convert_one = lambda job: (
+            convert_video(job, settings, engine, disparity_for, video, progress=not options["quiet"])
+            if is_video_path(job.source) else convert_photo(job)
+        )
     summary = run_batch(
         jobs,
         convert_one,
@@ -277,6 +301,35 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     if summary.interrupted:
         raise KeyboardInterrupt
     return 1 if summary.with_status("failed") else 0
+
+
+# Video options (click parameter name -> VideoSettings field, as in a preset's [video] table).
+VIDEO_OPTIONS = {"codec": "codec", "crf": "crf", "bitrate": "bitrate", "pix_fmt": "pixel_format"}
+
+
+def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[Job]) -> Any:
+    """Encoder settings (a VideoSettings) when any INPUT is a video: options over the preset's [video] table."""
+    given = {field: options[name] for name, field in VIDEO_OPTIONS.items() if options[name] is not None}
+    if not any(is_video_path(job.source) for job in jobs):
+        if given:
+            named = [f"--{name.replace('_', '-')}" for name in VIDEO_OPTIONS if options[name] is not None]
+            raise SbsError(f"{', '.join(named)} only apply to videos, and no INPUT is a video")
+        return None
+    if options["engine"] != "warp":
+        raise SbsError(f"videos are converted with --engine warp only (--engine {options['engine']} is for photos)")
+    if merged["format"] == "mpo":
+        raise SbsError("--format mpo is a photo format; for videos choose another --format")
+    from sbsconvert.video.encode import VideoSettings
+
+    preset = dict(load_preset(options["preset"]).get("video", {})) if options.get("preset") else {}
+    if options["crf"] is not None:
+        preset.pop("bitrate", None)  # an explicit quality replaces the preset's bitrate
+    if options["bitrate"] is not None:
+        preset.pop("crf", None)
+    preset.update(given)
+    video = VideoSettings(**preset)
+    video.check()
+    return video
 
 
 def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -331,8 +384,8 @@ def _generating(inputs: list[Path], options: dict[str, Any]) -> bool:
 def _generation_job(options: dict[str, Any], merged: dict[str, Any]) -> Job:
     """The one 'job' of text/depth -> stereo: its input is the depth image or the prompt."""
     output = options["output"]
-    if output.suffix.lower() not in IMAGE_FORMATS:
-        raise SbsError(f"-o {output}: give an image file name ({', '.join(IMAGE_FORMATS)})")
+    if output.suffix.lower() not in output_types(merged["format"]):
+        raise SbsError(f"-o {output}: give an image file name ({', '.join(output_types(merged['format']))})")
     source = options["depth_image"] if options["depth_image"] is not None else Path("prompt")
     return Job(source=source, outputs=file_outputs(output, merged["format"]))
 

@@ -16,7 +16,8 @@ from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, re
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job
-from sbsconvert.layout import compose, fit_width
+from sbsconvert.layout import compose, fit_width, get_layout
+from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import write_image
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
@@ -54,6 +55,7 @@ class DisparityProvider:
         self.depth_source = depth_source
         self._make_estimator = make_estimator
         self._estimator: Callable[[np.ndarray], Disparity] | None = None
+        self._loaded: tuple[Path, Disparity] | None = None  # last map file read (a video asks once per frame)
         self._report = report
 
     def __call__(self, source: Path, picture: Picture) -> Disparity:
@@ -62,7 +64,10 @@ class DisparityProvider:
 
     def _find(self, source: Path, picture: Picture) -> Disparity:
         if self.disparity_path is not None:
-            return load_disparity_file(self._map_for(source), self.kind)
+            path = self._map_for(source)
+            if self._loaded is None or self._loaded[0] != path:
+                self._loaded = (path, load_disparity_file(path, self.kind))
+            return self._loaded[1]
         if self.depth_source in ("auto", "embedded"):
             from sbsconvert.embedded_depth import read_embedded_depth
 
@@ -118,7 +123,12 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
     any) gives the bit depth, colour profile and EXIF to keep."""
     left = fit_width(pair.left, settings.max_eye_width)
     right = fit_width(pair.right, settings.max_eye_width)
-    for frame, target in zip(compose(left, right, settings.layout), job.outputs):
+    frames = compose(left, right, settings.layout)
+    kept = {"icc_profile": picture.icc_profile, "exif": picture.exif} if picture else {}
+    if get_layout(settings.layout).extension == MPO_EXTENSION:  # both eyes in one file
+        write_mpo(frames, job.outputs[0], force=settings.force, quality=settings.quality, **kept)
+        return
+    for frame, target in zip(frames, job.outputs):
         if settings.skip_existing and target.exists():
             continue  # an earlier, interrupted run finished this one of the pair
         write_image(
@@ -127,8 +137,7 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
             force=settings.force,
             bit_depth=picture.bit_depth if picture else 8,
             quality=settings.quality,
-            icc_profile=picture.icc_profile if picture else None,
-            exif=picture.exif if picture else None,
+            **kept,
         )
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 from sbsconvert.decode import is_image_path
 from sbsconvert.errors import SbsError
 from sbsconvert.layout import LAYOUTS, get_layout
+from sbsconvert.mpo import MPO_EXTENSION, is_stereo_mpo
 from sbsconvert.output import IMAGE_FORMATS
+from sbsconvert.video import VIDEO_OUTPUT_EXTENSIONS, is_video_path, video_output_extension
 
 FOLDER_OUTPUT_SUFFIX = "_stereo"
-_OUR_SUFFIXES = tuple(sorted({suffix.lower() for layout in LAYOUTS.values() for suffix in layout.suffixes}))
+_OUR_SUFFIXES = tuple(sorted({suffix.lower() for layout in LAYOUTS.values() for suffix in layout.suffixes if suffix}))
 
 
 @dataclass
@@ -27,18 +29,21 @@ def natural_key(path: Path) -> list[object]:
 
 
 def looks_like_our_output(path: Path) -> bool:
+    """Named with a layout suffix, or an MPO that already holds a stereo pair (ours or a 3D camera's)."""
+    if path.suffix.lower() == MPO_EXTENSION:
+        return is_stereo_mpo(path)
     stem = path.stem.lower()
     return any(stem.endswith(suffix) for suffix in _OUR_SUFFIXES)
 
 
 def images_in_folder(folder: Path, recursive: bool) -> list[Path]:
-    """Images in a folder (natural order), skipping hidden files and files we wrote ourselves."""
+    """Images and videos in a folder (natural order), skipping hidden files and files we wrote ourselves."""
     pattern = "**/*" if recursive else "*"
     found = [
         path
         for path in folder.glob(pattern)
         if path.is_file()
-        and is_image_path(path)
+        and (is_image_path(path) or is_video_path(path))
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
         and not looks_like_our_output(path)
     ]
@@ -55,41 +60,60 @@ def output_extension(source: Path, image_type: str | None) -> str:
     return extension if extension in IMAGE_FORMATS else ".jpg"
 
 
+def output_types(layout_name: str) -> tuple[str, ...]:
+    """File extensions an output of this layout may have: its own (.mpo), else any image type."""
+    extension = get_layout(layout_name).extension
+    return (extension,) if extension else tuple(IMAGE_FORMATS)
+
+
 def plan_jobs(
     inputs: list[Path], output: Path | None, layout_name: str, image_type: str | None, recursive: bool
 ) -> list[Job]:
     if not inputs:
         raise SbsError("no INPUT given (a photo, or a folder of photos)")
     layout = get_layout(layout_name)
+    types = output_types(layout_name)
+    if layout.extension and image_type and image_type.lower().lstrip(".") not in ("jpg", "jpeg"):
+        raise SbsError(f"--format {layout.name} writes JPEG images into a {layout.extension} file; drop --type {image_type}")
     pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
     for given in inputs:
         if given.is_dir():
             found = images_in_folder(given, recursive)
             if not found:
                 hint = "" if recursive else " (use --recursive to look in sub-folders)"
-                raise SbsError(f"folder {given} holds no images{hint}")
+                raise SbsError(f"folder {given} holds no images or videos{hint}")
             pairs.extend((path, given) for path in found)
         elif given.is_file():
-            if not is_image_path(given):
-                raise SbsError(f"{given}: not an image type sbsconvert reads ({given.suffix or 'no extension'})")
+            if not is_image_path(given) and not is_video_path(given):
+                raise SbsError(f"{given}: not an image type sbsconvert reads, nor a video ({given.suffix or 'no extension'})")
             pairs.append((given, None))
         else:
             raise SbsError(f"{given}: no such file or folder")
+    videos = [source for source, _ in pairs if is_video_path(source)]
+    if layout.extension and videos:
+        raise SbsError(f"--format {layout.name} is for photos; {videos[0]} is a video (use sbs, tb, lr-pair...)")
+    if len(pairs) == 1 and is_video_path(pairs[0][0]):
+        types = VIDEO_OUTPUT_EXTENSIONS  # a video keeps its container (see sbsconvert.video)
 
     single_file_target = (
-        output is not None and len(pairs) == 1 and pairs[0][1] is None and output.suffix.lower() in IMAGE_FORMATS
+        output is not None and len(pairs) == 1 and pairs[0][1] is None and output.suffix.lower() in types
     )
     if output is not None and not single_file_target and not output.is_dir() and _looks_like_file_name(output):
-        if output.suffix.lower() in IMAGE_FORMATS:
+        if output.suffix.lower() in types:
             raise SbsError(f"-o {output} names one file but there are {len(pairs)} photos; give a folder")
-        raise SbsError(f"-o {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder)")
+        if types is VIDEO_OUTPUT_EXTENSIONS:
+            raise SbsError(f"-o {output}: give a video file name ({', '.join(types)}) or a folder")
+        raise SbsError(_wrong_type(output, layout_name))
     jobs = []
     for source, folder in pairs:
         if single_file_target:
             assert output is not None
             names = file_outputs(output, layout_name)
         else:
-            extension = output_extension(source, image_type)
+            if is_video_path(source):
+                extension = video_output_extension(source)
+            else:
+                extension = layout.extension or output_extension(source, image_type)
             target_folder = _target_folder(source, folder, output)
             names = [target_folder / f"{source.stem}{suffix}{extension}" for suffix in layout.suffixes]
         jobs.append(Job(source=source, outputs=names))
@@ -103,6 +127,15 @@ def file_outputs(output: Path, layout_name: str) -> list[Path]:
     if len(layout.suffixes) == 1:
         return [output]
     return [_with_suffix(output, suffix, output.suffix) for suffix in layout.suffixes]
+
+
+def _wrong_type(output: Path, layout_name: str) -> str:
+    """Why `-o OUTPUT` cannot hold this layout: a .mpo needs --format mpo, which needs a .mpo."""
+    layout = get_layout(layout_name)
+    if layout.extension:
+        return f"-o {output}: --format {layout.name} writes a {layout.extension} file; name it {output.stem}{layout.extension}"
+    hint = f"; {MPO_EXTENSION} needs --format mpo" if output.suffix.lower() == MPO_EXTENSION else ""
+    return f"-o {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder{hint})"
 
 
 def _looks_like_file_name(path: Path) -> bool:

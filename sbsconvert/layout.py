@@ -23,6 +23,12 @@ class Layout:
     name: str
     suffixes: tuple[str, ...]  # filename suffixes players recognise; two entries = two files (L, R)
     description: str
+    extension: str | None = None  # a file type of its own, holding every frame (mpo); None: any image type
+
+    @property
+    def naming(self) -> str:
+        """How output names show the layout: "_LR", "_L/_R", ".mpo"."""
+        return "/".join(suffix + (self.extension or "") for suffix in self.suffixes)
 
 
 LAYOUTS = {
@@ -35,6 +41,8 @@ LAYOUTS = {
         Layout("anaglyph", ("_anaglyph",), "red-cyan anaglyph (Dubois), for paper glasses"),
         Layout("crosseye", ("_RL",), "side by side with the eyes swapped, for cross-eyed free viewing"),
         Layout("lr-pair", ("_L", "_R"), "two separate files, one per eye"),
+        Layout("mpo", ("",), "one Multi Picture Object file holding both eyes as JPEGs (CIPA stereo type; "
+               "3D cameras, Nintendo 3DS, stereo photo viewers)", extension=".mpo"),
     )
 }
 
@@ -47,7 +55,7 @@ def get_layout(name: str) -> Layout:
 
 
 def compose(left: np.ndarray, right: np.ndarray, layout_name: str) -> list[np.ndarray]:
-    """Arrange HxWxC views; returns one frame, or two for `lr-pair`."""
+    """Arrange HxWxC views; returns one frame, or two (left, right) for `lr-pair` and `mpo`."""
     if left.shape != right.shape:
         raise ValueError(f"left {left.shape} and right {right.shape} views differ in size")
     name = get_layout(layout_name).name

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import cv2
 import numpy as np
@@ -120,9 +121,18 @@ def write_image(
         _encode(pixels, temp, IMAGE_FORMATS[suffix], bit_depth, quality, icc_profile, exif)
 
 
+def encode_jpeg(
+    pixels: np.ndarray, *, quality: int = 95, icc_profile: bytes | None = None, exif: bytes | None = None
+) -> bytes:
+    """One 8-bit JPEG in memory, encoded as write_image would write it (for containers such as MPO)."""
+    buffer = io.BytesIO()
+    _encode(pixels, buffer, "JPEG", 8, quality, icc_profile, exif)
+    return buffer.getvalue()
+
+
 def _encode(
     pixels: np.ndarray,
-    path: Path,
+    path: Path | BinaryIO,
     image_format: str,
     bit_depth: int,
     quality: int,

@@ -34,7 +34,7 @@ class StereoScene:
     non_occluded: np.ndarray  # HxW bool, right-view pixels predictable from the left view
 
 
-def _smooth_texture(seed: int, base: tuple[float, float, float], period: float) -> Texture:
+def smooth_texture(seed: int, base: tuple[float, float, float], period: float) -> Texture:
     rng = np.random.default_rng(seed)
     waves = [
         (rng.uniform(0, 2 * np.pi), rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.04, 0.12, size=3))
@@ -59,17 +59,17 @@ def default_layers(width: int, height: int) -> list[Layer]:
     constant = lambda value: (lambda rows: np.full_like(rows, value, dtype=np.float64))
     floor_disparity = lambda rows: 3 * unit + 9 * unit * np.clip((rows - horizon) / (height - horizon), 0, 1)
     return [
-        Layer(lambda x, y: np.ones_like(x, dtype=bool), constant(round(2 * unit)), _smooth_texture(1, (0.55, 0.6, 0.7), 23)),
-        Layer(lambda x, y: y >= horizon, floor_disparity, _smooth_texture(2, (0.5, 0.42, 0.3), 17)),
+        Layer(lambda x, y: np.ones_like(x, dtype=bool), constant(round(2 * unit)), smooth_texture(1, (0.55, 0.6, 0.7), 23)),
+        Layer(lambda x, y: y >= horizon, floor_disparity, smooth_texture(2, (0.5, 0.42, 0.3), 17)),
         Layer(
             lambda x, y: (abs(x - 0.36 * width) < 0.14 * width) & (abs(y - 0.45 * height) < 0.22 * height),
             constant(round(10 * unit)),
-            _smooth_texture(3, (0.75, 0.35, 0.3), 13),
+            smooth_texture(3, (0.75, 0.35, 0.3), 13),
         ),
         Layer(
             lambda x, y: (x - 0.5 * width) ** 2 + (y - 0.55 * height) ** 2 < (0.13 * width) ** 2,
             constant(round(20 * unit)),
-            _smooth_texture(4, (0.3, 0.65, 0.35), 11),
+            smooth_texture(4, (0.3, 0.65, 0.35), 11),
         ),
     ]
 

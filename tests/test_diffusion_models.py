@@ -1,119 +1,14 @@
-"""A tiny, randomly initialised Stable Diffusion saved as a diffusers pipeline folder, loaded
-through the engine's real from_pretrained path; loading and offline errors.
-
-Other diffusion test files import the fixtures from here (`from test_diffusion_models import ...`).
-"""
-
-import json
+"""Loading a Stable Diffusion checkpoint through the real from_pretrained path (the tiny random
+pipeline of conftest.py); offline and bad-folder errors; settings validation."""
 
 import numpy as np
 import pytest
-import torch
 
-from sbsconvert.device import Compute
+from conftest import CPU, make_engine
 from sbsconvert.engines import create_engine
 from sbsconvert.engines.diffusion import DiffusionEngine, DiffusionSettings
 from sbsconvert.engines.diffusion.settings import DEFAULT_SD_MODEL
 from sbsconvert.errors import SbsError
-
-CPU = Compute(torch.device("cpu"), torch.float32)
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-def write_tokenizer_files(folder):
-    """A CLIP BPE vocabulary of single letters (no merges): enough to tokenise any lower-case prompt."""
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for letter in LETTERS:
-        vocab[letter] = len(vocab)
-        vocab[letter + "</w>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return len(vocab)
-
-
-def build_tiny_pipeline(folder, depth=False):
-    """Save a random SD-shaped pipeline (UNet 32/64 channels, 8-times VAE, 2-layer CLIP) to `folder`."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=5 if depth else 4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 8, 16, 16),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=64,
-    )
-    vocab_folder = folder / "vocab"
-    vocab_size = write_tokenizer_files(vocab_folder)
-    tokenizer = CLIPTokenizer(
-        vocab_file=str(vocab_folder / "vocab.json"), merges_file=str(vocab_folder / "merges.txt"), model_max_length=77
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        )
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    pipeline = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipeline.save_pretrained(folder / "pipeline")
-    return folder / "pipeline"
-
-
-@pytest.fixture(scope="session")
-def tiny_sd(tmp_path_factory):
-    """Folder of a tiny random SD 1.x-shaped pipeline (native size 64x64)."""
-    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny_sd"))
-
-
-@pytest.fixture(scope="session")
-def tiny_sd_depth(tmp_path_factory):
-    """Folder of a tiny random SD 2 depth-shaped pipeline (UNet takes latent + depth channels)."""
-    return build_tiny_pipeline(tmp_path_factory.mktemp("tiny_sd_depth"), depth=True)
-
-
-def make_engine(folder, **options):
-    options = {"steps": 10, "progress": False, **options}
-    return DiffusionEngine(DiffusionSettings(model=str(folder), **options), CPU)
 
 
 def test_pipeline_folder_loads_through_create_engine(tiny_sd):

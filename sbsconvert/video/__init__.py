@@ -1,0 +1,21 @@
+"""Video: stream frames through the still-image stages (decode -> disparity -> engine -> layout ->
+encode) with temporally smoothed disparity, copying audio. Importing this package is cheap (no PyAV);
+the stages live in decode.py, temporal.py, encode.py and pipeline.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi"})
+VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv")
+# Output container per input extension. WebM only holds VP8/VP9/AV1 and AVI is a poor home for
+# H.264/HEVC, so both become Matroska, which can take their audio (Vorbis, Opus, PCM, MP3) unchanged.
+OUTPUT_EXTENSIONS = {".mp4": ".mp4", ".m4v": ".m4v", ".mov": ".mov", ".mkv": ".mkv", ".webm": ".mkv", ".avi": ".mkv"}
+
+
+def is_video_path(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def video_output_extension(source: Path) -> str:
+    return OUTPUT_EXTENSIONS.get(source.suffix.lower(), ".mp4")

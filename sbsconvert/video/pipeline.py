@@ -1,0 +1,103 @@
+"""The video pipeline: the still-image stages run frame by frame on a stream, so memory stays flat
+with length. decode -> disparity (smoothed over time) -> stereo engine -> layout -> encode."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from sbsconvert.batch import JobResult
+from sbsconvert.convert import ConvertSettings, StageTimer
+from sbsconvert.decode import Picture
+from sbsconvert.disparity import Disparity, pixel_shift
+from sbsconvert.engines.base import StereoEngine, StereoRequest
+from sbsconvert.jobs import Job
+from sbsconvert.layout import compose, fit_width
+from sbsconvert.output import atomic_path
+from sbsconvert.video.decode import VideoReader
+from sbsconvert.video.encode import VideoSettings, VideoWriter
+from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
+
+
+def convert_video(
+    job: Job,
+    settings: ConvertSettings,
+    engine: StereoEngine,
+    disparity_for: Callable[[Path, Picture], Disparity],
+    video: VideoSettings,
+    *,
+    smoother: TemporalSmoother | None = None,
+    progress: bool = True,
+) -> JobResult:
+    """Convert one video job and write its output file(s); `disparity_for` is asked once per frame
+    (with the frame as a Picture) and its answers are smoothed over time by `smoother`."""
+    smoother = smoother if smoother is not None else TemporalSmoother()
+    timer = StageTimer()
+    flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
+    notes: list[str] = []
+    frames_done = 0
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(VideoReader(job.source))
+        # Outputs already finished by an interrupted --skip-existing run stay as they are (lr-pair).
+        targets = [None if settings.skip_existing and target.exists() else target for target in job.outputs]
+        temps = [None if target is None else stack.enter_context(atomic_path(target, settings.force)) for target in targets]
+        writers = [
+            None if temp is None else VideoWriter(
+                temp, video, frame_rate=reader.info.frame_rate, time_base=reader.info.time_base,
+                source=job.source, layout=settings.layout, container_suffix=target.suffix,
+            )
+            for temp, target in zip(temps, targets)
+        ]
+        stack.callback(_abort_all, writers)  # closes files if anything below fails
+        bar = stack.enter_context(
+            tqdm(total=reader.info.frame_count or None, unit="frame", desc=job.source.name, leave=False,
+                 disable=not progress, file=sys.stderr)
+        )
+        frames = iter(reader.frames())
+        while True:
+            with timer("decode"):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            picture = Picture(frame.pixels, source=job.source)
+            with timer("disparity"):
+                disparity = smoother(frame.pixels, disparity_for(job.source, picture))
+            width = picture.size[0]
+            request = StereoRequest(
+                image=frame.pixels,
+                nearness=disparity.values,
+                shift=pixel_shift(disparity, width, settings.divergence, settings.convergence),
+                eye=settings.eye,
+            )
+            with timer(engine.name):
+                pair = engine.render(request)
+            flicker.add(pair.right)
+            with timer("encode"):
+                views = compose(fit_width(pair.left, settings.max_eye_width), fit_width(pair.right, settings.max_eye_width), settings.layout)
+                for writer, view in zip(writers, views):
+                    if writer is not None:
+                        writer.write(view, frame.pts)
+            frames_done += 1
+            bar.update()
+        with timer("encode"):
+            for writer in writers:
+                if writer is not None:
+                    writer.close()
+        if any(size % 2 for size in views[0].shape[:2]):
+            notes.append(f"{job.source.name}: frame size {views[0].shape[1]}x{views[0].shape[0]} is odd; "
+                         "padded by one pixel (edge repeated) for yuv420")
+    details = [f"{job.source.name}: {frames_done} frames, {timer}, right-view flicker {flicker.value:.4f}"]
+    if smoother.cuts:
+        details.append(f"{job.source.name}: {smoother.cuts} scene cuts reset the disparity smoothing")
+    return JobResult(notes=notes, details=details)
+
+
+def _abort_all(writers: list[VideoWriter | None]) -> None:
+    for writer in writers:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.abort()

@@ -1,0 +1,119 @@
+"""`--engine diffusion`, `--prompt` and `--depth-image` end to end through the CLI, with the tiny
+random pipelines of conftest.py given as local model folders."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from sbsconvert.cli import main
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SYNTHETIC = SAMPLES / "synthetic.png"
+SYNTHETIC_DISP = SAMPLES / "disparity" / "synthetic.pfm"
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def pixels(path):
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+
+
+def test_photo_with_diffusion_engine(tmp_path, tiny_sd):
+    out = tmp_path / "pair.png"
+    code, output = run(
+        SYNTHETIC, "--disparity", SYNTHETIC_DISP, "--engine", "diffusion", "--model", tiny_sd, "--steps", "3", "-o", out, "-v"
+    )
+    assert code == 0, output
+    pair = pixels(out)
+    assert pair.shape == (240, 640, 3)
+    # the left half is the photo itself; the right half is the generated view, not a copy
+    assert np.abs(pair[:, :320] - pixels(SYNTHETIC)).max() <= 1 / 255
+    assert np.abs(pair[:, 320:] - pair[:, :320]).mean() > 0.01
+    assert "inversion" in output and "denoise" in output  # per-stage times with --verbose
+
+
+def test_every_ablation_switch_runs(tmp_path, tiny_sd):
+    out = tmp_path / "ablation.png"
+    code, output = run(
+        SYNTHETIC, "--disparity", SYNTHETIC_DISP, "--engine", "diffusion", "--model", tiny_sd, "--steps", "2",
+        "--attention", "off", "--no-spsmd", "--deblur", "--inversion", "null-text", "--guidance", "3",
+        "--prompt", "a test scene", "--shift-step", "0.5", "--seed", "7", "--resolution", "96", "-o", out, "-q",
+    )  # fmt: skip
+    assert code == 0, output
+    assert Image.open(out).size == (640, 240)
+
+
+def test_same_seed_same_output(tmp_path, tiny_sd):
+    outputs = []
+    for name in ("a.png", "b.png"):
+        out = tmp_path / name
+        code, output = run(
+            SYNTHETIC, "--disparity", SYNTHETIC_DISP, "--engine", "diffusion", "--model", tiny_sd, "--steps", "2",
+            "--deblur", "--seed", "5", "-o", out, "-q",
+        )  # fmt: skip
+        assert code == 0, output
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_text_to_stereo(tmp_path, tiny_sd):
+    out = tmp_path / "fox_LR.png"
+    code, output = run(
+        "--prompt", "a red fox", "--model", tiny_sd, "--steps", "3", "--disparity", SYNTHETIC_DISP,
+        "--resolution", "128", "--divergence", "8", "-o", out, "-q",
+    )  # fmt: skip
+    assert code == 0, output
+    pair = pixels(out)
+    assert pair.shape == (128, 256, 3)  # --resolution per eye
+    assert not np.array_equal(pair[:, :64], pair[:, 64:])
+
+
+def test_depth_to_stereo(tmp_path, tiny_sd_depth):
+    out = tmp_path / "room.png"
+    code, output = run(
+        "--prompt", "a room", "--depth-image", SYNTHETIC_DISP, "--model", tiny_sd_depth, "--steps", "3",
+        "-f", "lr-pair", "-o", out, "-q",
+    )  # fmt: skip
+    assert code == 0, output
+    left, right = tmp_path / "room_L.png", tmp_path / "room_R.png"
+    assert Image.open(left).size == Image.open(right).size == (320, 240)  # the depth map's size
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--prompt", "a fox"], "name the file to write with -o"),
+        (["-o", "x.jpg"], "no INPUT given"),
+        ([str(SYNTHETIC), "--steps", "3"], "--steps only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--depth-image", str(SYNTHETIC_DISP)], "--depth-image generates a new image"),
+        (["--prompt", "a fox", "--engine", "warp", "-o", "x.jpg"], "drop --engine warp"),
+        (["--prompt", "a fox", "-o", "x.mp3"], "give an image file name"),
+        ([str(SYNTHETIC), "--engine", "diffusion", "--inversion", "exact"], "Invalid value for '--inversion'"),
+    ],
+)
+def test_option_mistakes_are_one_line(tmp_path, args, message):
+    code, output = run(*[a.replace("x.", str(tmp_path / "x.")) for a in args])
+    assert code != 0
+    assert message in output
+    assert "Traceback" not in output
+    assert not list(tmp_path.iterdir())
+
+
+def test_depth_image_with_a_plain_model_is_refused(tmp_path, tiny_sd):
+    out = tmp_path / "x.png"
+    code, output = run("--prompt", "a room", "--depth-image", SYNTHETIC_DISP, "--model", tiny_sd, "-o", out)
+    assert code == 1 and "not a depth model" in output and not out.exists()
+
+
+def test_missing_model_is_one_line(tmp_path):
+    out = tmp_path / "x.png"
+    code, output = run(SYNTHETIC, "--disparity", SYNTHETIC_DISP, "--engine", "diffusion", "--model", tmp_path / "none", "-o", out)
+    assert code == 1 and "does not exist" in output and not out.exists()
+    assert len([line for line in output.splitlines() if line.strip()]) <= 2
