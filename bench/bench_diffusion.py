@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_warp import cpu_name  # noqa: E402
+from bench_warp import best_time, cpu_name  # noqa: E402
 
 from sbsconvert.convert import StageTimer  # noqa: E402
 from sbsconvert.device import select_compute  # noqa: E402
@@ -92,13 +92,7 @@ def call_counts(engine: DiffusionEngine, request: StereoRequest) -> dict[str, Co
 
 def timed(action: Callable[[], object], device: torch.device) -> float:
     action()  # warm-up (allocations, kernel selection)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    action()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return best_time(action, 1, device)
 
 
 def unit_costs(engine: DiffusionEngine, size: int, kinds: set[str]) -> dict[str, float]:

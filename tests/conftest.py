@@ -1,13 +1,22 @@
-"""Shared fixtures: tiny, randomly initialised Stable Diffusion pipelines saved as diffusers folders,
-so every diffusion test loads them through the engine's real from_pretrained path."""
+"""Shared test helpers: the shipped samples, a CLI runner, and tiny randomly initialised Stable
+Diffusion pipelines saved as diffusers folders, so every diffusion test loads them through the
+engine's real from_pretrained path."""
+
+from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
+from PIL import Image
 
+from sbsconvert.cli import main
 from sbsconvert.device import Compute
 from sbsconvert.engines.diffusion import DiffusionEngine, DiffusionSettings
 from sbsconvert.engines.diffusion.random_model import TINY, save_random_pipeline
 
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SYNTHETIC = SAMPLES / "synthetic.png"
+SYNTHETIC_DISP = SAMPLES / "disparity" / "synthetic.pfm"
 CPU = Compute(torch.device("cpu"), torch.float32)
 
 # The test models are tiny: with several threads their calls spend more time synchronising threads
@@ -31,3 +40,14 @@ def tiny_sd_depth(tmp_path_factory):
 def make_engine(folder, **options):
     options = {"steps": 10, "progress": False, **options}
     return DiffusionEngine(DiffusionSettings(model=str(folder), **options), CPU)
+
+
+def run(*args):
+    """Run the CLI in-process: (exit code, output)."""
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def size_of(path):
+    with Image.open(path) as image:
+        return image.size

@@ -208,6 +208,7 @@ MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff\xe0", ".gif": b"GI
          ".webp": b"RIFF\x00\x00\x00\x00WEBPVP8 ", ".heic": b"\x00\x00\x00\x18ftypheic"}
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # Pillow's warning; the CLI hides warnings
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(suffix=st.sampled_from(sorted(MAGIC)), body=st.binary(max_size=600))
 def test_random_bytes_never_escape_as_anything_but_sbs_error(tmp_path, suffix, body):

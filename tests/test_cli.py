@@ -2,29 +2,14 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from sbsconvert.cli import main
+from conftest import SAMPLES, SYNTHETIC, SYNTHETIC_DISP, run, size_of
 from sbsconvert.decode import load_picture
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SYNTHETIC = SAMPLES / "synthetic.png"
-SYNTHETIC_DISP = SAMPLES / "disparity" / "synthetic.pfm"
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.output
-
-
-def size_of(path):
-    with Image.open(path) as image:
-        return image.size
 
 
 def test_help_explains_every_option():

@@ -1,23 +1,13 @@
 """`--engine diffusion`, `--prompt` and `--depth-image` end to end through the CLI, with the tiny
 random pipelines of conftest.py given as local model folders."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from sbsconvert.cli import main
+from conftest import SYNTHETIC, SYNTHETIC_DISP, run
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SYNTHETIC = SAMPLES / "synthetic.png"
-SYNTHETIC_DISP = SAMPLES / "disparity" / "synthetic.pfm"
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 def pixels(path):

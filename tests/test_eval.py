@@ -7,10 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from sbsconvert.cli import main
+from conftest import run
 from sbsconvert.disparity import write_pfm
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.datasets import fill_unknown, find_pairs
@@ -20,11 +19,6 @@ from sbsconvert.synthetic import render_scene
 
 EVAL_SET = Path(__file__).resolve().parent.parent / "samples" / "eval"
 SYNTHETIC_PAIRS = ("layers", "pillars", "slope")
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 def noise_image(seed=0, shape=(64, 80, 3)):

@@ -6,23 +6,18 @@ import os
 import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image, ImageCms, TiffImagePlugin
 
-from sbsconvert.cli import main
+from conftest import SYNTHETIC, SYNTHETIC_DISP, run
 from sbsconvert.decode import load_picture
 from sbsconvert.errors import SbsError
 from sbsconvert.jobs import images_in_folder, plan_jobs
 from sbsconvert.mpo import is_stereo_mpo, write_mpo
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SYNTHETIC = SAMPLES / "synthetic.png"
-SYNTHETIC_DISP = SAMPLES / "disparity" / "synthetic.pfm"
 HEIGHT, WIDTH = 48, 64
 
 
@@ -55,11 +50,6 @@ def attribute_ifd(header):
         ifd.load(stream)
         offset = ifd.next
     return dict(ifd)
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 def test_frames_are_the_left_then_the_right_view(tmp_path):
