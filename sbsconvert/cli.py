@@ -315,8 +315,6 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
             named = [f"--{name.replace('_', '-')}" for name in VIDEO_OPTIONS if options[name] is not None]
             raise SbsError(f"{', '.join(named)} only apply to videos, and no INPUT is a video")
         return None
-    if options["engine"] != "warp":
-        raise SbsError(f"videos are converted with --engine warp only (--engine {options['engine']} is for photos)")
     if merged["format"] == "mpo":
         raise SbsError("--format mpo is a photo format; for videos choose another --format")
     from sbsconvert.video.encode import VideoSettings

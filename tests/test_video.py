@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import make_engine, run
 from sbsconvert.cli import main
 from sbsconvert.convert import ConvertSettings
 from sbsconvert.disparity import Disparity, load_disparity_file, normalize, pixel_shift
@@ -27,11 +28,6 @@ WIDTH, HEIGHT = 96, 64
 SAMPLE_RATE = 48000
 
 
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.output
-
-
 def run_json(*args):
     result = CliRunner().invoke(main, [str(a) for a in args] + ["--json", "-q"], catch_exceptions=False)
     return result.exit_code, json.loads(result.stdout)
@@ -45,8 +41,9 @@ def scene_frames(count, width=WIDTH, height=HEIGHT, motion=2):
 
 
 def make_clip(path, frames=12, width=WIDTH, height=HEIGHT, rate=30, pts=None, audio=True, rotation=None, motion=2,
-              options=None):
-    """Write an H.264 clip (plus an AAC track) and return its frames' times in seconds."""
+              options=None, images=None):
+    """Write an H.264 clip (plus an AAC track) of `images` (default: a pan across the synthetic
+    scene) and return its frames' times in seconds."""
     time_base = Fraction(1, rate * 10)
     pts = list(range(0, 10 * frames, 10)) if pts is None else pts
     with av.open(str(path), "w", options=options or {}) as container:
@@ -58,7 +55,7 @@ def make_clip(path, frames=12, width=WIDTH, height=HEIGHT, rate=30, pts=None, au
         if rotation is not None:
             video.set_display_rotation(rotation)
         sound = container.add_stream("aac", rate=SAMPLE_RATE) if audio else None
-        for image, stamp in zip(scene_frames(frames, width, height, motion), pts):
+        for image, stamp in zip(images if images is not None else scene_frames(frames, width, height, motion), pts):
             frame = av.VideoFrame.from_ndarray(np.round(image * 255).astype(np.uint8), format="rgb24")
             frame.pts, frame.time_base = stamp, time_base
             container.mux(video.encode(frame))
@@ -349,3 +346,38 @@ def test_convert_video_streams_with_a_synthetic_disparity_provider(tmp_path):
     assert "8 frames" in result.details[0]
     frames, _, _ = decoded(out)
     assert len(frames) == 8 and frames[0].shape == (HEIGHT, WIDTH, 3)
+
+
+def test_diffusion_frames_attend_to_their_shots_anchor(tmp_path, tiny_sd):
+    pan = list(scene_frames(6, motion=1))
+    clip = tmp_path / "cut.mp4"
+    make_clip(clip, frames=6, audio=False, images=pan[:3] + [1 - frame for frame in pan[3:]])  # a cut at frame 3
+    engine = make_engine(tiny_sd, steps=2)
+    calls, render = [], engine.render
+
+    def spy(request, **kwargs):
+        calls.append(kwargs)
+        return render(request, **kwargs)
+
+    engine.render = spy
+    truth = normalize(render_scene(WIDTH, HEIGHT).disparity)
+    out = tmp_path / "cut_LR.mp4"
+    convert_video(Job(clip, [out]), ConvertSettings(divergence=8), engine, lambda source, picture: Disparity(truth),
+                  VideoSettings(crf=23), progress=False)
+    assert [sorted(call) for call in calls] == [["record"], ["reference"], ["reference"]] * 2
+    anchors = [call.get("record", call.get("reference")) for call in calls]
+    assert anchors[1] is anchors[2] is anchors[0] and anchors[4] is anchors[5] is anchors[3]
+    assert anchors[3] is not anchors[0] and len(anchors[0]) > 0  # recorded keys per step and layer
+    assert len(decoded(out)[0]) == 6
+
+
+def test_diffusion_engine_converts_a_clip_from_the_cli(tmp_path, tiny_sd):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=4)
+    out = tmp_path / "clip_LR.mp4"
+    code, output = run(clip, "--engine", "diffusion", "--model", tiny_sd, "--steps", "2",
+                       "--disparity", disparity_map(tmp_path), "-o", out, "-q")
+    assert code == 0, output
+    frames, _, _ = decoded(out)
+    assert len(frames) == 4 and frames[0].shape == (HEIGHT, 2 * WIDTH, 3)
+    assert audio_packets(out) == audio_packets(clip)

@@ -14,7 +14,7 @@ from sbsconvert.batch import JobResult
 from sbsconvert.convert import ConvertSettings, StageTimer
 from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity, pixel_shift
-from sbsconvert.engines.base import StereoEngine, StereoRequest
+from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
 from sbsconvert.layout import compose, fit_width
 from sbsconvert.output import atomic_path
@@ -39,7 +39,8 @@ def convert_video(
     timer = StageTimer()
     flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
     notes: list[str] = []
-    frames_done = 0
+    frames_done = cuts_seen = 0
+    render = ShotRenderer(engine)
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(VideoReader(job.source))
         # Outputs already finished by an interrupted --skip-existing run stay as they are (lr-pair).
@@ -74,7 +75,8 @@ def convert_video(
                 eye=settings.eye,
             )
             with timer(engine.name):
-                pair = engine.render(request)
+                pair = render(request, new_shot=smoother.cuts != cuts_seen or frames_done == 0)
+                cuts_seen = smoother.cuts
             flicker.add(pair.right)
             with timer("encode"):
                 views = compose(fit_width(pair.left, settings.max_eye_width), fit_width(pair.right, settings.max_eye_width), settings.layout)
@@ -94,6 +96,34 @@ def convert_video(
     if smoother.cuts:
         details.append(f"{job.source.name}: {smoother.cuts} scene cuts reset the disparity smoothing")
     return JobResult(notes=notes, details=details)
+
+
+class ShotRenderer:
+    """engine.render for the frames of a video, in order.
+
+    Engines with cross-frame attention (the diffusion engine) record the self-attention keys and
+    values of the first frame of each shot (the anchor) and let the right view of every later
+    frame of the shot attend to them too, so disocclusions are painted alike from frame to frame
+    instead of being re-imagined each time. A scene cut starts a new anchor.
+    """
+
+    def __init__(self, engine: StereoEngine):
+        self.engine = engine
+        self.cross_frame = getattr(engine, "cross_frame_attention", False)
+        self.anchor: object | None = None
+
+    def __call__(self, request: StereoRequest, *, new_shot: bool) -> StereoPair:
+        if not self.cross_frame:
+            return self.engine.render(request)
+        from sbsconvert.engines.diffusion.attention import KVCache
+
+        if new_shot or self.anchor is None:
+            self.anchor = None  # free the old shot's keys/values before recording new ones
+            anchor = KVCache()
+            pair = self.engine.render(request, record=anchor)  # type: ignore[call-arg]
+            self.anchor = anchor
+            return pair
+        return self.engine.render(request, reference=self.anchor)  # type: ignore[call-arg]
 
 
 def _abort_all(writers: list[VideoWriter | None]) -> None:

@@ -34,6 +34,7 @@ class DiffusionEngine:
     """StereoDiffusion on one Stable Diffusion checkpoint, loaded once."""
 
     name = "diffusion"
+    cross_frame_attention = True  # render() takes record= / reference= (see the package docstring)
 
     def __init__(self, settings: DiffusionSettings, compute: Compute):
         self.settings = settings
