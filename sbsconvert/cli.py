@@ -195,7 +195,7 @@ class ConvertCommand(click.Command):
 @click.option("--json", "json_summary", is_flag=True, help="Print a machine-readable summary on stdout at the end: "
               "converted, skipped and failed inputs with their outputs and errors.")
 def convert(inputs: tuple[Path, ...], **options: Any) -> None:
-    """Convert photos or folders of photos (INPUT...) into stereo images.
+    """Convert photos, videos, or folders of them (INPUT...) into stereo images and videos.
 
     \b
     Examples:
@@ -203,6 +203,7 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert album/ --preset quest3 -r         # album_stereo/... for Meta Quest
       sbsconvert photo.jpg --disparity depth.png -f anaglyph -o out.jpg
       sbsconvert photo.jpg --engine diffusion      # StereoDiffusion fills the disocclusions
+      sbsconvert clip.mp4 --preset vision-pro      # clip_LR.mp4, HEVC 10-bit, audio copied
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
     """

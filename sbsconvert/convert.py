@@ -104,18 +104,18 @@ def convert_image(
         picture = load_picture(job.source)
     with timer("disparity"):
         disparity = disparity_for(job.source, picture)
-    width = picture.size[0]
-    request = StereoRequest(
-        image=picture.pixels,
-        nearness=disparity.values,
-        shift=pixel_shift(disparity, width, settings.divergence, settings.convergence),
-        eye=settings.eye,
-    )
     with timer(engine.name):
-        pair = engine.render(request)
+        pair = engine.render(stereo_request(picture.pixels, disparity, settings))
     with timer("write"):
         write_pair(pair, job, settings, picture)
     return JobResult(notes=picture.notes, details=[f"{job.source.name}: {timer}"])
+
+
+def stereo_request(pixels: np.ndarray, disparity: Disparity, settings: ConvertSettings) -> StereoRequest:
+    """What the engine gets for one view: the image, its nearness and the pixel shift the
+    divergence and convergence settings give."""
+    shift = pixel_shift(disparity, pixels.shape[1], settings.divergence, settings.convergence)
+    return StereoRequest(image=pixels, nearness=disparity.values, shift=shift, eye=settings.eye)
 
 
 def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: Picture | None = None) -> None:

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
 from tqdm import tqdm
 
 from sbsconvert.batch import JobResult
-from sbsconvert.convert import ConvertSettings, StageTimer
+from sbsconvert.convert import ConvertSettings, StageTimer, stereo_request
 from sbsconvert.decode import Picture
-from sbsconvert.disparity import Disparity, pixel_shift
+from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
 from sbsconvert.layout import compose, fit_width
 from sbsconvert.output import atomic_path
-from sbsconvert.video.decode import VideoReader
-from sbsconvert.video.encode import VideoSettings, VideoWriter
+from sbsconvert.video.decode import VideoInfo, open_frames
+from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
 from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
 
 
@@ -32,9 +33,14 @@ def convert_video(
     *,
     smoother: TemporalSmoother | None = None,
     progress: bool = True,
+    frame_rate: Fraction | None = None,
+    frames_out: bool = False,
 ) -> JobResult:
     """Convert one video job and write its output file(s); `disparity_for` is asked once per frame
-    (with the frame as a Picture) and its answers are smoothed over time by `smoother`."""
+    (with the frame as a Picture) and its answers are smoothed over time by `smoother`.
+
+    The source is a video file, or a folder of numbered frames played at `frame_rate`; with
+    `frames_out` each output is a folder of numbered images instead of a video file."""
     smoother = smoother if smoother is not None else TemporalSmoother()
     timer = StageTimer()
     flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
@@ -42,17 +48,17 @@ def convert_video(
     frames_done = cuts_seen = 0
     render = ShotRenderer(engine)
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(VideoReader(job.source))
-        # Outputs already finished by an interrupted --skip-existing run stay as they are (lr-pair).
-        targets = [None if settings.skip_existing and target.exists() else target for target in job.outputs]
-        temps = [None if target is None else stack.enter_context(atomic_path(target, settings.force)) for target in targets]
-        writers = [
-            None if temp is None else VideoWriter(
-                temp, video, frame_rate=reader.info.frame_rate, time_base=reader.info.time_base,
-                source=job.source, layout=settings.layout, container_suffix=target.suffix,
-            )
-            for temp, target in zip(temps, targets)
-        ]
+        reader = stack.enter_context(open_frames(job.source, frame_rate))
+        if frames_out:
+            writers: list[VideoWriter | FrameFolderWriter | None] = [
+                FrameFolderWriter(folder, "." + (settings.image_type or "png"), force=settings.force,
+                                  skip_existing=settings.skip_existing, quality=settings.quality)
+                for folder in job.outputs
+            ]
+            if reader.info.audio:
+                notes.append(f"{job.source.name}: its audio is not written (a folder of frames holds images only)")
+        else:
+            writers = _video_writers(stack, job, settings, video, reader.info)
         stack.callback(_abort_all, writers)  # closes files if anything below fails
         bar = stack.enter_context(
             tqdm(total=reader.info.frame_count or None, unit="frame", desc=job.source.name, leave=False,
@@ -67,13 +73,7 @@ def convert_video(
             picture = Picture(frame.pixels, source=job.source)
             with timer("disparity"):
                 disparity = smoother(frame.pixels, disparity_for(job.source, picture))
-            width = picture.size[0]
-            request = StereoRequest(
-                image=frame.pixels,
-                nearness=disparity.values,
-                shift=pixel_shift(disparity, width, settings.divergence, settings.convergence),
-                eye=settings.eye,
-            )
+            request = stereo_request(frame.pixels, disparity, settings)
             with timer(engine.name):
                 pair = render(request, new_shot=smoother.cuts != cuts_seen or frames_done == 0)
                 cuts_seen = smoother.cuts
@@ -89,7 +89,7 @@ def convert_video(
             for writer in writers:
                 if writer is not None:
                     writer.close()
-        if any(size % 2 for size in views[0].shape[:2]):
+        if not frames_out and any(size % 2 for size in views[0].shape[:2]):
             notes.append(f"{job.source.name}: frame size {views[0].shape[1]}x{views[0].shape[0]} is odd; "
                          "padded by one pixel (edge repeated) for yuv420")
     details = [f"{job.source.name}: {frames_done} frames, {timer}, right-view flicker {flicker.value:.4f}"]
@@ -126,7 +126,25 @@ class ShotRenderer:
         return self.engine.render(request, reference=self.anchor)  # type: ignore[call-arg]
 
 
-def _abort_all(writers: list[VideoWriter | None]) -> None:
+def _video_writers(
+    stack: contextlib.ExitStack, job: Job, settings: ConvertSettings, video: VideoSettings, info: VideoInfo
+) -> list[VideoWriter | None]:
+    """A VideoWriter per output file, each into a temp file published when the stack closes cleanly."""
+    # Outputs already finished by an interrupted --skip-existing run stay as they are (lr-pair).
+    targets = [None if settings.skip_existing and target.exists() else target for target in job.outputs]
+    temps = [None if target is None else stack.enter_context(atomic_path(target, settings.force)) for target in targets]
+    # Audio and tags come from a video file; a folder of frames has neither.
+    source = None if job.source.is_dir() else job.source
+    return [
+        None if temp is None or target is None else VideoWriter(
+            temp, video, frame_rate=info.frame_rate, time_base=info.time_base,
+            source=source, layout=settings.layout, container_suffix=target.suffix,
+        )
+        for temp, target in zip(temps, targets)
+    ]
+
+
+def _abort_all(writers: list[VideoWriter | FrameFolderWriter | None]) -> None:
     for writer in writers:
         if writer is not None:
             with contextlib.suppress(Exception):
