@@ -90,7 +90,8 @@ class BatchSummary:
 
 
 def is_finished(job: Job) -> bool:
-    return all(path.exists() for path in job.outputs)
+    # A folder of frames (--frames-out) is never finished as a whole: it resumes frame by frame.
+    return all(path.is_file() for path in job.outputs)
 
 
 def check_targets(jobs: list[Job], force: bool, skip_existing: bool) -> None:

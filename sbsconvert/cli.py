@@ -25,7 +25,7 @@ from sbsconvert.engines.diffusion.settings import ATTENTION_MODES, DEFAULT_SD_DE
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.command import eval_command
-from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs
+from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.video import is_video_path
@@ -182,6 +182,14 @@ class ConvertCommand(click.Command):
 @click.option("--pix-fmt", "pix_fmt", type=click.Choice(["yuv420p", "yuv420p10le"]),
               help="Videos: yuv420p (8-bit, widest support) or yuv420p10le (10-bit, less banding) "
               "[default: the preset's, else yuv420p].")
+@click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
+              "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
+              "the folder (or -o FILE), encoded with the video options. Without it a folder is an album of photos.")
+@click.option("--fps", help="With --sequence: frame rate of the frames, e.g. 25, 30000/1001 or 29.97 "
+              "(read as 30000/1001) [default: 30].")
+@click.option("--frames-out", is_flag=True, help="Write a video's (or a --sequence's) stereo frames as numbered "
+              "images NAME_LR/000001.png ... (--type sets png or jpg [default: png]) instead of a video file; -o "
+              "names the folder. Audio is not written. With --skip-existing finished frames are kept (resume).")
 @click.option("-r", "--recursive", is_flag=True, help="Look for photos in sub-folders of folder INPUTs too; "
               "outputs mirror the folder tree.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
@@ -247,14 +255,25 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     if not 0 < merged["divergence"] <= MAX_DIVERGENCE and options["disparity_kind"] != "pixels":
         raise SbsError(f"divergence must be between 0 and {MAX_DIVERGENCE:g} percent, got {merged['divergence']}")
     generating = _generating(inputs, options)
+    frame_rate = _sequence_rate(options)
     if generating:
         jobs = [_generation_job(options, merged)]
+    elif options["sequence"] or options["frames_out"]:
+        jobs = plan_stream_jobs(inputs, options["output"], merged["format"], sequence=options["sequence"],
+                                frames_out=options["frames_out"])
     else:
         jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"])
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
     video = _video_settings(options, merged, jobs)
-    check_targets(jobs, options["force"], options["skip_existing"])
+    if options["frames_out"]:
+        from sbsconvert.video.encode import check_frame_folder
+
+        for job in jobs:
+            for folder in job.outputs:
+                check_frame_folder(folder, options["force"], options["skip_existing"])
+    else:
+        check_targets(jobs, options["force"], options["skip_existing"])
     settings = ConvertSettings(
         layout=merged["format"],
         divergence=merged["divergence"],
@@ -286,8 +305,9 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
 
         convert_photo = convert_one
         convert_one = lambda job: (
-            convert_video(job, settings, engine, disparity_for, video, progress=not options["quiet"])
-            if is_video_path(job.source) else convert_photo(job)
+            convert_video(job, settings, engine, disparity_for, video, progress=not options["quiet"],
+                          frame_rate=frame_rate, frames_out=options["frames_out"])
+            if is_video_path(job.source) or options["sequence"] else convert_photo(job)
         )
     summary = run_batch(
         jobs,
@@ -311,13 +331,15 @@ VIDEO_OPTIONS = {"codec": "codec", "crf": "crf", "bitrate": "bitrate", "pix_fmt"
 def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[Job]) -> Any:
     """Encoder settings (a VideoSettings) when any INPUT is a video: options over the preset's [video] table."""
     given = {field: options[name] for name, field in VIDEO_OPTIONS.items() if options[name] is not None}
-    if not any(is_video_path(job.source) for job in jobs):
+    named = [f"--{name.replace('_', '-')}" for name in VIDEO_OPTIONS if options[name] is not None]
+    if not options["sequence"] and not any(is_video_path(job.source) for job in jobs):
         if given:
-            named = [f"--{name.replace('_', '-')}" for name in VIDEO_OPTIONS if options[name] is not None]
             raise SbsError(f"{', '.join(named)} only apply to videos, and no INPUT is a video")
         return None
     if merged["format"] == "mpo":
         raise SbsError("--format mpo is a photo format; for videos choose another --format")
+    if options["frames_out"] and given:
+        raise SbsError(f"{', '.join(named)} set the video encoder; --frames-out writes images (see --type, --quality)")
     from sbsconvert.video.encode import VideoSettings
 
     preset = dict(load_preset(options["preset"]).get("video", {})) if options.get("preset") else {}
@@ -329,6 +351,17 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     video = VideoSettings(**preset)
     video.check()
     return video
+
+
+def _sequence_rate(options: dict[str, Any]) -> Any:
+    """The --fps of a --sequence (a Fraction), None otherwise; --fps alone is refused."""
+    if options["fps"] is None:
+        return None
+    if not options["sequence"]:
+        raise SbsError("--fps sets the frame rate of a --sequence folder; a video keeps its own rate")
+    from sbsconvert.video.decode import parse_frame_rate
+
+    return parse_frame_rate(options["fps"])
 
 
 def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:

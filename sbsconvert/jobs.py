@@ -121,6 +121,41 @@ def plan_jobs(
     return jobs
 
 
+def plan_stream_jobs(
+    inputs: list[Path], output: Path | None, layout_name: str, *, sequence: bool, frames_out: bool
+) -> list[Job]:
+    """Jobs for --sequence (a folder of numbered frames is one video) and --frames-out (a video or a
+    sequence becomes a folder of numbered frames, NAME_LR/, named like the video it replaces)."""
+    if not inputs:
+        raise SbsError("no INPUT given (a folder of frames with --sequence, or a video with --frames-out)")
+    layout = get_layout(layout_name)
+    if layout.extension:
+        raise SbsError(f"--format {layout.name} is for photos; --sequence and --frames-out make video frames")
+    for given in inputs:
+        if sequence and not given.is_dir():
+            what = "a file" if given.exists() else "missing"
+            raise SbsError(f"{given}: --sequence reads a folder of numbered frames, and this is {what}")
+        if not sequence and not (given.is_file() and is_video_path(given)):
+            raise SbsError(f"{given}: --frames-out writes the frames of a video file (or of a folder with --sequence)")
+    one_target = output is not None and len(inputs) == 1 and (frames_out or output.suffix.lower() in VIDEO_OUTPUT_EXTENSIONS)
+    if output is not None and not one_target and not frames_out and _looks_like_file_name(output):
+        raise SbsError(f"-o {output}: give a video file name ({', '.join(VIDEO_OUTPUT_EXTENSIONS)}) for one INPUT, "
+                       "or a folder")
+    jobs = []
+    for source in inputs:
+        if one_target:
+            assert output is not None
+            names = file_outputs(output, layout_name)
+        else:
+            name = source.resolve().name if sequence else source.stem
+            extension = "" if frames_out else ".mp4" if sequence else video_output_extension(source)
+            folder = output if output is not None else source.parent
+            names = [folder / f"{name}{suffix}{extension}" for suffix in layout.suffixes]
+        jobs.append(Job(source=source, outputs=names))
+    _check_collisions(jobs)
+    return jobs
+
+
 def file_outputs(output: Path, layout_name: str) -> list[Path]:
     """The file(s) written for `-o FILE`: FILE itself, or FILE_L / FILE_R for a two-file layout."""
     layout = get_layout(layout_name)

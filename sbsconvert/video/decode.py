@@ -1,4 +1,5 @@
-"""Decode a video as a stream of upright RGB frames (float32 [0, 1]) with their own timestamps."""
+"""Decode a video, or a folder of numbered frames (an image sequence), as a stream of upright RGB
+frames (float32 [0, 1]) with their own timestamps."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from typing import Iterator
 
 import av
 import numpy as np
+from PIL import Image
 
+from sbsconvert.decode import is_image_path, load_picture
 from sbsconvert.errors import SbsError, first_line
+from sbsconvert.jobs import natural_key
 
 
 @dataclass
@@ -30,6 +34,7 @@ class VideoInfo:
     time_base: Fraction
     frame_count: int  # from the container header; 0 when it does not say
     codec: str
+    audio: bool = False  # the source has an audio stream
 
 
 class VideoReader:
@@ -71,6 +76,7 @@ class VideoReader:
             time_base=stream.time_base or Fraction(1, 90000),
             frame_count=stream.frames or 0,
             codec=stream.codec_context.name,
+            audio=bool(self.container.streams.audio),
         )
 
     def frames(self) -> Iterator[Frame]:
@@ -103,6 +109,85 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class FrameSequenceReader:
+    """A folder of numbered frames (frame1.png ... frame10.png, in natural order) read as one video at
+    `frame_rate`, with the interface of VideoReader. Frames are decoded one at a time as they are asked for."""
+
+    def __init__(self, folder: Path, frame_rate: Fraction):
+        self.path = Path(folder)
+        if not self.path.is_dir():
+            raise SbsError(f"{self.path}: --sequence reads a folder of numbered frames, not a file")
+        self.paths = sorted(
+            (path for path in self.path.iterdir() if path.is_file() and is_image_path(path) and not path.name.startswith(".")),
+            key=natural_key,
+        )
+        if not self.paths:
+            raise SbsError(f"{self.path}: the folder holds no image frames")
+        # All frames are checked (headers only) before any work, so an odd one leaves no output behind.
+        self.size = _header_size(self.paths[0])
+        for path in self.paths[1:]:
+            _check_frame_size(path, _header_size(path), self.size, self.paths[0])
+        self.info = VideoInfo(frame_rate=frame_rate, time_base=1 / frame_rate, frame_count=len(self.paths), codec="images")
+
+    def frames(self) -> Iterator[Frame]:
+        # One frame per time base unit: pts is the frame's index.
+        for index, path in enumerate(self.paths):
+            pixels = load_picture(path).pixels[..., :3]  # the alpha channel of PNG frames is dropped
+            _check_frame_size(path, (pixels.shape[1], pixels.shape[0]), self.size, self.paths[0])
+            yield Frame(pixels=pixels, pts=index, time_base=self.info.time_base)
+
+    def close(self) -> None:
+        """Nothing stays open between frames."""
+
+    def __enter__(self) -> FrameSequenceReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_frames(path: Path, frame_rate: Fraction | None = None) -> VideoReader | FrameSequenceReader:
+    """A reader for a video file, or for a folder of frames played at `frame_rate`."""
+    if Path(path).is_dir():
+        return FrameSequenceReader(path, frame_rate or DEFAULT_SEQUENCE_RATE)
+    return VideoReader(path)
+
+
+DEFAULT_SEQUENCE_RATE = Fraction(30)
+# Nominal NTSC rates people write as decimals: 23.976 means 24000/1001, 29.97 means 30000/1001.
+_NTSC_RATES = {round(base * 1000 / 1001, 2): Fraction(base * 1000, 1001) for base in (24, 30, 48, 60, 120)}
+
+
+def parse_frame_rate(text: str) -> Fraction:
+    """Frames per second from "30", "30000/1001", "25.0" or "29.97" (read as 30000/1001)."""
+    try:
+        rate = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise SbsError(f"--fps '{text}' is not a frame rate (e.g. 30, 25, 30000/1001 or 29.97)") from None
+    if rate.denominator != 1 and "/" not in str(text):
+        rate = _NTSC_RATES.get(round(float(rate), 2), rate)
+    if not 0 < rate <= 1000:
+        raise SbsError(f"--fps must be above 0 and at most 1000, got {text}")
+    return rate
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """Width and height as displayed (EXIF orientation applied), from the header alone."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise SbsError(f"{path}: not a readable image ({first_line(error)})") from None
+    return (height, width) if turned else (width, height)
+
+
+def _check_frame_size(path: Path, size: tuple[int, int], expected: tuple[int, int], first: Path) -> None:
+    if size != expected:
+        raise SbsError(f"{path}: frame is {size[0]}x{size[1]} but {first.name} is {expected[0]}x{expected[1]}; "
+                       "all frames of a sequence must be the same size")
 
 
 def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:

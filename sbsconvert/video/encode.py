@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.output import _quantize
+from sbsconvert.output import IMAGE_FORMATS, _quantize, write_image
 
 CODECS = {"h264": "libx264", "hevc": "libx265"}
 PIXEL_FORMATS = ("yuv420p", "yuv420p10le")
@@ -241,3 +241,57 @@ class _AudioCopy:
 
     def close(self) -> None:
         self.input.close()
+
+
+FRAME_DIGITS = 6  # 000001.png: a day of 60 fps video still sorts by name
+
+
+def frame_name(index: int, extension: str) -> str:
+    return f"{index:0{FRAME_DIGITS}d}{extension}"
+
+
+def numbered_frames(folder: Path) -> list[Path]:
+    """Frames written by FrameFolderWriter (000001.png ...) that `folder` already holds."""
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir()
+            if path.stem.isdigit() and len(path.stem) == FRAME_DIGITS and path.suffix.lower() in IMAGE_FORMATS]
+
+
+def check_frame_folder(folder: Path, force: bool, skip_existing: bool) -> None:
+    """Refuse before any work when `folder` already holds frames and neither --force nor --skip-existing allows it."""
+    if folder.exists() and not folder.is_dir():
+        raise SbsError(f"{folder} is a file; --frames-out writes a folder of frames there")
+    if numbered_frames(folder) and not (force or skip_existing):
+        raise SbsError(f"{folder} already holds frames (use --force to overwrite, --skip-existing to keep them and "
+                       "write the missing ones)")
+
+
+class FrameFolderWriter:
+    """Write each frame as a numbered image (000001.png, ...) in `folder`, with VideoWriter's interface.
+
+    Every image is published atomically, so a frame that exists is complete: with `skip_existing` an
+    interrupted run resumes by writing only the missing ones. Timestamps are not kept, only the order."""
+
+    def __init__(self, folder: Path, extension: str, *, force: bool, skip_existing: bool, quality: int = 95):
+        if extension.lower() not in IMAGE_FORMATS:
+            raise SbsError(f"unsupported frame image type '{extension}' (use {', '.join(IMAGE_FORMATS)})")
+        self.folder = Path(folder)
+        self.extension = extension
+        self.force = force
+        self.skip_existing = skip_existing
+        self.quality = quality
+        self.count = 0
+
+    def write(self, pixels: np.ndarray, pts: int) -> None:
+        self.count += 1
+        path = self.folder / frame_name(self.count, self.extension)
+        if self.skip_existing and path.exists():
+            return  # finished by an earlier, interrupted run
+        write_image(pixels, path, force=self.force, quality=self.quality)
+
+    def close(self) -> None:
+        """Each frame was complete when written: nothing is left to finish."""
+
+    def abort(self) -> None:
+        """Frames already written stay: each is complete, and --skip-existing resumes after them."""
