@@ -2,6 +2,8 @@
 sizes, bad files, resume, presets, and the temporal smoothing that keeps the warp from flickering."""
 
 import json
+import shutil
+import subprocess
 from fractions import Fraction
 
 import av
@@ -381,3 +383,45 @@ def test_diffusion_engine_converts_a_clip_from_the_cli(tmp_path, tiny_sd):
     frames, _, _ = decoded(out)
     assert len(frames) == 4 and frames[0].shape == (HEIGHT, 2 * WIDTH, 3)
     assert audio_packets(out) == audio_packets(clip)
+
+
+def st3d_mode(path):
+    """stereo_mode of the st3d box in the first video sample entry, walking the boxes from the top."""
+    from sbsconvert.video.st3d import read_boxes
+
+    data = path.read_bytes()
+    box = next(b for b in read_boxes(data, 0, len(data)) if b.kind == b"moov")
+    for kind in (b"trak", b"mdia", b"minf", b"stbl", b"stsd"):
+        box = next(b for b in read_boxes(data, box.start + box.header, box.end) if b.kind == kind)
+    entry = read_boxes(data, box.start + box.header + 8, box.end)[0]
+    assert entry.kind in (b"avc1", b"hvc1")
+    children = read_boxes(data, entry.start + entry.header + 78, entry.end)  # after the visual sample entry fields
+    found = [b for b in children if b.kind == b"st3d"]
+    return data[found[0].start + 12] if found else None
+
+
+@pytest.mark.parametrize("layout, suffix, mode", [("sbs", ".mp4", 2), ("htb", ".mov", 1), ("anaglyph", ".mp4", None)])
+def test_mp4_and_mov_carry_the_st3d_stereo_box(tmp_path, layout, suffix, mode):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=6)
+    out = tmp_path / f"out{suffix}"
+    code, output = run(clip, "--disparity", disparity_map(tmp_path), "-f", layout, "-o", out, "-q")
+    assert code == 0, output
+    assert st3d_mode(out) == mode  # 2 left-right, 1 top-bottom, none for anaglyph
+    assert len(decoded(out)[0]) == 6 and audio_packets(out) == audio_packets(clip)  # still a valid file
+    if mode is not None and shutil.which("exiftool"):
+        tags = subprocess.run(["exiftool", "-s", "-Stereoscopic3D", str(out)], capture_output=True, text=True).stdout
+        assert ("Left-Right" if mode == 2 else "Top-Bottom") in tags
+
+
+def test_st3d_is_added_once_and_never_to_a_moov_first_file(tmp_path):
+    from sbsconvert.video.st3d import add_st3d
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=4)
+    assert add_st3d(clip, "sbs") and st3d_mode(clip) == 2
+    assert not add_st3d(clip, "tb") and st3d_mode(clip) == 2
+    fast = tmp_path / "fast.mp4"
+    make_clip(fast, frames=4, options={"movflags": "faststart"})
+    before = fast.read_bytes()
+    assert not add_st3d(fast, "sbs") and fast.read_bytes() == before

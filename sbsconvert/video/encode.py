@@ -20,6 +20,7 @@ import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.output import IMAGE_FORMATS, _quantize, write_image
+from sbsconvert.video.st3d import add_st3d
 
 CODECS = {"h264": "libx264", "hevc": "libx265"}
 PIXEL_FORMATS = ("yuv420p", "yuv420p10le")
@@ -113,7 +114,8 @@ class VideoWriter:
         self.path = Path(path)
         self.frame_rate = frame_rate
         self.time_base = time_base
-        self.container = av.open(str(path), "w", format=CONTAINERS[suffix])
+        self._format = CONTAINERS[suffix]
+        self.container = av.open(str(path), "w", format=self._format)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
         self._audio: _AudioCopy | None = None
@@ -182,6 +184,8 @@ class VideoWriter:
                 self._audio.copy_until(float("inf"))
         finally:
             self.abort()
+        if self._format in ("mp4", "mov") and self._layout is not None:
+            add_st3d(self.path, self._layout)  # MP4/MOV stereo signalling (Matroska has StereoMode)
 
     def abort(self) -> None:
         if self._audio is not None:
