@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_warp.py
 	$(BIN)/python bench/bench_video.py
+	$(BIN)/python bench/bench_depth.py
 	$(BIN)/python bench/bench_diffusion.py
 
 clean:

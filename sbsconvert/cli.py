@@ -136,6 +136,11 @@ class ConvertCommand(click.Command):
               "Android GDepth/Dynamic Depth) when present, else the depth model; embedded or model force one.")
 @click.option("--depth-model", default=DEFAULT_DEPTH_MODEL, show_default=True,
               help="transformers depth-estimation model: Hugging Face hub id or local folder.")
+@click.option("--depth-resolution", type=click.IntRange(56, 4096),
+              help="Short side, in pixels, of the image the depth model sees. Lower is faster and coarser: "
+              "364 takes about a third of the time of Depth Anything's own 518 (see bench/RESULTS.md), which "
+              "matters for video on a CPU "
+              "[default: the model's own].")
 @click.option("--prompt", help="Diffusion engine. Without INPUT: generate a new stereo image from this text (write it "
               "with -o OUT). With INPUT: a caption of the photo, which guides the inversion and what fills the "
               "disocclusions.")
@@ -292,7 +297,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         options["disparity_path"],
         options["disparity_kind"],
         "model" if generating else options["depth_source"],
-        make_estimator=lambda: _make_estimator(options["depth_model"], compute),
+        make_estimator=lambda: _make_estimator(options["depth_model"], compute, options["depth_resolution"]),
         report=reporter.info,
     )
     if generating:
@@ -435,7 +440,7 @@ def _generate_image(
     return JobResult(details=[f"{job.source.name}: {engine.timings}"])
 
 
-def _make_estimator(model_name: str, compute: Compute) -> Any:
+def _make_estimator(model_name: str, compute: Compute, resolution: int | None) -> Any:
     from sbsconvert.depth import DepthEstimator
 
-    return DepthEstimator(model_name, compute)
+    return DepthEstimator(model_name, compute, resolution)

@@ -18,11 +18,14 @@ _ALTERNATIVES = "pass a disparity map with --disparity FILE"
 class DepthEstimator:
     """Loads a depth-estimation model once and turns images into relative disparity maps."""
 
-    def __init__(self, model_name: str, compute: Compute):
+    def __init__(self, model_name: str, compute: Compute, resolution: int | None = None):
+        """resolution: the network sees about this many pixels on the short side (aspect kept);
+        None keeps the model's own (518 for Depth Anything). Lower is faster and coarser."""
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
         self.name = model_name
         self.compute = compute
+        self.resolution = resolution
         self.processor = load_pretrained(
             AutoImageProcessor.from_pretrained, model_name, what="depth model", alternatives=_ALTERNATIVES
         )
@@ -41,7 +44,8 @@ class DepthEstimator:
     def __call__(self, pixels: np.ndarray) -> Disparity:
         height, width = pixels.shape[:2]
         rgb = Image.fromarray(np.round(np.clip(pixels[:, :, :3], 0, 1) * 255).astype(np.uint8))
-        inputs = self.processor(images=rgb, return_tensors="pt")
+        size = {"height": self.resolution, "width": self.resolution} if self.resolution else None
+        inputs = self.processor(images=rgb, return_tensors="pt", **({"size": size} if size else {}))
         pixel_values = inputs["pixel_values"].to(device=self.compute.device, dtype=self.compute.dtype)
         predicted = self.model(pixel_values=pixel_values).predicted_depth
         predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="bicubic", align_corners=False)

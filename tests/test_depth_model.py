@@ -117,6 +117,20 @@ def test_tiny_relative_model_loads_and_predicts(tiny_models):
     assert np.allclose(values, normalize(raw_prediction(estimator, pixels)), atol=1e-5)
 
 
+def test_depth_resolution_sets_the_networks_input_size(tiny_models):
+    seen = []
+    for resolution in (None, 28, 112):
+        estimator = DepthEstimator(str(tiny_models["relative"]), CPU, resolution)
+        forward = estimator.model.forward
+        estimator.model.forward = lambda pixel_values, **kwargs: seen.append(pixel_values.shape[2:]) or forward(
+            pixel_values=pixel_values, **kwargs
+        )
+        assert estimator(scene(180, 280)).values.shape == (180, 280)  # always back at the image size
+    # a downscaled image's short side is 56 (the processor's own), 28, 112; aspect kept on multiples
+    # of the 14-pixel patch
+    assert [tuple(shape) for shape in seen] == [(56, 84), (28, 42), (112, 168)]
+
+
 def test_metric_model_output_is_inverted(tiny_models):
     estimator = DepthEstimator(str(tiny_models["metric"]), CPU)
     assert estimator.predicts_depth
@@ -216,10 +230,12 @@ def test_broken_model_folder_is_a_clear_error(tiny_models, tmp_path, damage):
     assert "\n" not in str(error.value)
 
 
-def test_cli_converts_with_a_local_model_folder(tiny_models, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--depth-resolution", "112"]])
+def test_cli_converts_with_a_local_model_folder(tiny_models, tmp_path, extra):
     out = tmp_path / "out.jpg"
     result = CliRunner().invoke(
-        main, [str(CHELSEA), "--depth-model", str(tiny_models["relative"]), "-o", str(out)], catch_exceptions=False
+        main, [str(CHELSEA), "--depth-model", str(tiny_models["relative"]), "-o", str(out), *extra],
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     with Image.open(CHELSEA) as photo, Image.open(out) as pair:
