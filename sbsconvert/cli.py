@@ -322,6 +322,9 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     )
     if len(jobs) > 1 or summary.interrupted:
         reporter.info(summary.line())
+    stage_times = getattr(engine, "total_timings", None)
+    if stage_times is not None and stage_times.seconds:
+        reporter.info(f"{engine.name} time per stage: {stage_times}")
     if options["json_summary"]:
         click.echo(json.dumps(summary.as_json(), indent=2))
     if summary.interrupted:

@@ -6,13 +6,11 @@ denoise source and target views together (SPSMD + cross-view attention), decode,
 from __future__ import annotations
 
 import math
-import sys
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from sbsconvert.convert import StageTimer
 from sbsconvert.device import Compute
@@ -43,6 +41,7 @@ class DiffusionEngine:
         self.attention = AttentionState(mode=settings.attention)
         install_stereo_attention(self.model.unet, self.attention)
         self.timings = StageTimer()  # per stage, of the last render / generate
+        self.total_timings = StageTimer()  # per stage, summed over every render / generate
         # Pixel-space maps that must follow the views (alpha, the right view's depth
         # conditioning) move with the model-free warp.
         self._warp = WarpEngine(fill="background", device=compute.device)
@@ -100,7 +99,7 @@ class DiffusionEngine:
                 (right,) = self._decode(targets, (width, height))
                 left, geometry = request.image[:, :, :3], [None, request.shift]
         left, right = (self._with_alpha(view, request, shift) for view, shift in zip((left, right), geometry))
-        self._report()
+        self._add_to_totals()
         return StereoPair(left=left, right=right)
 
     def generate(
@@ -163,7 +162,7 @@ class DiffusionEngine:
                 left, right = self._decode(torch.cat([source, targets]), size)
             else:  # the left is unchanged by the right view: the full generation decoded above
                 (right,) = self._decode(targets, size)
-        self._report()
+        self._add_to_totals()
         return StereoPair(left=left, right=right)
 
     def _denoise(
@@ -235,9 +234,8 @@ class DiffusionEngine:
                 "--prompt only; for photos use an SD 1.x/2.x checkpoint"
             )
 
-    def _report(self) -> None:
-        if self.settings.progress:
-            tqdm.write(f"diffusion: {self.timings}", file=sys.stderr)
+    def _add_to_totals(self) -> None:
+        self.total_timings.add(self.timings)
 
 
 def _to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:

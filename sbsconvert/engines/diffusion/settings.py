@@ -35,7 +35,7 @@ class DiffusionSettings:
     negative_prompt: text for the unconditional half of classifier-free guidance.
     resolution:     the model works on about resolution x resolution pixels (aspect kept);
                     None: the model's native size (512 for SD 1.5).
-    progress:       show progress bars and the per-stage time summary (stderr).
+    progress:       show progress bars per stage (stderr).
     """
 
     model: str = DEFAULT_SD_MODEL
