@@ -3,6 +3,7 @@ pipeline of conftest.py); offline and bad-folder errors; settings validation."""
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import CPU, make_engine
 from sbsconvert.engines import create_engine
@@ -82,3 +83,12 @@ def test_depth_model_and_plain_model_refuse_the_other_mode(tiny_sd, tiny_sd_dept
     depth = Disparity(np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64))
     with pytest.raises(SbsError, match="not a depth model"):
         make_engine(tiny_sd).generate(divergence=3, depth=depth)
+
+
+def test_prompts_reach_the_text_encoder(tiny_sd):
+    # Guards the test model itself: a tokenizer that read no vocabulary maps every prompt to
+    # end-of-text, and every prompt-dependent test would then pass without testing anything.
+    model = make_engine(tiny_sd).model
+    assert model.tokenizer("ab").input_ids != model.tokenizer("ba").input_ids
+    assert model.tokenizer.unk_token_id not in model.tokenizer("a red fox").input_ids[1:-1]
+    assert not torch.equal(model.encode_text("a red fox"), model.encode_text(""))

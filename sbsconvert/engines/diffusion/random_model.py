@@ -79,8 +79,10 @@ def save_random_pipeline(folder: Path, architecture: Architecture, *, depth: boo
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(in_channels=5 if depth else 4, out_channels=4, **architecture.unet)
     vae = AutoencoderKL(latent_channels=4, **architecture.vae)
-    vocab_file, merges_file = _write_letter_vocabulary(Path(folder) / "vocabulary")
-    tokenizer = CLIPTokenizer(vocab=str(vocab_file), merges=str(merges_file), model_max_length=77)
+    vocabulary = _write_letter_vocabulary(Path(folder) / "vocabulary")
+    # from_pretrained reads vocab.json / merges.txt the same way in transformers 4 and 5 (whose
+    # constructors name these arguments differently).
+    tokenizer = CLIPTokenizer.from_pretrained(str(vocabulary), model_max_length=77)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer),
@@ -115,14 +117,13 @@ def save_random_pipeline(folder: Path, architecture: Architecture, *, depth: boo
     return target
 
 
-def _write_letter_vocabulary(folder: Path) -> tuple[Path, Path]:
-    """A CLIP BPE vocabulary of single letters and no merges."""
+def _write_letter_vocabulary(folder: Path) -> Path:
+    """A folder holding a CLIP BPE vocabulary of single letters and no merges."""
     vocab = {token: index for index, token in enumerate(_SPECIAL_TOKENS)}
     for letter in "abcdefghijklmnopqrstuvwxyz":
         vocab[letter] = len(vocab)
         vocab[letter + "</w>"] = len(vocab)
     folder.mkdir(parents=True, exist_ok=True)
-    vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
-    vocab_file.write_text(json.dumps(vocab))
-    merges_file.write_text("#version: 0.2\n")
-    return vocab_file, merges_file
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return folder
