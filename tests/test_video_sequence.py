@@ -155,6 +155,12 @@ def test_frames_out_refuses_existing_frames_and_skip_existing_resumes(tmp_path):
     code, output = run(*args, "--force")
     assert code == 0, output
     assert (left / "000001.jpg").stat().st_mtime_ns != before[left / "000001.jpg"]
+    # --force from a shorter sequence replaces the folder: no frames of the longer run remain
+    for extra in sorted(folder.iterdir())[3:]:
+        extra.unlink()
+    code, output = run(*args, "--force")
+    assert code == 0, output
+    assert sorted(path.name for path in left.iterdir()) == [f"{index:06d}.jpg" for index in range(1, 4)]
 
 
 def test_frames_out_needs_a_video_and_takes_no_encoder_options(tmp_path):

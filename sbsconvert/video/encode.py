@@ -295,7 +295,15 @@ class FrameFolderWriter:
         write_image(pixels, path, force=self.force, quality=self.quality)
 
     def close(self) -> None:
-        """Each frame was complete when written: nothing is left to finish."""
+        """Each frame was complete when written. With --force the folder is replaced as a whole:
+        numbered frames of an earlier, longer (or other image type) run are removed, so the folder
+        never mixes two conversions."""
+        if not self.force:
+            return
+        written = {frame_name(index, self.extension) for index in range(1, self.count + 1)}
+        for path in numbered_frames(self.folder):
+            if path.name not in written:
+                path.unlink()
 
     def abort(self) -> None:
         """Frames already written stay: each is complete, and --skip-existing resumes after them."""
