@@ -21,8 +21,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sbsconvert samples/motorcycle.png --disparity samples/disparity/motorcycle.pfm \
 		-o out/motorcycle_LR.jpg --force
+	$(BIN)/sbsconvert samples/clip.mp4 --disparity samples/disparity/clip.png -o out/clip_LR.mp4 --force
 	$(BIN)/sbsconvert samples/ --disparity samples/disparity -o out/album --format hsbs --force
-	@echo "Open out/motorcycle_LR.jpg (side by side, left eye on the left) in a headset or image viewer."
+	@echo "Open out/motorcycle_LR.jpg (side by side, left eye on the left) in a headset or image viewer,"
+	@echo "and out/clip_LR.mp4 (side by side, audio kept) in a headset's video player."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

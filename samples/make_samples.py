@@ -40,6 +40,32 @@ def synthetic() -> None:
     cv2.imwrite(str(TRUTH / "synthetic_nonocc.png"), scene.non_occluded.astype(np.uint8) * 255)
 
 
+def clip(seconds: int = 2, rate: int = 30, sample_rate: int = 48000) -> None:
+    """A short H.264 clip with an AAC tone, from a fixed camera (so one disparity map fits every
+    frame): the synthetic scene under light that brightens and dims."""
+    import av
+
+    scene = render_scene(320, 240)
+    save_disparity_png16(DISPARITY / "clip.png", scene.disparity)
+    frames = seconds * rate
+    with av.open(str(HERE / "clip.mp4"), "w") as container:
+        video = container.add_stream("libx264", rate=rate, options={"crf": "23"})
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        audio = container.add_stream("aac", rate=sample_rate)
+        for index in range(frames):
+            gain = 0.8 + 0.2 * np.sin(2 * np.pi * index / frames)
+            pixels = np.round(np.clip(scene.left * gain, 0, 1) * 255).astype(np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(video.encode(None))
+        samples = seconds * sample_rate
+        tone = (0.2 * np.sin(np.arange(samples) * 2 * np.pi * 440 / sample_rate)).astype(np.float32)
+        for start in range(0, samples, 1024):
+            block = av.AudioFrame.from_ndarray(np.stack([tone[start : start + 1024]] * 2), format="fltp", layout="stereo")
+            block.sample_rate, block.pts = sample_rate, start
+            container.mux(audio.encode(block))
+        container.mux(audio.encode(None))
+
+
 def motorcycle() -> None:
     """Middlebury 2014 'Motorcycle' as shipped (downscaled) by scikit-image, with its true disparity."""
     from skimage import data
@@ -147,6 +173,7 @@ if __name__ == "__main__":
     TRUTH.mkdir(exist_ok=True)
     EVAL.mkdir(exist_ok=True)
     synthetic()
+    clip()
     motorcycle()
     photos()
     eval_set()

@@ -65,7 +65,7 @@ def test_album_folder_with_disparity_folder(tmp_path):
     code, output = run(SAMPLES, "--disparity", SAMPLES / "disparity", "-o", tmp_path / "out", "--quiet")
     assert code == 0, output
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["chelsea_LR.jpg", "coffee_LR.jpg", "motorcycle_LR.png", "synthetic_LR.png"]
+    assert written == ["chelsea_LR.jpg", "clip_LR.mp4", "coffee_LR.jpg", "motorcycle_LR.png", "synthetic_LR.png"]
     assert size_of(tmp_path / "out" / "chelsea_LR.jpg") == (2 * 451, 300)
 
 
