@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import click
 import cv2
@@ -339,7 +339,7 @@ VIDEO_OPTIONS = {"codec": "codec", "crf": "crf", "bitrate": "bitrate", "pix_fmt"
 def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[Job]) -> Any:
     """Encoder settings (a VideoSettings) when any INPUT is a video: options over the preset's [video] table."""
     given = {field: options[name] for name, field in VIDEO_OPTIONS.items() if options[name] is not None}
-    named = [f"--{name.replace('_', '-')}" for name in VIDEO_OPTIONS if options[name] is not None]
+    named = _given_flags(options, VIDEO_OPTIONS)
     if not options["sequence"] and not any(is_video_path(job.source) for job in jobs):
         if given:
             raise SbsError(f"{', '.join(named)} only apply to videos, and no INPUT is a video")
@@ -359,6 +359,12 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     video = VideoSettings(**preset)
     video.check()
     return video
+
+
+def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:
+    """The command-line spelling (--pix-fmt) of the options among `names` that were given."""
+    # identity checks: --seed 0 and --crf 0 are given values, an unset flag is False
+    return [f"--{name.replace('_', '-')}" for name in names if options[name] is not None and options[name] is not False]
 
 
 def _sequence_rate(options: dict[str, Any]) -> Any:
@@ -415,7 +421,7 @@ def _generating(inputs: list[Path], options: dict[str, Any]) -> bool:
     if options["depth_image"] is not None:
         raise SbsError("--depth-image generates a new image with --prompt and no INPUT; for a photo's depth use --disparity")
     if options["engine"] != "diffusion":
-        given = [f"--{name.replace('_', '-')}" for name in DIFFUSION_ONLY if options[name] not in (None, False)]
+        given = _given_flags(options, DIFFUSION_ONLY)
         if given:
             raise SbsError(f"{', '.join(given)} only apply to --engine diffusion (or to --prompt without INPUT)")
     return False

@@ -118,12 +118,17 @@ def stereo_request(pixels: np.ndarray, disparity: Disparity, settings: ConvertSe
     return StereoRequest(image=pixels, nearness=disparity.values, shift=shift, eye=settings.eye)
 
 
+def layout_frames(pair: StereoPair, settings: ConvertSettings) -> list[np.ndarray]:
+    """The pair as the frame(s) of the chosen layout, each eye at most max_eye_width wide."""
+    left = fit_width(pair.left, settings.max_eye_width)
+    right = fit_width(pair.right, settings.max_eye_width)
+    return compose(left, right, settings.layout)
+
+
 def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: Picture | None = None) -> None:
     """Lay out a stereo pair and write the job's output file(s); `picture` (the input photo, if
     any) gives the bit depth, colour profile and EXIF to keep."""
-    left = fit_width(pair.left, settings.max_eye_width)
-    right = fit_width(pair.right, settings.max_eye_width)
-    frames = compose(left, right, settings.layout)
+    frames = layout_frames(pair, settings)
     kept = {"icc_profile": picture.icc_profile, "exif": picture.exif} if picture else {}
     if get_layout(settings.layout).extension == MPO_EXTENSION:  # both eyes in one file
         write_mpo(frames, job.outputs[0], force=settings.force, quality=settings.quality, **kept)

@@ -44,8 +44,8 @@ class DepthEstimator:
     def __call__(self, pixels: np.ndarray) -> Disparity:
         height, width = pixels.shape[:2]
         rgb = Image.fromarray(np.round(np.clip(pixels[:, :, :3], 0, 1) * 255).astype(np.uint8))
-        size = {"height": self.resolution, "width": self.resolution} if self.resolution else None
-        inputs = self.processor(images=rgb, return_tensors="pt", **({"size": size} if size else {}))
+        sizing = {"size": {"height": self.resolution, "width": self.resolution}} if self.resolution else {}
+        inputs = self.processor(images=rgb, return_tensors="pt", **sizing)
         pixel_values = inputs["pixel_values"].to(device=self.compute.device, dtype=self.compute.dtype)
         predicted = self.model(pixel_values=pixel_values).predicted_depth
         predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="bicubic", align_corners=False)

@@ -82,6 +82,7 @@ def test_depth_to_stereo(tmp_path, tiny_sd_depth):
         (["--prompt", "a fox"], "name the file to write with -o"),
         (["-o", "x.jpg"], "no INPUT given"),
         ([str(SYNTHETIC), "--steps", "3"], "--steps only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--seed", "0"], "--seed only apply to --engine diffusion"),  # 0 is a given value
         ([str(SYNTHETIC), "--depth-image", str(SYNTHETIC_DISP)], "--depth-image generates a new image"),
         (["--prompt", "a fox", "--engine", "warp", "-o", "x.jpg"], "drop --engine warp"),
         (["--prompt", "a fox", "-o", "x.mp3"], "give an image file name"),

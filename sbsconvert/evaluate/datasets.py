@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sbsconvert.decode import IMAGE_EXTENSIONS, load_picture
+from sbsconvert.decode import IMAGE_EXTENSIONS, is_image_path, load_picture
 from sbsconvert.disparity import read_pfm
 from sbsconvert.errors import SbsError, first_line
 
@@ -144,7 +144,7 @@ def _generic(root: Path) -> list[PairSource]:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+    return path.is_file() and is_image_path(path)
 
 
 def _partner(folder: Path, stem: str, extensions: tuple[str, ...] | frozenset[str], left: Path) -> Path:

@@ -143,15 +143,14 @@ class VideoWriter:
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
         if self._source is not None:
-            self._keep_metadata(self._source)
             self._audio = _AudioCopy(self._source, self.container)
+            self._keep_metadata(self._audio.input)  # the source is open for its audio already
 
-    def _keep_metadata(self, source: Path) -> None:
-        with av.open(str(source)) as original:
-            self.container.metadata.update(_fresh_tags(original.metadata))
-            assert self.stream is not None
-            if original.streams.video:
-                self.stream.metadata.update(_fresh_tags(original.streams.video[0].metadata))
+    def _keep_metadata(self, original: av.container.InputContainer) -> None:
+        self.container.metadata.update(_fresh_tags(original.metadata))
+        assert self.stream is not None
+        if original.streams.video:
+            self.stream.metadata.update(_fresh_tags(original.streams.video[0].metadata))
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         pixels = even_size(pixels)

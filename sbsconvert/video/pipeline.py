@@ -12,12 +12,11 @@ from typing import Callable
 from tqdm import tqdm
 
 from sbsconvert.batch import JobResult
-from sbsconvert.convert import ConvertSettings, StageTimer, stereo_request
+from sbsconvert.convert import ConvertSettings, StageTimer, layout_frames, stereo_request
 from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
-from sbsconvert.layout import compose, fit_width
 from sbsconvert.output import atomic_path
 from sbsconvert.video.decode import VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
@@ -45,7 +44,7 @@ def convert_video(
     timer = StageTimer()
     flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
     notes: list[str] = []
-    frames_done = cuts_seen = 0
+    frames_done = 0
     render = ShotRenderer(engine)
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_frames(job.source, frame_rate))
@@ -75,11 +74,10 @@ def convert_video(
                 disparity = smoother(frame.pixels, disparity_for(job.source, picture))
             request = stereo_request(frame.pixels, disparity, settings)
             with timer(engine.name):
-                pair = render(request, new_shot=smoother.cuts != cuts_seen or frames_done == 0)
-                cuts_seen = smoother.cuts
+                pair = render(request, shot=smoother.cuts)
             flicker.add(pair.right)
             with timer("encode"):
-                views = compose(fit_width(pair.left, settings.max_eye_width), fit_width(pair.right, settings.max_eye_width), settings.layout)
+                views = layout_frames(pair, settings)
                 for writer, view in zip(writers, views):
                     if writer is not None:
                         writer.write(view, frame.pts)
@@ -111,17 +109,19 @@ class ShotRenderer:
         self.engine = engine
         self.cross_frame = getattr(engine, "cross_frame_attention", False)
         self.anchor: object | None = None
+        self.shot: int | None = None  # which shot the anchor belongs to
 
-    def __call__(self, request: StereoRequest, *, new_shot: bool) -> StereoPair:
+    def __call__(self, request: StereoRequest, *, shot: int) -> StereoPair:
+        """Render a frame of shot number `shot` (it changes at every scene cut)."""
         if not self.cross_frame:
             return self.engine.render(request)
         from sbsconvert.engines.diffusion.attention import KVCache
 
-        if new_shot or self.anchor is None:
+        if shot != self.shot:
             self.anchor = None  # free the old shot's keys/values before recording new ones
             anchor = KVCache()
             pair = self.engine.render(request, record=anchor)  # type: ignore[call-arg]
-            self.anchor = anchor
+            self.anchor, self.shot = anchor, shot
             return pair
         return self.engine.render(request, reference=self.anchor)  # type: ignore[call-arg]
 
