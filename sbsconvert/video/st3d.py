@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
 
 # Spherical Video V2 stereo_mode: 0 mono, 1 top-bottom (left on top), 2 left-right (left first).
 ST3D_MODES = {"sbs": 2, "hsbs": 2, "tb": 1, "htb": 1}
@@ -32,21 +33,26 @@ class Box:
 
 def read_boxes(data: bytes, start: int, end: int) -> list[Box]:
     """The boxes laid end to end in data[start:end]."""
-    boxes = []
+    return list(_box_headers(lambda offset: data[offset : offset + 16], start, end))
+
+
+def _box_headers(read_header: Callable[[int], bytes], start: int, end: int) -> Iterator[Box]:
+    """Boxes laid end to end between `start` and `end`; read_header(offset) gives the (up to) 16
+    bytes at offset, so a file's boxes can be listed without reading what they hold."""
     offset = start
     while offset + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, offset)
+        raw = read_header(offset)
+        size, kind = struct.unpack_from(">I4s", raw)
         header = 8
         if size == 1:
-            (size,) = struct.unpack_from(">Q", data, offset + 8)
+            (size,) = struct.unpack_from(">Q", raw, 8)
             header = 16
         elif size == 0:
             size = end - offset
         if size < header or offset + size > end:
             raise ValueError(f"malformed box {kind!r} at {offset}")
-        boxes.append(Box(kind, offset, header, size))
+        yield Box(kind, offset, header, size)
         offset += size
-    return boxes
 
 
 def add_st3d(path: Path, layout: str) -> bool:
@@ -60,50 +66,54 @@ def add_st3d(path: Path, layout: str) -> bool:
     if mode is None:
         return False
     with open(path, "r+b") as handle:
-        top = _top_level_boxes(handle)
-        kinds = [kind for kind, _ in top]
-        if b"moov" not in kinds or b"mdat" not in kinds:
+        try:
+            edit = _moov_with_st3d(handle, mode)
+        except ValueError:
+            return False  # malformed boxes: not a file to edit
+        if edit is None:
             return False
-        moov_start = top[kinds.index(b"moov")][1]
-        if any(kind == b"mdat" and start > moov_start for kind, start in top):
-            return False  # moov before media data: growing it would move chunk offsets
+        moov_start, moov = edit
         handle.seek(moov_start)
-        tail = handle.read()  # moov and anything after it (small: tables, not media)
-        moov = read_boxes(tail, 0, len(tail))[0]
-        chain = _video_sample_entry(tail, moov)
-        if chain is None:
-            return False
-        entry = chain[-1]
-        children = read_boxes(tail, entry.start + entry.header + _VISUAL_SAMPLE_ENTRY_HEADER, entry.end)
-        if any(child.kind == b"st3d" for child in children):
-            return False
-        box = struct.pack(">I4sIB", 13, b"st3d", 0, mode)
-        edited = bytearray(tail[: entry.end] + box + tail[entry.end :])
-        for ancestor in chain:  # moov ... sample entry all contain the new box
-            field, offset = (">Q", ancestor.start + 8) if ancestor.header == 16 else (">I", ancestor.start)
-            struct.pack_into(field, edited, offset, ancestor.size + len(box))
-        handle.seek(moov_start)
-        handle.write(edited)
+        handle.write(moov)
     return True
 
 
-def _top_level_boxes(handle) -> list[tuple[bytes, int]]:
-    """(type, offset) of each top-level box, read from headers only (media data is skipped)."""
-    handle.seek(0, 2)
-    end = handle.tell()
-    boxes, offset = [], 0
-    while offset + 8 <= end:
+def _moov_with_st3d(handle: BinaryIO, mode: int) -> tuple[int, bytes] | None:
+    """Where moov starts and the new bytes from there on (moov with the box, and what followed it);
+    None when the file has the box already or cannot take it safely."""
+    top = _top_level_boxes(handle)
+    kinds = [box.kind for box in top]
+    if b"moov" not in kinds or b"mdat" not in kinds:
+        return None
+    moov_start = top[kinds.index(b"moov")].start
+    if any(box.kind == b"mdat" and box.start > moov_start for box in top):
+        return None  # moov before media data: growing it would move chunk offsets
+    handle.seek(moov_start)
+    tail = handle.read()  # moov and anything after it (small: tables, not media)
+    chain = _video_sample_entry(tail, read_boxes(tail, 0, len(tail))[0])
+    if chain is None:
+        return None
+    entry = chain[-1]
+    children = read_boxes(tail, entry.start + entry.header + _VISUAL_SAMPLE_ENTRY_HEADER, entry.end)
+    if any(child.kind == b"st3d" for child in children):
+        return None
+    box = struct.pack(">I4sIB", 13, b"st3d", 0, mode)
+    edited = bytearray(tail[: entry.end] + box + tail[entry.end :])
+    for ancestor in chain:  # moov ... sample entry all contain the new box
+        field, offset = (">Q", ancestor.start + 8) if ancestor.header == 16 else (">I", ancestor.start)
+        struct.pack_into(field, edited, offset, ancestor.size + len(box))
+    return moov_start, bytes(edited)
+
+
+def _top_level_boxes(handle: BinaryIO) -> list[Box]:
+    """The top-level boxes of an open file, from their headers only (media data is not read)."""
+    end = handle.seek(0, 2)
+
+    def read_header(offset: int) -> bytes:
         handle.seek(offset)
-        size, kind = struct.unpack(">I4s", handle.read(8))
-        if size == 1:
-            (size,) = struct.unpack(">Q", handle.read(8))
-        elif size == 0:
-            size = end - offset
-        if size < 8:
-            break
-        boxes.append((kind, offset))
-        offset += size
-    return boxes
+        return handle.read(16)
+
+    return list(_box_headers(read_header, 0, end))
 
 
 def _video_sample_entry(data: bytes, moov: Box) -> list[Box] | None:
