@@ -1,0 +1,87 @@
+"""Assemble two single-layer HEVC streams (left and right eye, encoded alike) into one two-view
+MV-HEVC stream, access unit by access unit.
+
+The left stream is the base layer (layer 0, view 0), playable as plain 2D HEVC. The right
+stream's pictures become layer 1 (view 1): its SPS/PPS get their own ids and nuh_layer_id 1, its
+slices get layer-1 slice headers (see slice.py), and the base VPS gains the multiview extension.
+Both encoders must have produced the same picture types in the same order (same GOP settings and
+frame count), so that each access unit pairs pictures of the same POC.
+"""
+
+from __future__ import annotations
+
+from sbsconvert.hevc.bits import BitstreamError
+from sbsconvert.hevc.nal import PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
+from sbsconvert.hevc.params import Pps, Sps, multiview_vps, parse_pps, parse_sps, renumber_pps, renumber_sps
+from sbsconvert.hevc.slice import rewrite_slice_for_layer1
+
+
+class MultiviewAssembler:
+    """Feed it the left and right eye's packets (Annex B) of one access unit at a time."""
+
+    def __init__(self) -> None:
+        self.base_sps: dict[int, Sps] = {}
+        self.base_pps_ids: set[int] = set()
+        self.right_sps: dict[int, Sps] = {}
+        self.right_pps: dict[int, Pps] = {}
+        self.pps_id_map: dict[int, int] = {}  # right stream PPS id -> layer-1 PPS id
+        self.sps_id_map: dict[int, int] = {}
+
+    def access_unit(self, left: bytes, right: bytes) -> bytes:
+        """One access unit of the two-view stream (Annex B) from the two eyes' packets."""
+        left_units, right_units = split_annexb(left), split_annexb(right)
+        left_vcl = [unit for unit in left_units if unit.is_vcl]
+        right_vcl = [unit for unit in right_units if unit.is_vcl]
+        if not left_vcl or not right_vcl:
+            raise BitstreamError("an eye's packet holds no picture")
+        if left_vcl[0].type != right_vcl[0].type:
+            raise BitstreamError(f"the eyes' pictures differ in kind (NAL types {left_vcl[0].type} and "
+                                 f"{right_vcl[0].type}): the two encodes are not aligned")
+        for unit in left_units:
+            if unit.type == SPS:
+                sps = parse_sps(unit.rbsp)
+                self.base_sps[sps.sps_id] = sps
+            elif unit.type == PPS:
+                self.base_pps_ids.add(parse_pps(unit.rbsp).pps_id)
+        base: list[NalUnit] = []
+        for unit in left_units:
+            if unit.type == VPS:
+                if not self.base_sps:
+                    raise BitstreamError("the base layer's VPS comes without an SPS")
+                sps = next(iter(self.base_sps.values()))
+                unit = unit.with_rbsp(multiview_vps(unit.rbsp, sps))
+            base.append(unit)
+        layer1_params = [self._layer1_parameter_set(unit) for unit in right_units if unit.type in (SPS, PPS)]
+        layer1_slices = [self._layer1_slice(unit) for unit in right_vcl]
+        first_vcl = base.index(left_vcl[0])
+        # Parameter sets first (both layers'), then the base picture, then the layer-1 picture.
+        params_end = max((i + 1 for i, unit in enumerate(base[:first_vcl]) if unit.type in (VPS, SPS, PPS)), default=0)
+        return join_annexb(base[:params_end] + layer1_params + base[params_end:] + layer1_slices)
+
+    def _layer1_parameter_set(self, unit: NalUnit) -> NalUnit:
+        if unit.type == SPS:
+            sps = parse_sps(unit.rbsp)
+            self.right_sps[sps.sps_id] = sps
+            new_id = self.sps_id_map.setdefault(sps.sps_id, _free_id(set(self.base_sps) | set(self.sps_id_map.values())))
+            return unit.with_rbsp(renumber_sps(unit.rbsp, new_id), layer_id=1)
+        pps = parse_pps(unit.rbsp)
+        if pps.sps_id not in self.sps_id_map:
+            raise BitstreamError("the right eye's PPS refers to an SPS it has not sent")
+        self.right_pps[pps.pps_id] = pps
+        new_id = self.pps_id_map.setdefault(pps.pps_id, _free_id(self.base_pps_ids | set(self.pps_id_map.values())))
+        return unit.with_rbsp(renumber_pps(unit.rbsp, new_id, self.sps_id_map[pps.sps_id]), layer_id=1)
+
+    def _layer1_slice(self, unit: NalUnit) -> NalUnit:
+        if not self.right_pps:
+            raise BitstreamError("the right eye's picture comes before its parameter sets")
+        if unit.layer_id != 0:
+            raise BitstreamError("the right eye's stream is multi-layer already")
+        # x265 writes one PPS; a slice's own pps id is checked against it in the rewrite
+        pps = next(iter(self.right_pps.values())) if len(self.right_pps) == 1 else None
+        if pps is None:
+            raise BitstreamError("the right eye's stream has several PPSs")
+        return rewrite_slice_for_layer1(unit, self.right_sps[pps.sps_id], pps, self.pps_id_map[pps.pps_id])
+
+
+def _free_id(used: set[int]) -> int:
+    return next(candidate for candidate in range(64) if candidate not in used)

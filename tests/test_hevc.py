@@ -1,0 +1,401 @@
+"""The HEVC bitstream tools on hand-made vectors (bits, NAL units, parameter sets, slice headers,
+the multiview VPS), then on real libx265 streams: two eyes assembled into one MV-HEVC stream
+decode, through FFmpeg's MV-HEVC decoder, into exactly the pictures each eye's own stream gives."""
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from sbsconvert.hevc.bits import (BitReader, BitstreamError, BitWriter, add_emulation_prevention,
+                                  remove_emulation_prevention)
+from sbsconvert.hevc.mvhevc import MultiviewAssembler
+from sbsconvert.hevc.nal import IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
+from sbsconvert.hevc.params import (ShortTermRps, multiview_vps, parse_pps, parse_sps, read_short_term_rps,
+                                    renumber_pps, renumber_sps)
+from sbsconvert.hevc.slice import rewrite_slice_for_layer1
+
+
+def bits(text):
+    """A BitWriter holding the bits of a '0101...' string (spaces ignored)."""
+    writer = BitWriter()
+    for char in text.replace(" ", ""):
+        writer.u(1, int(char))
+    return writer
+
+
+@pytest.mark.parametrize("value, code", [(0, "1"), (1, "010"), (2, "011"), (3, "00100"), (7, "0001000")])
+def test_exp_golomb_codes(value, code):
+    writer = BitWriter()
+    writer.ue(value)
+    writer.u(1, 1)
+    writer.align_with(0)
+    expected = bits(code + "1")
+    expected.align_with(0)
+    assert writer.to_bytes() == expected.to_bytes()
+    assert BitReader(writer.to_bytes()).ue() == value
+
+
+@pytest.mark.parametrize("value, code", [(0, "1"), (1, "010"), (-1, "011"), (2, "00100"), (-2, "00101")])
+def test_signed_exp_golomb_codes(value, code):
+    writer = BitWriter()
+    writer.se(value)
+    assert writer.position == len(code)
+    writer.align_with(0)
+    assert BitReader(writer.to_bytes()).se() == value
+
+
+def test_fixed_fields_and_bounds():
+    reader = BitReader(bytes([0b10110000, 0xFF]))
+    assert reader.u(1) == 1 and reader.u(3) == 0b011 and reader.u(8) == 0b00001111 and reader.bits_left == 4
+    with pytest.raises(BitstreamError):
+        reader.u(5)
+    with pytest.raises(BitstreamError):
+        BitWriter().u(2, 4)
+
+
+def test_payload_end_finds_the_stop_bit():
+    assert BitReader(bytes([0b10100000, 0x00])).payload_end() == 2  # bit 2 is the stop bit
+    assert BitReader(bytes([0x00, 0x01])).payload_end() == 15
+
+
+@pytest.mark.parametrize("rbsp, ebsp", [
+    (b"\x00\x00\x01", b"\x00\x00\x03\x01"),
+    (b"\x00\x00\x00\x00", b"\x00\x00\x03\x00\x00\x03"),  # the second pair counts after the inserted byte
+    (b"\x00\x00\x04", b"\x00\x00\x04"),
+    (b"\x12\x00\x00\x02\x00\x00\x03", b"\x12\x00\x00\x03\x02\x00\x00\x03\x03"),
+    (b"\x80\x00\x00", b"\x80\x00\x00\x03"),  # a final cabac_zero_word gets its 0x03
+])
+def test_emulation_prevention(rbsp, ebsp):
+    assert add_emulation_prevention(rbsp) == ebsp
+    assert remove_emulation_prevention(ebsp) == rbsp
+
+
+def test_nal_header_and_annexb_round_trip():
+    unit = NalUnit.from_bytes(b"\x40\x01\xAA")
+    assert (unit.type, unit.layer_id, unit.temporal_id, unit.payload) == (VPS, 0, 0, b"\xAA")
+    layer1 = NalUnit(SPS, 1, 0, b"\x01")
+    assert layer1.to_bytes()[:2] == bytes([SPS << 1, 0x09])  # nuh_layer_id 1 straddles the two bytes
+    stream = b"\x00\x00\x01" + unit.to_bytes() + b"\x00\x00\x00\x01" + layer1.to_bytes()
+    assert split_annexb(stream) == [unit, layer1]
+    assert split_annexb(join_annexb([unit, layer1])) == [unit, layer1]
+    with pytest.raises(BitstreamError):
+        NalUnit.from_bytes(b"\x80\x01")  # forbidden_zero_bit
+
+
+def write_ptl(writer, profile=1, level=93):
+    writer.u(2, 0)
+    writer.u(1, 0)
+    writer.u(5, profile)
+    writer.u(32, 1 << (31 - profile))
+    writer.u(4, 0b1001)  # progressive, frame-only
+    writer.u(44, 0)
+    writer.u(8, level)
+
+
+def hand_sps(sps_id=0, width=64, height=48, window=None, rps_text=None, bit_depth=8):
+    """A small Main SPS like libx265's: 16x16 CTBs... with two short-term RPSs, the second predicted."""
+    writer = BitWriter()
+    writer.u(4, 0)  # vps id
+    writer.u(3, 0)
+    writer.u(1, 1)
+    write_ptl(writer)
+    writer.ue(sps_id)
+    writer.ue(1)  # 4:2:0
+    writer.ue(width)
+    writer.ue(height)
+    writer.flag(window is not None)
+    for offset in window or ():
+        writer.ue(offset)
+    writer.ue(bit_depth - 8)
+    writer.ue(bit_depth - 8)
+    writer.ue(4)  # log2_max_pic_order_cnt_lsb_minus4: 8 bits
+    writer.flag(1)
+    writer.ue(4)  # max_dec_pic_buffering_minus1
+    writer.ue(2)  # max_num_reorder_pics
+    writer.ue(0)
+    writer.ue(0)  # log2 min cb 3
+    writer.ue(1)  # ctb 16
+    for value in (0, 3, 1, 1):
+        writer.ue(value)
+    writer.flag(0)  # scaling lists
+    writer.flag(1)  # amp
+    writer.flag(1)  # sao
+    writer.flag(0)  # pcm
+    writer.ue(2)  # two short-term RPSs
+    writer.ue(1)  # set 0: one negative picture at -1 (used), no positive
+    writer.ue(0)
+    writer.ue(0)
+    writer.flag(1)
+    writer.flag(1)  # set 1: predicted from set 0
+    writer.flag(0)  # delta_rps_sign +
+    writer.ue(1)  # abs_delta_rps_minus1: deltaRps = +2
+    for flag in "1" "1":  # used_by_curr_pic_flag for j = 0 (-1 + 2 = +1) and j = 1 (the ref itself, +2)
+        writer.flag(int(flag))
+    writer.flag(0)  # long-term
+    writer.flag(1)  # temporal mvp
+    writer.flag(1)  # strong intra smoothing
+    writer.flag(0)  # vui
+    writer.flag(0)  # extension
+    writer.trailing_bits()
+    return writer.to_bytes()
+
+
+def hand_pps(pps_id=0, sps_id=0, weighted=True, sync=True):
+    writer = BitWriter()
+    writer.ue(pps_id)
+    writer.ue(sps_id)
+    writer.flag(0)  # dependent slices
+    writer.flag(0)  # output flag present
+    writer.u(3, 0)
+    writer.flag(1)  # sign data hiding
+    writer.flag(0)  # cabac init present
+    writer.ue(0)
+    writer.ue(0)
+    writer.se(0)
+    writer.flag(0)
+    writer.flag(0)
+    writer.flag(1)  # cu_qp_delta
+    writer.ue(1)
+    writer.se(0)
+    writer.se(0)
+    writer.flag(0)  # slice chroma qp offsets
+    writer.flag(weighted)
+    writer.flag(0)
+    writer.flag(0)
+    writer.flag(0)  # tiles
+    writer.flag(sync)
+    writer.flag(1)  # loop filter across slices
+    writer.flag(1)  # deblocking control
+    writer.flag(0)  # override enabled
+    writer.flag(0)  # disabled
+    writer.se(0)
+    writer.se(0)
+    writer.flag(0)  # scaling list
+    writer.flag(0)  # lists modification
+    writer.ue(0)
+    writer.flag(0)
+    writer.flag(0)
+    writer.trailing_bits()
+    return writer.to_bytes()
+
+
+def test_sps_fields_and_predicted_rps():
+    sps = parse_sps(hand_sps(width=64, height=48, window=(0, 2, 0, 1)))
+    assert (sps.width, sps.height, sps.conformance_window, sps.chroma_format_idc) == (64, 48, (0, 2, 0, 1), 1)
+    assert (sps.bit_depth_luma, sps.log2_max_poc_lsb, sps.log2_ctb_size, sps.ctb_count) == (8, 8, 4, 12)
+    assert (sps.max_dec_pic_buffering_minus1, sps.max_num_reorder_pics) == (4, 2)
+    assert sps.sample_adaptive_offset and sps.temporal_mvp and not sps.long_term_refs_present
+    assert sps.short_term_rps[0] == ShortTermRps([(-1, True)], [])
+    # Predicted by +2 from {-1}: -1 + 2 = +1 and the reference itself at +2, both after the picture.
+    assert sps.short_term_rps[1] == ShortTermRps([], [(1, True), (2, True)])
+    assert sps.short_term_rps[1].used_by_current == 2
+
+
+def test_renumbered_parameter_sets_keep_every_other_field():
+    original = hand_sps(window=(0, 2, 0, 1))
+    renumbered = parse_sps(renumber_sps(original, 1))
+    assert renumbered.sps_id == 1
+    assert {**vars(renumbered), "sps_id": 0} == vars(parse_sps(original))
+    pps = parse_pps(renumber_pps(hand_pps(), 1, 1))
+    assert (pps.pps_id, pps.sps_id) == (1, 1)
+    assert {**vars(pps), "pps_id": 0, "sps_id": 0} == vars(parse_pps(hand_pps()))
+
+
+def hand_vps(timing=True):
+    writer = BitWriter()
+    writer.u(4, 0)
+    writer.flag(1)
+    writer.flag(1)
+    writer.u(6, 0)
+    writer.u(3, 0)
+    writer.flag(1)
+    writer.u(16, 0xFFFF)
+    write_ptl(writer)
+    writer.flag(1)
+    writer.ue(4)
+    writer.ue(2)
+    writer.ue(0)
+    writer.u(6, 0)
+    writer.ue(0)
+    writer.flag(timing)
+    if timing:
+        writer.u(32, 1)
+        writer.u(32, 30)
+        writer.flag(0)
+        writer.ue(0)
+    writer.flag(0)
+    writer.trailing_bits()
+    return writer.to_bytes()
+
+
+def test_multiview_vps_extension_fields():
+    """Read the extended VPS back field by field (F.7.3.2.1, F.7.3.2.1.1)."""
+    sps = parse_sps(hand_sps(window=(0, 2, 0, 1), bit_depth=10))
+    reader = BitReader(multiview_vps(hand_vps(), sps))
+    assert reader.u(4) == 0 and reader.u(2) == 0b11
+    assert reader.u(6) == 1  # vps_max_layers_minus1
+    assert reader.u(3) == 0 and reader.u(1) == 1 and reader.u(16) == 0xFFFF
+    reader.u(96)  # PTL 0 unchanged
+    assert reader.u(1) == 1 and [reader.ue() for _ in range(3)] == [4, 2, 0]
+    assert reader.u(6) == 1 and reader.ue() == 1  # vps_max_layer_id, vps_num_layer_sets_minus1
+    assert reader.u(2) == 0b11  # layer set 1 holds layers 0 and 1
+    assert reader.u(1) == 1 and reader.u(32) == 1 and reader.u(32) == 30 and reader.u(1) == 0 and reader.ue() == 0
+    assert reader.u(1) == 1  # vps_extension_flag
+    while not reader.byte_aligned():
+        assert reader.u(1) == 1
+    assert reader.u(8) == 93  # PTL 1: level only
+    assert reader.u(1) == 0 and reader.u(16) == 0x4000  # splitting_flag, scalability mask: multiview
+    assert reader.u(3) == 0 and reader.u(1) == 0 and reader.u(1) == 1  # dimension_id_len 1, dimension_id 1
+    view_id_len = reader.u(4)
+    assert view_id_len == 1 and [reader.u(view_id_len) for _ in range(2)] == [0, 1]
+    assert reader.u(1) == 1  # direct_dependency_flag[1][0]
+    assert (reader.u(1), reader.u(1), reader.u(1)) == (0, 0, 0)
+    assert reader.ue() == 2 and reader.u(1) == 1  # three PTLs, the third with a profile
+    assert reader.u(2) == 0 and reader.u(1) == 0 and reader.u(5) == 6  # Multiview Main
+    assert reader.u(32) == 1 << 25
+    reader.u(48)
+    assert reader.u(8) == 93
+    assert reader.ue() == 0 and reader.u(2) == 0  # num_add_olss, default_output_layer_idc
+    assert (reader.u(2), reader.u(2)) == (1, 2)  # profile_tier_level_idx of OLS 1
+    assert reader.ue() == 0  # one rep_format
+    assert (reader.u(16), reader.u(16), reader.u(1), reader.u(2), reader.u(4), reader.u(4)) == (64, 48, 1, 1, 2, 2)
+    assert reader.u(1) == 1 and [reader.ue() for _ in range(4)] == [0, 2, 0, 1]
+    assert (reader.u(1), reader.u(1), reader.u(1)) == (1, 0, 0)
+    assert [reader.ue() for _ in range(4)] == [4, 4, 2, 0]  # dpb_size
+    assert reader.ue() == 0 and reader.u(1) == 1 and reader.u(2) == 0  # dependency type: all layers, 0
+    assert reader.ue() == 0 and reader.u(1) == 0 and reader.u(1) == 0  # no non-VUI ext, no VUI, no ext2
+    assert reader.u(1) == 1 and reader.payload_end() == reader.position - 1
+
+
+def hand_slice(nal_type, pps_id=0, poc=3, slice_type=1, data=b"\xAB\x00\x00\x01\xCD"):
+    """A first slice segment: IDR I slice, or a P slice using SPS RPS 0 with weighted prediction."""
+    writer = BitWriter()
+    writer.flag(1)
+    if 16 <= nal_type <= 23:
+        writer.flag(0)
+    writer.ue(pps_id)
+    writer.ue(slice_type)
+    if nal_type not in (19, 20):
+        writer.u(8, poc)
+        writer.flag(1)  # RPS from the SPS
+        writer.u(1, 0)  # short_term_ref_pic_set_idx (2 sets: 1 bit)
+        writer.flag(1)  # slice_temporal_mvp_enabled_flag
+    writer.flag(1)
+    writer.flag(1)  # SAO luma, chroma
+    if slice_type == 1:
+        writer.flag(0)  # no override
+        writer.ue(7)  # luma_log2_weight_denom
+        writer.se(-1)
+        writer.flag(1)  # luma weight flag l0[0]
+        writer.flag(0)  # chroma weight flag
+        writer.se(3)
+        writer.se(-2)
+        writer.ue(0)  # five_minus_max_num_merge_cand
+    writer.se(-4)  # slice_qp_delta
+    writer.flag(1)  # loop filter across slices
+    writer.ue(2)  # entry points
+    writer.ue(4)  # offset_len 5
+    writer.u(5, 17)
+    writer.u(5, 9)
+    writer.trailing_bits()
+    return NalUnit(nal_type, 0, 0, add_emulation_prevention(writer.to_bytes() + data))
+
+
+@pytest.mark.parametrize("nal_type", [IDR_W_RADL, 1])
+def test_layer1_slice_header(nal_type):
+    sps, pps = parse_sps(hand_sps()), parse_pps(hand_pps())
+    unit = rewrite_slice_for_layer1(hand_slice(nal_type, slice_type=2 if nal_type == IDR_W_RADL else 1), sps, pps, 5)
+    assert (unit.type, unit.layer_id) == (nal_type, 1)
+    reader = BitReader(unit.rbsp)
+    assert reader.u(1) == 1
+    if nal_type == IDR_W_RADL:
+        assert reader.u(1) == 0
+    assert reader.ue() == 5  # the layer-1 PPS id
+    if nal_type == IDR_W_RADL:
+        assert reader.ue() == 2 and reader.u(8) == 0  # POC lsb present in a layer-1 IDR slice
+    else:
+        assert reader.ue() == 1 and reader.u(8) == 3 and reader.u(1) == 1 and reader.u(1) == 0 and reader.u(1) == 1
+    assert reader.u(1) == 0  # inter_layer_pred_enabled_flag
+    assert reader.u(2) == 0b11
+    if nal_type != IDR_W_RADL:
+        assert reader.u(1) == 0 and reader.ue() == 7 and reader.se() == -1
+        assert reader.u(2) == 0b10 and reader.se() == 3 and reader.se() == -2 and reader.ue() == 0
+    assert reader.se() == -4 and reader.u(1) == 1
+    assert reader.ue() == 2 and reader.ue() == 4 and reader.u(5) == 17 and reader.u(5) == 9
+    assert reader.u(1) == 1
+    while not reader.byte_aligned():
+        assert reader.u(1) == 0
+    assert unit.rbsp[reader.position // 8 :] == b"\xAB\x00\x00\x01\xCD"  # slice data untouched
+    assert b"\x00\x00\x03\x01" in unit.payload  # and escaped again
+
+
+def test_slice_with_a_foreign_pps_is_refused():
+    with pytest.raises(BitstreamError):
+        rewrite_slice_for_layer1(hand_slice(1, pps_id=3), parse_sps(hand_sps()), parse_pps(hand_pps()), 1)
+
+
+def encode_eye(frames, pixel_format="yuv420p", options=""):
+    """Packets (bytes, pts, dts) of one eye encoded by libx265 with aligned GOP settings."""
+    context = av.CodecContext.create("libx265", "w")
+    context.width, context.height = frames[0].shape[1], frames[0].shape[0]
+    context.pix_fmt = pixel_format
+    context.time_base = Fraction(1, 30)
+    context.options = {"crf": "26", "x265-params": "log-level=error:keyint=6:min-keyint=6:scenecut=0:open-gop=0:"
+                       "b-adapt=0" + options}
+    packets = []
+    for index, image in enumerate(frames + [None]):
+        frame = None
+        if image is not None:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pixel_format)
+            frame.pts = index
+        packets += [(bytes(packet), packet.pts, packet.dts) for packet in context.encode(frame)]
+    return packets
+
+
+def decode_raw(path, all_views=False):
+    with av.open(str(path), format="hevc") as container:
+        stream = container.streams.video[0]
+        if all_views:
+            stream.codec_context.options = {"view_ids": "-1"}
+        return [[bytes(plane) for plane in frame.planes] for frame in container.decode(stream)]
+
+
+def eye_frames(count, width, height, offset):
+    rng = np.random.default_rng(1)
+    scene = rng.integers(0, 256, (height, width + 3 * count + 16, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(scene[:, offset + 3 * i : offset + 3 * i + width]) for i in range(count)]
+
+
+@pytest.mark.parametrize("pixel_format, size, options", [
+    ("yuv420p", (64, 48), ""),
+    ("yuv420p10le", (72, 40), ":bframes=3:weightb=1"),  # 72x40: CTBs cut by the frame edge
+])
+def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format, size, options):
+    count = 14
+    left = encode_eye(eye_frames(count, *size, 0), pixel_format, options)
+    right = encode_eye(eye_frames(count, *size, 5), pixel_format, options)
+    assembler = MultiviewAssembler()
+    merged = b"".join(assembler.access_unit(l, r) for (l, *_), (r, *_) in zip(left, right))
+    units = split_annexb(merged)
+    assert {unit.layer_id for unit in units if unit.type in (SPS, PPS)} == {0, 1}
+    assert {unit.layer_id for unit in units if unit.is_vcl} == {0, 1}
+    for name, packets in (("left", left), ("right", right)):
+        (tmp_path / f"{name}.hevc").write_bytes(b"".join(data for data, *_ in packets))
+    (tmp_path / "mv.hevc").write_bytes(merged)
+    views = decode_raw(tmp_path / "mv.hevc", all_views=True)
+    own_left, own_right = decode_raw(tmp_path / "left.hevc"), decode_raw(tmp_path / "right.hevc")
+    assert len(views) == 2 * count and len(own_left) == len(own_right) == count
+    assert views[0::2] == own_left and views[1::2] == own_right  # view 0 then view 1 of every access unit
+    assert decode_raw(tmp_path / "mv.hevc") == own_left  # the base layer alone is the left eye
+
+
+def test_misaligned_eyes_are_refused():
+    frames = eye_frames(4, 64, 48, 0)
+    left = encode_eye(frames)
+    right = encode_eye(frames, options=":keyint=2:min-keyint=2")
+    assembler = MultiviewAssembler()
+    with pytest.raises(BitstreamError, match="not aligned"):
+        for (l, *_), (r, *_) in zip(left, right):
+            assembler.access_unit(l, r)
