@@ -387,7 +387,7 @@ def test_diffusion_engine_converts_a_clip_from_the_cli(tmp_path, tiny_sd):
 
 def st3d_mode(path):
     """stereo_mode of the st3d box in the first video sample entry, walking the boxes from the top."""
-    from sbsconvert.video.st3d import read_boxes
+    from sbsconvert.isobmff.boxes import read_boxes
 
     data = path.read_bytes()
     box = next(b for b in read_boxes(data, 0, len(data)) if b.kind == b"moov")
