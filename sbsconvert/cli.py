@@ -187,6 +187,14 @@ class ConvertCommand(click.Command):
 @click.option("--pix-fmt", "pix_fmt", type=click.Choice(["yuv420p", "yuv420p10le"]),
               help="Videos: yuv420p (8-bit, widest support) or yuv420p10le (10-bit, less banding) "
               "[default: the preset's, else yuv420p].")
+@click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
+              help="With --format spatial: the distance between the two eyes' cameras the file states, in "
+              f"millimetres (Apple Vision Pro uses it to show the depth at scale) [default: {ConvertSettings.baseline_mm:g}, "
+              "an average adult's interpupillary distance].")
+@click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
+              help="With --format spatial: the horizontal field of view of the picture the file states, in degrees "
+              f"(how wide Apple Vision Pro shows it) [default: {ConvertSettings.hfov_degrees:g}, about a phone's main "
+              "camera; give your camera's].")
 @click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
               "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
               "the folder (or -o FILE), encoded with the video options. Without it a folder is an album of photos.")
@@ -289,6 +297,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         quality=merged["jpeg_quality"],
         force=options["force"],
         skip_existing=options["skip_existing"],
+        **_spatial_camera(options, merged),
     )
     compute = select_compute(options["device"])
     engine_name = "diffusion" if generating else options["engine"]
@@ -346,6 +355,11 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
         return None
     if merged["format"] == "mpo":
         raise SbsError("--format mpo is a photo format; for videos choose another --format")
+    spatial = merged["format"] == "spatial"
+    if spatial and options["frames_out"]:
+        raise SbsError("--format spatial writes one MV-HEVC video file; --frames-out cannot hold it (use lr-pair)")
+    if spatial and given.get("codec", "hevc") != "hevc":
+        raise SbsError(f"--format spatial is MV-HEVC; drop --codec {given['codec']}")
     if options["frames_out"] and given:
         raise SbsError(f"{', '.join(named)} set the video encoder; --frames-out writes images (see --type, --quality)")
     from sbsconvert.video.encode import VideoSettings
@@ -356,9 +370,25 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     if options["bitrate"] is not None:
         preset.pop("crf", None)
     preset.update(given)
+    if spatial:
+        preset["codec"] = "hevc"  # whatever a preset's codec, spatial video is HEVC
     video = VideoSettings(**preset)
     video.check()
+    if spatial:
+        from sbsconvert.video.spatial import check_spatial_settings
+
+        for job in jobs:
+            check_spatial_settings(video, job.outputs[0].suffix)
     return video
+
+
+def _spatial_camera(options: dict[str, Any], merged: dict[str, Any]) -> dict[str, float]:
+    """ConvertSettings' baseline_mm / hfov_degrees from --baseline-mm / --hfov (spatial only)."""
+    named = _given_flags(options, ("baseline_mm", "hfov"))
+    if named and merged["format"] != "spatial":
+        raise SbsError(f"{', '.join(named)} only apply to --format spatial (the camera it describes)")
+    camera = {"baseline_mm": options["baseline_mm"], "hfov_degrees": options["hfov"]}
+    return {name: value for name, value in camera.items() if value is not None}
 
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:

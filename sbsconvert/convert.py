@@ -35,6 +35,10 @@ class ConvertSettings:
     quality: int = 95
     force: bool = False
     skip_existing: bool = False
+    # --format spatial: the stereo camera the file describes. Converted 2D footage has none, so the
+    # defaults are an average adult's distance between the pupils and about a phone camera's view.
+    baseline_mm: float = 64.0
+    hfov_degrees: float = 60.0
 
 
 class DisparityProvider:

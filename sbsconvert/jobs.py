@@ -90,6 +90,10 @@ def plan_jobs(
         else:
             raise SbsError(f"{given}: no such file or folder")
     videos = [source for source, _ in pairs if is_video_path(source)]
+    photos = [source for source, _ in pairs if not is_video_path(source)]
+    if layout.name == "spatial" and photos:
+        raise SbsError(f"--format spatial is written for videos only in this version; {photos[0]} is a photo "
+                       "(use sbs, lr-pair or mpo)")
     if layout.extension and videos:
         raise SbsError(f"--format {layout.name} is for photos; {videos[0]} is a video (use sbs, tb, lr-pair...)")
     if len(pairs) == 1 and is_video_path(pairs[0][0]):
@@ -111,7 +115,7 @@ def plan_jobs(
             names = file_outputs(output, layout_name)
         else:
             if is_video_path(source):
-                extension = video_output_extension(source)
+                extension = video_output_extension(source, layout.name)
             else:
                 extension = layout.extension or output_extension(source, image_type)
             target_folder = _target_folder(source, folder, output)
@@ -148,7 +152,7 @@ def plan_stream_jobs(
             names = file_outputs(output, layout_name)
         else:
             name = source.resolve().name if sequence else source.stem
-            extension = "" if frames_out else ".mp4" if sequence else video_output_extension(source)
+            extension = "" if frames_out else ".mp4" if sequence else video_output_extension(source, layout.name)
             folder = output if output is not None else source.parent
             names = [folder / f"{name}{suffix}{extension}" for suffix in layout.suffixes]
         jobs.append(Job(source=source, outputs=names))

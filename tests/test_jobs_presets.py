@@ -6,6 +6,7 @@ import pytest
 
 from sbsconvert.errors import SbsError
 from sbsconvert.jobs import images_in_folder, natural_key, plan_jobs
+from sbsconvert.layout import LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
 
 
@@ -86,7 +87,7 @@ def test_shipped_presets_load():
     assert {"vision-pro", "quest3", "cardboard"} <= set(names)
     for name in names:
         preset = load_preset(name)
-        assert preset["format"] in ("sbs", "hsbs", "tb", "htb", "anaglyph", "crosseye", "lr-pair")
+        assert preset["format"] in LAYOUTS
         assert 0 < preset["divergence"] <= 10
 
 

@@ -17,5 +17,11 @@ def is_video_path(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def video_output_extension(source: Path) -> str:
-    return OUTPUT_EXTENSIONS.get(source.suffix.lower(), ".mp4")
+SPATIAL_OUTPUT_EXTENSIONS = (".mov", ".mp4", ".m4v")  # MV-HEVC with Apple's boxes: QuickTime/MP4 only
+
+
+def video_output_extension(source: Path, layout: str | None = None) -> str:
+    extension = OUTPUT_EXTENSIONS.get(source.suffix.lower(), ".mp4")
+    if layout == "spatial" and extension not in SPATIAL_OUTPUT_EXTENSIONS:
+        return ".mov"
+    return extension

@@ -82,6 +82,25 @@ def encoder_name(codec: str) -> str:
     return name
 
 
+def encoder_options(settings: VideoSettings, x265_params: str = "") -> dict[str, str]:
+    """FFmpeg encoder options: constant quality unless a bitrate is set; x265 kept quiet."""
+    options = {}
+    if settings.bitrate is None:
+        options["crf"] = str(settings.crf if settings.crf is not None else DEFAULT_CRF[settings.codec])
+    if settings.codec == "hevc":
+        # x265 prints its settings on stderr otherwise
+        options["x265-params"] = ":".join(filter(None, ("log-level=error", x265_params)))
+    return options
+
+
+def video_frame(pixels: np.ndarray, pixel_format: str) -> av.VideoFrame:
+    """HxWx3 float [0, 1] pixels (even size) as a BT.709 frame of `pixel_format`, 8 or 10 bits."""
+    deep = pixel_format.endswith("10le")
+    data = _quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
+    frame = av.VideoFrame.from_ndarray(data, format="rgb48le" if deep else "rgb24")
+    return frame.reformat(format=pixel_format, dst_colorspace="ITU709")
+
+
 def even_size(pixels: np.ndarray) -> np.ndarray:
     """Pad an odd width/height by one pixel (repeating the edge) for yuv420's 2x2 chroma blocks."""
     height, width = pixels.shape[:2]
@@ -124,12 +143,8 @@ class VideoWriter:
 
     def _open_stream(self, width: int, height: int) -> None:
         settings = self.settings
-        options = {}
-        if settings.bitrate is None:
-            options["crf"] = str(settings.crf if settings.crf is not None else DEFAULT_CRF[settings.codec])
-        if settings.codec == "hevc":
-            options["x265-params"] = "log-level=error"  # x265 prints its settings on stderr otherwise
-        stream = self.container.add_stream(encoder_name(settings.codec), rate=self.frame_rate, options=options)
+        stream = self.container.add_stream(encoder_name(settings.codec), rate=self.frame_rate,
+                                           options=encoder_options(settings))
         stream.width, stream.height, stream.pix_fmt = width, height, settings.pixel_format
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
@@ -159,10 +174,7 @@ class VideoWriter:
         if self._last_pts is not None and pts <= self._last_pts:
             return  # a duplicate timestamp (broken source) cannot be muxed; the frame is dropped
         self._last_pts = pts
-        deep = self.settings.pixel_format.endswith("10le")
-        data = _quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
-        frame = av.VideoFrame.from_ndarray(data, format="rgb48le" if deep else "rgb24")
-        frame = frame.reformat(format=self.settings.pixel_format, dst_colorspace="ITU709")
+        frame = video_frame(pixels, self.settings.pixel_format)
         frame.pts, frame.time_base = pts, self.time_base
         if self._audio is not None:
             self._audio.copy_until(float(pts * self.time_base))

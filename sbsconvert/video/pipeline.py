@@ -7,7 +7,7 @@ import contextlib
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from tqdm import tqdm
 
@@ -128,13 +128,19 @@ class ShotRenderer:
 
 def _video_writers(
     stack: contextlib.ExitStack, job: Job, settings: ConvertSettings, video: VideoSettings, info: VideoInfo
-) -> list[VideoWriter | None]:
+) -> list[Any]:
     """A VideoWriter per output file, each into a temp file published when the stack closes cleanly."""
     # Outputs already finished by an interrupted --skip-existing run stay as they are (lr-pair).
     targets = [None if settings.skip_existing and target.exists() else target for target in job.outputs]
     temps = [None if target is None else stack.enter_context(atomic_path(target, settings.force)) for target in targets]
     # Audio and tags come from a video file; a folder of frames has neither.
     source = None if job.source.is_dir() else job.source
+    if settings.layout == "spatial" and temps[0] is not None:  # both eyes in one MV-HEVC file
+        from sbsconvert.video.spatial import SpatialMetadata, SpatialVideoWriter
+
+        metadata = SpatialMetadata(settings.baseline_mm, settings.hfov_degrees)
+        return SpatialVideoWriter(temps[0], video, frame_rate=info.frame_rate, time_base=info.time_base, source=source,
+                                  metadata=metadata, container_suffix=job.outputs[0].suffix).eye_writers()
     return [
         None if temp is None or target is None else VideoWriter(
             temp, video, frame_rate=info.frame_rate, time_base=info.time_base,

@@ -1,0 +1,238 @@
+"""Apple spatial video: one MV-HEVC track holding both eyes, with Apple's stereo metadata.
+
+The wheel's libx265 cannot encode two views, so each eye is encoded alone by libx265 under
+identical settings (fixed GOP: keyint = min-keyint, no scene-cut or adaptive B-frame decisions,
+closed GOPs), so both encoders give the same picture types in the same order. Their packets are
+assembled access unit by access unit into one two-layer stream (sbsconvert.hevc.mvhevc: left eye
+= layer 0, a plain HEVC stream any player shows in 2D; right eye = layer 1, view 1), written to a
+raw Annex B file beside the output, then muxed by FFmpeg with the `multilayer` disposition (it
+writes `lhvC` with layer 1's parameter sets next to `hvcC`) keeping the encoder's timestamps,
+with the source's audio copied. Last, Apple's `vexu` (stereo views, hero eye, baseline,
+projection) and `hfov` boxes are added to the sample entry, as for `st3d`.
+
+Apple's own encoder predicts the right eye from the left; these files do not (each layer-1 slice
+switches inter-layer prediction off), so they are larger than Apple's at the same quality.
+FFmpeg decodes both views; whether Apple's decoder accepts them is not verified here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from sbsconvert.errors import SbsError, first_line
+from sbsconvert.hevc.bits import BitstreamError
+from sbsconvert.hevc.mvhevc import MultiviewAssembler
+from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box
+from sbsconvert.video import SPATIAL_OUTPUT_EXTENSIONS
+from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _AudioCopy, _fresh_tags, encoder_name,
+                                     encoder_options, even_size, parse_bitrate, video_frame)
+
+_ALIGNED_GOP = "scenecut=0:open-gop=0:b-adapt=0"  # the picture types may not depend on the content
+
+
+@dataclass(frozen=True)
+class SpatialMetadata:
+    """The stereo camera the file describes (see ConvertSettings for the defaults)."""
+
+    baseline_mm: float
+    hfov_degrees: float
+
+    def boxes(self) -> bytes:
+        """`vexu` and `hfov` for the sample entry (Apple's ISOBMFF stereo video extensions)."""
+        views = full_box(b"stri", 0, 0, bytes([0b0011]))  # has left and right eye views, not reversed
+        hero = full_box(b"hero", 0, 0, bytes([1]))  # the left eye (layer 0) is shown in 2D
+        baseline = full_box(b"blin", 0, 0, struct.pack(">I", round(self.baseline_mm * 1000)))  # micrometres
+        projection = full_box(b"prji", 0, 0, b"rect")  # rectilinear: an ordinary camera's picture
+        vexu = box(b"vexu", b"", box(b"eyes", b"", views, hero), box(b"cams", b"", baseline),
+                   box(b"proj", b"", projection))
+        return vexu + box(b"hfov", struct.pack(">I", round(self.hfov_degrees * 1000)))  # thousandths of a degree
+
+
+def check_spatial_settings(settings: VideoSettings, suffix: str) -> None:
+    """Refuse what spatial video cannot be, before any work."""
+    if settings.codec != "hevc":
+        raise SbsError(f"--format spatial writes MV-HEVC; drop --codec {settings.codec} (or use --codec hevc)")
+    if suffix.lower() not in SPATIAL_OUTPUT_EXTENSIONS:
+        raise SbsError(f"--format spatial writes a {', '.join(SPATIAL_OUTPUT_EXTENSIONS)} file, not "
+                       f"{suffix or 'one without extension'}")
+
+
+class SpatialVideoWriter:
+    """Write stereo pairs (HxWx3 float [0, 1] each) with their timestamps as one MV-HEVC file."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: VideoSettings,
+        *,
+        frame_rate: Fraction | None,
+        time_base: Fraction,
+        source: Path | None = None,
+        metadata: SpatialMetadata,
+        container_suffix: str | None = None,
+    ):
+        suffix = (container_suffix or Path(path).suffix).lower()
+        check_spatial_settings(settings, suffix)
+        self.path = Path(path)
+        self.settings = settings
+        self.frame_rate = frame_rate
+        self.time_base = time_base
+        self.source = source
+        self.metadata = metadata
+        self._format = CONTAINERS[suffix]
+        self._raw_path = self.path.with_name(self.path.name + ".hevc")
+        self._raw = open(self._raw_path, "wb")
+        self._encoders: list[av.VideoCodecContext] = []
+        self._pending: tuple[deque[av.Packet], deque[av.Packet]] = (deque(), deque())
+        self._assembler = MultiviewAssembler()
+        self._timestamps: list[tuple[int, int]] = []  # (pts, dts) of each access unit
+        self._last_pts: int | None = None
+        self._views: list[tuple[np.ndarray, int] | None] = [None, None]  # given by the EyeWriters
+        self._open_eyes = {0, 1}
+        self.frames = 0
+
+    def _open_encoders(self, width: int, height: int) -> None:
+        # A key frame about every two seconds (fixed, so both eyes agree on it).
+        keyint = max(1, round(2 * self.frame_rate)) if self.frame_rate else 60
+        options = encoder_options(self.settings, f"keyint={keyint}:min-keyint={keyint}:{_ALIGNED_GOP}")
+        for _ in range(2):
+            encoder = av.CodecContext.create(encoder_name("hevc"), "w")
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, self.settings.pixel_format
+            encoder.time_base = self.time_base
+            if self.frame_rate:
+                encoder.framerate = self.frame_rate
+            if self.settings.bitrate is not None:
+                encoder.bit_rate = parse_bitrate(self.settings.bitrate) // 2  # the bitrate is for both eyes
+            encoder.colorspace = encoder.color_primaries = encoder.color_trc = 1  # BT.709
+            encoder.options = dict(options)
+            self._encoders.append(encoder)
+
+    def eye_writers(self) -> list[EyeWriter]:
+        """Two writers with VideoWriter's interface, one per eye, feeding this file (so the video
+        pipeline writes a spatial file as it writes the two files of lr-pair)."""
+        return [EyeWriter(self, 0), EyeWriter(self, 1)]
+
+    def write_pair(self, left: np.ndarray, right: np.ndarray, pts: int) -> None:
+        left, right = even_size(left), even_size(right)
+        if not self._encoders:
+            self._open_encoders(left.shape[1], left.shape[0])
+        if self._last_pts is not None and pts <= self._last_pts:
+            return  # a duplicate timestamp (broken source) cannot be muxed; the frame is dropped
+        self._last_pts = pts
+        for encoder, pending, view in zip(self._encoders, self._pending, (left, right)):
+            frame = video_frame(view, self.settings.pixel_format)
+            frame.pts, frame.time_base = pts, self.time_base
+            pending.extend(encoder.encode(frame))
+        self.frames += 1
+        self._assemble()
+
+    def _assemble(self) -> None:
+        """Merge the access units both eyes have produced so far into the raw two-view stream."""
+        lefts, rights = self._pending
+        while lefts and rights:
+            left, right = lefts.popleft(), rights.popleft()
+            if (left.pts, left.dts) != (right.pts, right.dts):
+                raise SbsError(f"{self.path}: the eyes' encodes drifted apart (timestamps {left.pts} and {right.pts})")
+            try:
+                self._raw.write(self._assembler.access_unit(bytes(left), bytes(right)))
+            except BitstreamError as error:
+                raise SbsError(f"{self.path}: cannot assemble MV-HEVC ({error})") from None
+            self._timestamps.append((left.pts, left.dts))
+
+    def close(self) -> None:
+        """Flush both encoders, mux the two-view stream with the audio, add Apple's boxes."""
+        try:
+            if self._encoders:
+                for encoder, pending in zip(self._encoders, self._pending):
+                    pending.extend(encoder.encode(None))
+                self._assemble()
+                if any(self._pending):
+                    raise SbsError(f"{self.path}: the eyes' encodes gave different numbers of pictures")
+            self._raw.close()
+            if not self._timestamps:
+                raise SbsError(f"{self.path}: no frames to write")
+            self._mux()
+        finally:
+            self.abort()
+        if not add_to_video_sample_entry(self.path, self.metadata.boxes(), b"vexu"):
+            raise SbsError(f"{self.path}: cannot add the spatial video boxes to the file")
+
+    def _mux(self) -> None:
+        with contextlib.ExitStack() as stack:
+            raw = stack.enter_context(av.open(str(self._raw_path), format="hevc"))
+            output = stack.enter_context(av.open(str(self.path), "w", format=self._format))
+            template = raw.streams.video[0]
+            stream = output.add_stream_from_template(template)
+            stream.codec_tag = "hvc1"  # Apple players only accept this tag for HEVC
+            stream.time_base = self.time_base
+            stream.disposition = av.stream.Disposition.default | av.stream.Disposition.multilayer
+            audio = None
+            if self.source is not None:
+                audio = _AudioCopy(self.source, output)
+                stack.callback(audio.close)
+                output.metadata.update(_fresh_tags(audio.input.metadata))
+                if audio.input.streams.video:
+                    stream.metadata.update(_fresh_tags(audio.input.streams.video[0].metadata))
+            count = 0
+            try:
+                for packet in raw.demux(template):
+                    if packet.size == 0:
+                        continue
+                    if count >= len(self._timestamps):
+                        raise SbsError(f"{self.path}: the two-view stream splits into more pictures than were encoded")
+                    # The encoder's own timestamps: the raw stream has none, and B-frames reorder.
+                    packet.pts, packet.dts = self._timestamps[count]
+                    packet.time_base = self.time_base
+                    packet.stream = stream
+                    if audio is not None:
+                        audio.copy_until(float(packet.dts * self.time_base))
+                    output.mux(packet)
+                    count += 1
+                if audio is not None:
+                    audio.copy_until(float("inf"))
+            except av.FFmpegError as error:
+                raise SbsError(f"{self.path}: cannot write the video ({first_line(error)})") from None
+            if count != len(self._timestamps):
+                raise SbsError(f"{self.path}: the two-view stream holds {count} pictures, not {len(self._timestamps)}")
+
+    def abort(self) -> None:
+        self._encoders.clear()
+        if not self._raw.closed:
+            self._raw.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._raw_path.unlink()
+
+
+class EyeWriter:
+    """One eye's side of a SpatialVideoWriter: a pair is encoded once both eyes gave their view of
+    a frame, and the file is finished when both are closed."""
+
+    def __init__(self, spatial: SpatialVideoWriter, eye: int):
+        self.spatial = spatial
+        self.eye = eye
+
+    def write(self, pixels: np.ndarray, pts: int) -> None:
+        views = self.spatial._views
+        views[self.eye] = (pixels, pts)
+        if all(view is not None for view in views):
+            (left, left_pts), (right, right_pts) = views  # type: ignore[misc]
+            views[:] = [None, None]
+            if left_pts != right_pts:
+                raise SbsError(f"{self.spatial.path}: the eyes' frames came with different timestamps")
+            self.spatial.write_pair(left, right, left_pts)
+
+    def close(self) -> None:
+        self.spatial._open_eyes.discard(self.eye)
+        if not self.spatial._open_eyes:
+            self.spatial.close()
+
+    def abort(self) -> None:
+        self.spatial.abort()
