@@ -224,7 +224,7 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert album/ --preset quest3 -r         # album_stereo/... for Meta Quest
       sbsconvert photo.jpg --disparity depth.png -f anaglyph -o out.jpg
       sbsconvert photo.jpg --engine diffusion      # StereoDiffusion fills the disocclusions
-      sbsconvert clip.mp4 --preset vision-pro      # clip_LR.mp4, HEVC 10-bit, audio copied
+      sbsconvert clip.mp4 --preset vision-pro      # clip_spatial.mp4: Apple spatial video (MV-HEVC)
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
     """
