@@ -11,10 +11,12 @@ import pytest
 from sbsconvert.hevc.bits import (BitReader, BitstreamError, BitWriter, add_emulation_prevention,
                                   remove_emulation_prevention)
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.hevc.nal import IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
+from sbsconvert.hevc.nal import IDR_N_LP, IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
 from sbsconvert.hevc.params import (ShortTermRps, multiview_vps, parse_pps, parse_sps, read_short_term_rps,
                                     renumber_pps, renumber_sps)
 from sbsconvert.hevc.slice import rewrite_slice_for_layer1
+from sbsconvert.video.encode import VideoSettings
+from sbsconvert.video.spatial import EyeEncoder, picture_type
 
 
 def bits(text):
@@ -336,21 +338,18 @@ def test_slice_with_a_foreign_pps_is_refused():
         rewrite_slice_for_layer1(hand_slice(1, pps_id=3), parse_sps(hand_sps()), parse_pps(hand_pps()), 1)
 
 
-def encode_eye(frames, pixel_format="yuv420p", options=""):
-    """Packets (bytes, pts, dts) of one eye encoded by libx265 with aligned GOP settings."""
-    context = av.CodecContext.create("libx265", "w")
-    context.width, context.height = frames[0].shape[1], frames[0].shape[0]
-    context.pix_fmt = pixel_format
-    context.time_base = Fraction(1, 30)
-    context.options = {"crf": "26", "x265-params": "log-level=error:keyint=6:min-keyint=6:scenecut=0:open-gop=0:"
-                       "b-adapt=0" + options}
+def encode_eye(frames, pixel_format="yuv420p", keyint=7):
+    """Packets (bytes, pts, dts) of one eye encoded as spatial video encodes each eye."""
+    settings = VideoSettings(codec="hevc", crf=26, pixel_format=pixel_format)
+    encoder = EyeEncoder(frames[0].shape[1], frames[0].shape[0], settings, time_base=Fraction(1, 30),
+                         frame_rate=Fraction(30), keyint=keyint)
     packets = []
     for index, image in enumerate(frames + [None]):
         frame = None
         if image is not None:
             frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pixel_format)
             frame.pts = index
-        packets += [(bytes(packet), packet.pts, packet.dts) for packet in context.encode(frame)]
+        packets += [(bytes(packet), packet.pts, packet.dts) for packet in encoder.encode(frame)]
     return packets
 
 
@@ -368,14 +367,16 @@ def eye_frames(count, width, height, offset):
     return [np.ascontiguousarray(scene[:, offset + 3 * i : offset + 3 * i + width]) for i in range(count)]
 
 
-@pytest.mark.parametrize("pixel_format, size, options", [
-    ("yuv420p", (64, 48), ""),
-    ("yuv420p10le", (72, 40), ":bframes=3:weightb=1"),  # 72x40: CTBs cut by the frame edge
+@pytest.mark.parametrize("pixel_format, size", [
+    ("yuv420p", (64, 48)),
+    ("yuv420p10le", (68, 42)),  # not a multiple of 8: a conformance window
 ])
-def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format, size, options):
-    count = 14
-    left = encode_eye(eye_frames(count, *size, 0), pixel_format, options)
-    right = encode_eye(eye_frames(count, *size, 5), pixel_format, options)
+def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format, size):
+    count = 16  # two GOPs and a trailing run of B-frames at the end
+    left = encode_eye(eye_frames(count, *size, 0), pixel_format)
+    right = encode_eye(eye_frames(count, *size, 5), pixel_format)
+    types = [split_annexb(data)[-1].type for data, *_ in left]
+    assert types.count(IDR_W_RADL) + types.count(IDR_N_LP) == 3 and len(set(types)) >= 3  # IDR, P/B kinds
     assembler = MultiviewAssembler()
     merged = b"".join(assembler.access_unit(l, r) for (l, *_), (r, *_) in zip(left, right))
     units = split_annexb(merged)
@@ -391,10 +392,15 @@ def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format,
     assert decode_raw(tmp_path / "mv.hevc") == own_left  # the base layer alone is the left eye
 
 
+def test_picture_types_follow_one_pattern():
+    kinds = "".join(picture_type(index, 12).name for index in range(14))
+    assert kinds == "IBBBBPBBBBPPIB"  # runs of 4 B-frames, a P closing the GOP
+
+
 def test_misaligned_eyes_are_refused():
     frames = eye_frames(4, 64, 48, 0)
     left = encode_eye(frames)
-    right = encode_eye(frames, options=":keyint=2:min-keyint=2")
+    right = encode_eye(frames, keyint=2)
     assembler = MultiviewAssembler()
     with pytest.raises(BitstreamError, match="not aligned"):
         for (l, *_), (r, *_) in zip(left, right):

@@ -1,8 +1,10 @@
 """Apple spatial video: one MV-HEVC track holding both eyes, with Apple's stereo metadata.
 
 The wheel's libx265 cannot encode two views, so each eye is encoded alone by libx265 under
-identical settings (fixed GOP: keyint = min-keyint, no scene-cut or adaptive B-frame decisions,
-closed GOPs), so both encoders give the same picture types in the same order. Their packets are
+identical settings, and every picture's type (IDR, P or B) is given to both encoders from one
+fixed pattern: x265 otherwise still adapts the GOP to the content (even with b-adapt=0 and
+scenecut=0, its first mini-GOPs differed between two eyes in 10-bit), and the two layers' pictures
+must pair up. Their packets are
 assembled access unit by access unit into one two-layer stream (sbsconvert.hevc.mvhevc: left eye
 = layer 0, a plain HEVC stream any player shows in 2D; right eye = layer 1, view 1), written to a
 raw Annex B file beside the output, then muxed by FFmpeg with the `multilayer` disposition (it
@@ -35,7 +37,48 @@ from sbsconvert.video import SPATIAL_OUTPUT_EXTENSIONS
 from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _AudioCopy, _fresh_tags, encoder_name,
                                      encoder_options, even_size, parse_bitrate, video_frame)
 
-_ALIGNED_GOP = "scenecut=0:open-gop=0:b-adapt=0"  # the picture types may not depend on the content
+B_FRAMES = 4  # x265's default run of B-frames between P-frames
+# No content-driven picture type decisions; the types are forced anyway (EyeEncoder).
+_ALIGNED_GOP = f"scenecut=0:open-gop=0:b-adapt=0:bframes={B_FRAMES}"
+
+
+def picture_type(index: int, keyint: int) -> av.video.frame.PictureType:
+    """The type of picture `index` (from 0): IDR every `keyint`, runs of B_FRAMES B-frames between
+    P-frames, and a P-frame closing each GOP."""
+    position = index % keyint
+    if position == 0:
+        return av.video.frame.PictureType.I  # an IDR picture: the encoder's forced-idr option is set
+    if position % (B_FRAMES + 1) == 0 or position == keyint - 1:
+        return av.video.frame.PictureType.P
+    return av.video.frame.PictureType.B
+
+
+class EyeEncoder:
+    """libx265 for one eye, with the picture types forced from picture_type(), so two of them
+    given the same number of frames produce the same GOP structure."""
+
+    def __init__(self, width: int, height: int, settings: VideoSettings, *, time_base: Fraction,
+                 frame_rate: Fraction | None, keyint: int):
+        self.keyint = keyint
+        self.count = 0
+        context = av.CodecContext.create(encoder_name("hevc"), "w")
+        context.width, context.height, context.pix_fmt = width, height, settings.pixel_format
+        context.time_base = time_base
+        if frame_rate:
+            context.framerate = frame_rate
+        if settings.bitrate is not None:
+            context.bit_rate = parse_bitrate(settings.bitrate) // 2  # the bitrate is for both eyes
+        context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
+        options = encoder_options(settings, f"keyint={keyint}:min-keyint={keyint}:{_ALIGNED_GOP}")
+        context.options = {**options, "forced-idr": "1"}
+        self.context = context
+
+    def encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
+        """Packets for `frame` (None: flush), its type set by its place in the sequence."""
+        if frame is not None:
+            frame.pict_type = picture_type(self.count, self.keyint)
+            self.count += 1
+        return self.context.encode(frame)
 
 
 @dataclass(frozen=True)
@@ -88,9 +131,12 @@ class SpatialVideoWriter:
         self.source = source
         self.metadata = metadata
         self._format = CONTAINERS[suffix]
-        self._raw_path = self.path.with_name(self.path.name + ".hevc")
+        # Beside the output; named like its temp file (".NAME.PID.xxx.part.mov"), a killed run's
+        # leftover is removed by the next run as that temp file is (output.remove_stale_temps).
+        name = self.path.name
+        self._raw_path = self.path.with_name(name.replace(".part", ".hevc.part", 1) if ".part" in name else name + ".hevc")
         self._raw = open(self._raw_path, "wb")
-        self._encoders: list[av.VideoCodecContext] = []
+        self._encoders: list[EyeEncoder] = []
         self._pending: tuple[deque[av.Packet], deque[av.Packet]] = (deque(), deque())
         self._assembler = MultiviewAssembler()
         self._timestamps: list[tuple[int, int]] = []  # (pts, dts) of each access unit
@@ -100,20 +146,9 @@ class SpatialVideoWriter:
         self.frames = 0
 
     def _open_encoders(self, width: int, height: int) -> None:
-        # A key frame about every two seconds (fixed, so both eyes agree on it).
-        keyint = max(1, round(2 * self.frame_rate)) if self.frame_rate else 60
-        options = encoder_options(self.settings, f"keyint={keyint}:min-keyint={keyint}:{_ALIGNED_GOP}")
-        for _ in range(2):
-            encoder = av.CodecContext.create(encoder_name("hevc"), "w")
-            encoder.width, encoder.height, encoder.pix_fmt = width, height, self.settings.pixel_format
-            encoder.time_base = self.time_base
-            if self.frame_rate:
-                encoder.framerate = self.frame_rate
-            if self.settings.bitrate is not None:
-                encoder.bit_rate = parse_bitrate(self.settings.bitrate) // 2  # the bitrate is for both eyes
-            encoder.colorspace = encoder.color_primaries = encoder.color_trc = 1  # BT.709
-            encoder.options = dict(options)
-            self._encoders.append(encoder)
+        keyint = max(1, round(2 * self.frame_rate)) if self.frame_rate else 60  # a key frame every 2 s
+        self._encoders = [EyeEncoder(width, height, self.settings, time_base=self.time_base,
+                                     frame_rate=self.frame_rate, keyint=keyint) for _ in range(2)]
 
     def eye_writers(self) -> list[EyeWriter]:
         """Two writers with VideoWriter's interface, one per eye, feeding this file (so the video
