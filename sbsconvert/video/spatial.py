@@ -143,7 +143,6 @@ class SpatialVideoWriter:
         self._last_pts: int | None = None
         self._views: list[tuple[np.ndarray, int] | None] = [None, None]  # given by the EyeWriters
         self._open_eyes = {0, 1}
-        self.frames = 0
 
     def _open_encoders(self, width: int, height: int) -> None:
         keyint = max(1, round(2 * self.frame_rate)) if self.frame_rate else 60  # a key frame every 2 s
@@ -166,7 +165,6 @@ class SpatialVideoWriter:
             frame = video_frame(view, self.settings.pixel_format)
             frame.pts, frame.time_base = pts, self.time_base
             pending.extend(encoder.encode(frame))
-        self.frames += 1
         self._assemble()
 
     def _assemble(self) -> None:
