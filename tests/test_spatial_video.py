@@ -11,7 +11,7 @@ import pytest
 from conftest import run
 from sbsconvert.isobmff.boxes import parse_tree
 from sbsconvert.hevc.nal import PPS, SPS, NalUnit
-from test_video import audio_packets, decoded, disparity_map, make_clip
+from test_video import BAD_CLIPS, audio_packets, decoded, disparity_map, make_clip
 
 
 def views(path):
@@ -120,6 +120,7 @@ def test_vision_pro_preset_writes_spatial_video(tmp_path):
     (["--frames-out"], "--frames-out cannot hold it"),
     (["--codec", "h264"], "drop --codec h264"),
     (["-o", "out.mkv"], "writes a .mov, .mp4, .m4v file"),
+    (["--hfov", "180"], "not in the range"),
 ])
 def test_bad_spatial_combinations_write_nothing(tmp_path, options, message):
     clip = tmp_path / "clip.mp4"
@@ -128,8 +129,21 @@ def test_bad_spatial_combinations_write_nothing(tmp_path, options, message):
     before = sorted(tmp_path.iterdir())
     options = [str(tmp_path / o) if o.startswith("out.") else o for o in options]
     code, output = run(clip, "--disparity", map_path, "-f", "spatial", *options)
-    assert code == 1 and output.count("\n") == 1 and message in output and "Traceback" not in output
+    assert code != 0 and output.count("\n") == 1 and message in output and "Traceback" not in output
     assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("name", ["truncated.mp4", "cut.mp4"])
+def test_a_source_failing_midway_leaves_nothing(tmp_path, name):
+    """The eyes were partly encoded and assembled when decoding fails: neither the output nor the
+    raw two-view stream beside it remains."""
+    make, message = BAD_CLIPS[name]
+    make(tmp_path / name)
+    map_path = disparity_map(tmp_path)
+    code, output = run(tmp_path / name, "--disparity", map_path, "-f", "spatial")
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and message in errors[0], output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "map.png"])
 
 
 def test_spatial_photos_and_stray_camera_options_are_refused(tmp_path):
