@@ -5,6 +5,7 @@ alone playing as plain HEVC, audio copied, and Apple's boxes in the sample entry
 import struct
 
 import av
+import av.logging
 import numpy as np
 import pytest
 
@@ -84,9 +85,23 @@ def test_sample_entry_carries_apple_stereo_boxes(tmp_path, options, baseline, hf
     assert set(lhvc_parameter_sets(entry.find("lhvC").payload)) == {(SPS, 1), (PPS, 1)}
     assert entry.find("vexu/eyes/stri").payload == b"\x00\x00\x00\x00\x03"  # left and right views
     assert entry.find("vexu/eyes/hero").payload == b"\x00\x00\x00\x00\x01"  # hero eye: left
-    assert entry.find("vexu/cams/blin").payload == b"\x00\x00\x00\x00" + struct.pack(">I", baseline)  # micrometres
+    assert entry.find("vexu/eyes/cams/blin").payload == b"\x00\x00\x00\x00" + struct.pack(">I", baseline)  # micrometres
     assert entry.find("vexu/proj/prji").payload == b"\x00\x00\x00\x00rect"
     assert entry.find("hfov").payload == struct.pack(">I", hfov)  # thousandths of a degree
+    # FFmpeg's reader of Apple's boxes takes each one where it is (it warns of any box it does
+    # not expect in vexu or eyes, and fails on a malformed cams).
+    assert [line for line in ffmpeg_log_opening(tmp_path / "clip_spatial.mov") if "Unknown" in line] == []
+
+
+def ffmpeg_log_opening(path):
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.VERBOSE)
+    try:
+        with av.logging.Capture() as logs:
+            av.open(str(path)).close()
+    finally:
+        av.logging.set_level(previous)
+    return [message for _, _, message in logs]
 
 
 def test_ten_bit_spatial_video_from_a_matroska_source(tmp_path):

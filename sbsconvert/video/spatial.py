@@ -94,8 +94,9 @@ class SpatialMetadata:
         hero = full_box(b"hero", 0, 0, bytes([1]))  # the left eye (layer 0) is shown in 2D
         baseline = full_box(b"blin", 0, 0, struct.pack(">I", round(self.baseline_mm * 1000)))  # micrometres
         projection = full_box(b"prji", 0, 0, b"rect")  # rectilinear: an ordinary camera's picture
-        vexu = box(b"vexu", b"", box(b"eyes", b"", views, hero), box(b"cams", b"", baseline),
-                   box(b"proj", b"", projection))
+        # The camera system (cams) is part of the eye views box (FFmpeg's reader agrees).
+        eyes = box(b"eyes", b"", views, hero, box(b"cams", b"", baseline))
+        vexu = box(b"vexu", b"", eyes, box(b"proj", b"", projection))
         return vexu + box(b"hfov", struct.pack(">I", round(self.hfov_degrees * 1000)))  # thousandths of a degree
 
 
