@@ -43,7 +43,9 @@ def test_spatial_clip_holds_both_views_of_every_frame(tmp_path):
     code, output = run(clip, "--disparity", map_path, "-f", "spatial", "-q")
     assert code == 0, output
     out = tmp_path / "clip_spatial.mp4"
-    left, right, out_times = views(out)
+    decoded_views = []
+    assert ffmpeg_log(lambda: decoded_views.append(views(out)), av.logging.WARNING) == []  # no decoder complaint
+    left, right, out_times = decoded_views[0]
     assert len(left) == len(right) == 12 and np.allclose(out_times, times, atol=1e-3)
     assert audio_packets(out) == audio_packets(clip)  # copied unchanged
     # The same eyes encoded alone (lr-pair, HEVC): each view matches its own eye, not the other.
@@ -93,15 +95,20 @@ def test_sample_entry_carries_apple_stereo_boxes(tmp_path, options, baseline, hf
     assert [line for line in ffmpeg_log_opening(tmp_path / "clip_spatial.mov") if "Unknown" in line] == []
 
 
-def ffmpeg_log_opening(path):
+def ffmpeg_log(action, level=av.logging.VERBOSE):
+    """What FFmpeg logs (at `level` and above) while `action()` runs."""
     previous = av.logging.get_level()
-    av.logging.set_level(av.logging.VERBOSE)
+    av.logging.set_level(level)
     try:
         with av.logging.Capture() as logs:
-            av.open(str(path)).close()
+            action()
     finally:
         av.logging.set_level(previous)
     return [message for _, _, message in logs]
+
+
+def ffmpeg_log_opening(path):
+    return ffmpeg_log(lambda: av.open(str(path)).close())
 
 
 def test_ten_bit_spatial_video_from_a_matroska_source(tmp_path):
