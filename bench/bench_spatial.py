@@ -5,7 +5,8 @@
 The same stereo pairs (the synthetic scene panning, right eye warped) are written as an SBS HEVC
 video (one 2W x H frame per pair) and as a spatial video (two W x H eyes encoded by libx265 and
 assembled into one two-view stream, then muxed with Apple's boxes). Both at the default quality
-(crf 20), 8-bit. The share of the spatial time spent assembling the bitstream is reported apart.
+(crf 20), 8-bit. The share of the spatial time spent assembling the bitstream is reported apart,
+and the spatial file is checked to decode into both views of every frame.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+
+import av
 
 
 from bench_video import RATE, SIZES, panning
@@ -74,6 +77,10 @@ def main() -> None:
             writer.write_pair(left, right, index)
         writer.close()
         spatial_seconds = time.perf_counter() - started
+        with av.open(str(spatial)) as container:  # a check, not timed: both views of every frame decode
+            stream = container.streams.video[0]
+            stream.codec_context.options = {"view_ids": "-1"}
+            assert sum(1 for _ in container.decode(stream)) == 2 * args.frames
         share = TimedAssembler.seconds / spatial_seconds
         print(f"| spatial (2 x {width}x{height}) | {args.frames / spatial_seconds:.2f} | "
               f"{1000 * TimedAssembler.seconds / args.frames:.1f} ms/frame ({share:.1%}) | "

@@ -370,6 +370,7 @@ def eye_frames(count, width, height, offset):
 @pytest.mark.parametrize("pixel_format, size", [
     ("yuv420p", (64, 48)),
     ("yuv420p10le", (68, 42)),  # not a multiple of 8: a conformance window
+    ("yuv420p", (256, 144)),  # three rows of 64x64 CTBs: wavefront entry points in every slice header
 ])
 def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format, size):
     count = 16  # two GOPs and a trailing run of B-frames at the end
