@@ -142,7 +142,7 @@ class SpatialVideoWriter:
         self._assembler = MultiviewAssembler()
         self._timestamps: list[tuple[int, int]] = []  # (pts, dts) of each access unit
         self._last_pts: int | None = None
-        self._views: list[tuple[np.ndarray, int] | None] = [None, None]  # given by the EyeWriters
+        self._views: list[tuple[np.ndarray, int] | None] = [None, None]  # of the frame being gathered
         self._open_eyes = {0, 1}
 
     def _open_encoders(self, width: int, height: int) -> None:
@@ -154,6 +154,23 @@ class SpatialVideoWriter:
         """Two writers with VideoWriter's interface, one per eye, feeding this file (so the video
         pipeline writes a spatial file as it writes the two files of lr-pair)."""
         return [EyeWriter(self, 0), EyeWriter(self, 1)]
+
+    def write_view(self, eye: int, pixels: np.ndarray, pts: int) -> None:
+        """One eye's view (0 left, 1 right) of a frame; the pair is encoded once both are given."""
+        self._views[eye] = (pixels, pts)
+        if self._views[0] is None or self._views[1] is None:
+            return
+        (left, left_pts), (right, right_pts) = self._views
+        self._views = [None, None]
+        if left_pts != right_pts:
+            raise SbsError(f"{self.path}: the eyes' frames came with different timestamps")
+        self.write_pair(left, right, left_pts)
+
+    def close_view(self, eye: int) -> None:
+        """One eye has no more views; the file is finished when both have said so."""
+        self._open_eyes.discard(eye)
+        if not self._open_eyes:
+            self.close()
 
     def write_pair(self, left: np.ndarray, right: np.ndarray, pts: int) -> None:
         left, right = even_size(left), even_size(right)
@@ -254,19 +271,10 @@ class EyeWriter:
         self.eye = eye
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
-        views = self.spatial._views
-        views[self.eye] = (pixels, pts)
-        if all(view is not None for view in views):
-            (left, left_pts), (right, right_pts) = views  # type: ignore[misc]
-            views[:] = [None, None]
-            if left_pts != right_pts:
-                raise SbsError(f"{self.spatial.path}: the eyes' frames came with different timestamps")
-            self.spatial.write_pair(left, right, left_pts)
+        self.spatial.write_view(self.eye, pixels, pts)
 
     def close(self) -> None:
-        self.spatial._open_eyes.discard(self.eye)
-        if not self.spatial._open_eyes:
-            self.spatial.close()
+        self.spatial.close_view(self.eye)
 
     def abort(self) -> None:
         self.spatial.abort()
