@@ -189,11 +189,11 @@ class ConvertCommand(click.Command):
               "[default: the preset's, else yuv420p].")
 @click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
               help="With --format spatial: the distance between the two eyes' cameras the file states, in "
-              f"millimetres (Apple Vision Pro uses it to show the depth at scale) [default: {ConvertSettings.baseline_mm:g}, "
+              f"millimetres (for the player's sense of scale) [default: {ConvertSettings.baseline_mm:g}, "
               "an average adult's interpupillary distance].")
 @click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
               help="With --format spatial: the horizontal field of view of the picture the file states, in degrees "
-              f"(how wide Apple Vision Pro shows it) [default: {ConvertSettings.hfov_degrees:g}, about a phone's main "
+              f"(for how wide the player shows it) [default: {ConvertSettings.hfov_degrees:g}, about a phone's main "
               "camera; give your camera's].")
 @click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
               "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
