@@ -120,7 +120,6 @@ class VideoWriter:
         self._layout = layout
         self._audio: _AudioCopy | None = None
         self._source = source
-        self._last_pts: int | None = None
 
     def _open_stream(self, width: int, height: int) -> None:
         settings = self.settings
@@ -156,9 +155,6 @@ class VideoWriter:
         pixels = even_size(pixels)
         if self.stream is None:
             self._open_stream(pixels.shape[1], pixels.shape[0])
-        if self._last_pts is not None and pts <= self._last_pts:
-            return  # a duplicate timestamp (broken source) cannot be muxed; the frame is dropped
-        self._last_pts = pts
         deep = self.settings.pixel_format.endswith("10le")
         data = _quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
         frame = av.VideoFrame.from_ndarray(data, format="rgb48le" if deep else "rgb24")
