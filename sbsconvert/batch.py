@@ -18,6 +18,7 @@ from sbsconvert.device import memory_guard
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job
 from sbsconvert.output import check_writable_target
+from sbsconvert.progress import progress
 
 VERBOSITY = {"quiet": 0, "normal": 1, "verbose": 2}
 
@@ -69,6 +70,7 @@ class BatchSummary:
     seconds: float = 0.0
     interrupted: bool = False
     stopped: bool = False  # a problem every remaining job would hit ended the batch early
+    refused: str | None = None  # why the run was refused before any job started
 
     def with_status(self, status: str) -> list[Outcome]:
         return [outcome for outcome in self.outcomes if outcome.status == status]
@@ -85,6 +87,7 @@ class BatchSummary:
             "failed": [outcome.as_dict() for outcome in self.with_status("failed")],
             "interrupted": self.interrupted,
             "stopped": self.stopped,
+            "refused": self.refused,
             "seconds": round(self.seconds, 3),
         }
 
@@ -115,13 +118,14 @@ def run_batch(
     BatchStop and Ctrl-C end the batch (the job in progress leaves no output), as the summary says."""
     summary = BatchSummary()
     started = time.perf_counter()
-    progress = tqdm(jobs, unit=unit, disable=reporter.verbosity == 0 or len(jobs) < 2, file=sys.stderr)
+    bar = progress(len(jobs), desc="batch", unit=unit, enabled=reporter.verbosity > 0 and len(jobs) > 1)
     try:
-        for job in progress:
-            progress.set_postfix_str(job.source.name, refresh=False)
+        for job in jobs:
+            bar.set_postfix_str(job.source.name, refresh=False)
             if skip_existing and is_finished(job):
                 summary.outcomes.append(Outcome(job.source, job.outputs, "skipped", "outputs exist"))
                 reporter.detail(f"skipped {job.source}: outputs exist")
+                bar.update()
                 continue
             job_started = time.perf_counter()
             try:
@@ -130,6 +134,7 @@ def run_batch(
             except SbsError as error:
                 summary.outcomes.append(Outcome(job.source, job.outputs, "failed", str(error)))
                 reporter.error(str(error))
+                bar.update()
                 if isinstance(error, BatchStop):
                     summary.stopped = True
                     break
@@ -141,9 +146,10 @@ def run_batch(
             for detail in result.details:
                 reporter.detail(detail)
             reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
+            bar.update()
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
-        progress.close()
+        bar.close()
         summary.seconds = time.perf_counter() - started
     return summary

@@ -4,12 +4,9 @@ with length. decode -> disparity (smoothed over time) -> stereo engine -> layout
 from __future__ import annotations
 
 import contextlib
-import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
-
-from tqdm import tqdm
 
 from sbsconvert.batch import JobResult
 from sbsconvert.convert import ConvertSettings, StageTimer, layout_frames, stereo_request
@@ -18,6 +15,7 @@ from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
+from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.decode import VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
 from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
@@ -59,10 +57,8 @@ def convert_video(
         else:
             writers = _video_writers(stack, job, settings, video, reader.info)
         stack.callback(_abort_all, writers)  # closes files if anything below fails
-        bar = stack.enter_context(
-            tqdm(total=reader.info.frame_count or None, unit="frame", desc=job.source.name, leave=False,
-                 disable=not progress, file=sys.stderr)
-        )
+        bar = stack.enter_context(progress_counter(reader.info.expected_frames, desc=job.source.name, unit="frame",
+                                                   enabled=progress))
         frames = iter(reader.frames())
         while True:
             with timer("decode"):
