@@ -1,4 +1,4 @@
-"""Encode stereo frames to H.264/HEVC with PyAV as they come, copying the source's audio.
+"""Encode stereo frames to H.264/HEVC with PyAV as they come, copying the source's audio and subtitles.
 
 Each frame keeps its source timestamp (variable frame rate survives) and the stream keeps the
 source's time base and nominal rate. Audio packets are remuxed unchanged (no re-encoding), read
@@ -9,6 +9,7 @@ row/column repeating the last one (cropping would cut a column off one eye).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -118,7 +119,8 @@ class VideoWriter:
         self.container = av.open(str(path), "w", format=self._format)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
-        self._audio: _AudioCopy | None = None
+        self._copy: _StreamCopy | None = None
+        self.notes: list[str] = []  # streams of the source left out
         self._source = source
 
     def _open_stream(self, width: int, height: int) -> None:
@@ -142,8 +144,9 @@ class VideoWriter:
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
         if self._source is not None:
-            self._audio = _AudioCopy(self._source, self.container)
-            self._keep_metadata(self._audio.input)  # the source is open for its audio already
+            self._copy = _StreamCopy(self._source, self.container)
+            self.notes = self._copy.notes
+            self._keep_metadata(self._copy.input)  # the source is open for its audio already
 
     def _keep_metadata(self, original: av.container.InputContainer) -> None:
         self.container.metadata.update(_fresh_tags(original.metadata))
@@ -160,8 +163,8 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(data, format="rgb48le" if deep else "rgb24")
         frame = frame.reformat(format=self.settings.pixel_format, dst_colorspace="ITU709")
         frame.pts, frame.time_base = pts, self.time_base
-        if self._audio is not None:
-            self._audio.copy_until(float(pts * self.time_base))
+        if self._copy is not None:
+            self._copy.copy_until(float(pts * self.time_base))
         self._mux(self.stream.encode(frame))
 
     def _mux(self, packets: list[av.Packet]) -> None:
@@ -175,17 +178,17 @@ class VideoWriter:
         try:
             if self.stream is not None:
                 self._mux(self.stream.encode(None))
-            if self._audio is not None:
-                self._audio.copy_until(float("inf"))
+            if self._copy is not None:
+                self._copy.copy_until(float("inf"))
         finally:
             self.abort()
         if self._format in ("mp4", "mov") and self._layout is not None:
             add_st3d(self.path, self._layout)  # MP4/MOV stereo signalling (Matroska has StereoMode)
 
     def abort(self) -> None:
-        if self._audio is not None:
-            self._audio.close()
-            self._audio = None
+        if self._copy is not None:
+            self._copy.close()
+            self._copy = None
         if self.container is not None:
             container, self.container = self.container, None
             try:
@@ -198,26 +201,72 @@ def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in tags.items() if key.lower() not in _STALE_TAGS and not key.startswith("_STATISTICS")}
 
 
-class _AudioCopy:
-    """Remux the source's audio streams packet by packet, in step with the video being written."""
+# The text subtitle format of each container, for text subtitles it cannot hold as they are.
+TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "ass"}
+
+
+class _StreamCopy:
+    """Remux the source's audio and subtitle streams packet by packet, in step with the video being written.
+
+    Subtitles the output cannot hold as they are (SubRip in MP4, mov_text in Matroska) are converted
+    when they are text, else left out. Data streams (GoPro telemetry...) are left out: FFmpeg's
+    muxers take few of them and would refuse the whole file; a timecode track is the exception, it is
+    written anew from the timecode tag. Attachments (the fonts of ASS subtitles) are kept in Matroska
+    only. `notes` says what was left out."""
 
     def __init__(self, source: Path, output: av.container.OutputContainer):
         self.input = av.open(str(source))
         self.output = output
-        self.streams = {}
-        for stream in self.input.streams.audio:
-            try:
-                copy = output.add_stream_from_template(stream)
-            except (av.FFmpegError, ValueError) as error:
-                self.input.close()
-                raise SbsError(f"{source}: its {stream.codec_context.name} audio cannot be copied into "
-                               f"{output.format.name} ({first_line(error)})") from None
-            copy.metadata.update(_fresh_tags(stream.metadata))
-            self.streams[stream.index] = copy
-        self.packets: Iterator[av.Packet] = (
-            iter(self.input.demux(*self.input.streams.audio)) if self.streams else iter(())
-        )
+        self.streams: dict[int, av.stream.Stream] = {}
+        self.converters: dict[int, av.codec.context.CodecContext] = {}  # input index -> its decoder
+        self.notes: list[str] = []
+        try:
+            self._add_streams(source)
+        except BaseException:
+            self.input.close()
+            raise
+        copied = [stream for stream in self.input.streams if stream.index in self.streams]
+        self.packets: Iterator[av.Packet] = iter(self.input.demux(*copied)) if copied else iter(())
         self.pending: av.Packet | None = None
+
+    def _add_streams(self, source: Path) -> None:
+        output = self.output
+        holds = _codec_ids(output.supported_codecs)
+        left_out: list[str] = []
+        for stream in self.input.streams:
+            if stream.type == "audio":
+                try:
+                    self.streams[stream.index] = output.add_stream_from_template(stream)
+                except (av.FFmpegError, ValueError) as error:
+                    raise SbsError(f"{source}: its {stream.codec_context.name} audio cannot be copied into "
+                                   f"{output.format.name} ({first_line(error)})") from None
+            elif stream.type == "subtitle" and stream.codec_context is not None:
+                codec = stream.codec_context.codec
+                if codec.id in holds:
+                    self.streams[stream.index] = output.add_stream_from_template(stream)
+                elif codec.text_sub and output.format.name in TEXT_SUBTITLES:
+                    self.streams[stream.index] = self._converted(stream, TEXT_SUBTITLES[output.format.name])
+                else:
+                    left_out.append(f"{codec.name} subtitles")
+            elif stream.type == "attachment" and output.format.name == "matroska":
+                output.add_attachment(stream.name, stream.mimetype, stream.data)
+            elif stream.type == "data" and "timecode" in stream.metadata:
+                pass  # a timecode track: the muxer writes it anew from the timecode tag kept on the video
+            elif stream.type in ("data", "attachment"):
+                left_out.append(f"{stream.type} stream {(stream.metadata.get('handler_name') or stream.name or '').strip()}".strip())
+            if stream.index in self.streams:
+                self.streams[stream.index].metadata.update(_fresh_tags(stream.metadata))
+        if left_out:
+            self.notes.append(f"{source.name}: {', '.join(left_out)} left out ({output.format.name} output cannot hold them)")
+
+    def _converted(self, stream: av.subtitles.stream.SubtitleStream, codec: str) -> av.stream.Stream:
+        decoder = stream.codec_context
+        decoder.open(strict=False)  # its ASS header (styles) is what the new encoder starts from
+        copy = self.output.add_stream(codec)
+        copy.time_base = copy.codec_context.time_base = stream.time_base
+        copy.codec_context.subtitle_header = decoder.subtitle_header
+        self.converters[stream.index] = decoder
+        return copy
 
     def copy_until(self, seconds: float) -> None:
         while True:
@@ -231,15 +280,45 @@ class _AudioCopy:
                 continue
             if float(packet.dts * packet.time_base) > seconds:
                 return
-            packet.stream = self.streams[packet.stream_index]
+            self.pending = None
+            kind, target = packet.stream.type, self.streams[packet.stream_index]
+            if packet.stream_index in self.converters:
+                packet = self._convert(packet, self.converters[packet.stream_index], target)
+                if packet is None:
+                    continue
+            packet.stream = target
             try:
                 self.output.mux(packet)
             except av.FFmpegError as error:
-                raise SbsError(f"cannot copy audio into {self.output.format.name} ({first_line(error)})") from None
-            self.pending = None
+                raise SbsError(f"cannot copy {kind} into {self.output.format.name} ({first_line(error)})") from None
+
+    @staticmethod
+    def _convert(packet: av.Packet, decoder: av.codec.context.CodecContext, target: av.stream.Stream) -> av.Packet | None:
+        """One subtitle packet re-encoded in the target's text format, at the same time."""
+        try:
+            subtitle = decoder.decode2(packet)
+            if subtitle is None:
+                return None
+            converted = target.codec_context.encode_subtitle(subtitle)
+        except (av.FFmpegError, ValueError) as error:
+            raise SbsError(f"cannot convert subtitles to {target.codec_context.name} ({first_line(error)})") from None
+        converted.pts, converted.dts, converted.duration = packet.pts, packet.dts, packet.duration
+        converted.time_base = packet.time_base
+        return converted
 
     def close(self) -> None:
         self.input.close()
+
+
+def _codec_ids(names: set[str]) -> set[int]:
+    """The codec ids behind codec names (FFmpeg names decoders and encoders of one format apart: srt, subrip)."""
+    ids = set()
+    for name in names:
+        for mode in ("r", "w"):
+            with contextlib.suppress(av.FFmpegError, ValueError):
+                ids.add(av.Codec(name, mode).id)
+                break
+    return ids
 
 
 FRAME_DIGITS = 6  # 000001.png: a day of 60 fps video still sorts by name

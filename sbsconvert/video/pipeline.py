@@ -83,6 +83,7 @@ def convert_video(
             for writer in writers:
                 if writer is not None:
                     writer.close()
+        notes += dict.fromkeys(note for writer in writers if isinstance(writer, VideoWriter) for note in writer.notes)
         if not frames_out and any(size % 2 for size in views[0].shape[:2]):
             notes.append(f"{job.source.name}: frame size {views[0].shape[1]}x{views[0].shape[0]} is odd; "
                          "padded by one pixel (edge repeated) for yuv420")
