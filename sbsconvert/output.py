@@ -22,6 +22,7 @@ os.umask(_UMASK)
 _DEFAULT_FILE_MODE = 0o666 & ~_UMASK
 
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")  # the others hold 8 bits per channel
 
 
 def check_writable_target(path: Path, force: bool) -> None:
@@ -141,7 +142,7 @@ def _encode(
 ) -> None:
     if image_format == "JPEG" and pixels.shape[2] == 4:
         pixels = pixels[:, :, :3] * np.clip(pixels[:, :, 3:4], 0.0, 1.0)  # JPEG has no alpha: composite over black
-    if image_format in ("PNG", "TIFF") and bit_depth == 16:
+    if image_format in SIXTEEN_BIT_FORMATS and bit_depth == 16:
         _encode_16bit(pixels, path)
         return
     image = Image.fromarray(_quantize(pixels, 255, np.uint8), "RGBA" if pixels.shape[2] == 4 else "RGB")

@@ -6,7 +6,6 @@ from fractions import Fraction
 
 import av
 import numpy as np
-import pytest
 
 from conftest import run
 

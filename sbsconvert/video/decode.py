@@ -18,6 +18,7 @@ from PIL import Image
 from sbsconvert.decode import is_image_path, load_picture
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.jobs import natural_key
+from sbsconvert.video.colour import Colour
 
 
 @dataclass
@@ -39,6 +40,8 @@ class VideoInfo:
     codec: str
     audio: bool = False  # the source has an audio stream
     duration: Fraction | None = None  # seconds the video stream lasts, when the file says
+    colour: Colour = Colour()
+    bit_depth: int = 8  # bits per sample of the source's pixels
 
     @property
     def expected_frames(self) -> int | None:
@@ -81,7 +84,8 @@ class VideoReader:
 
     def _read_info(self) -> VideoInfo:
         stream = self.stream
-        width, height = stream.codec_context.width, stream.codec_context.height
+        context = stream.codec_context
+        width, height = context.width, context.height
         if 0 < min(width, height) < 2:
             raise SbsError(f"{self.path}: video is {width}x{height}, too small to convert")
         return VideoInfo(
@@ -91,6 +95,8 @@ class VideoReader:
             codec=stream.codec_context.name,
             audio=bool(self.container.streams.audio),
             duration=_stream_duration(self.container, stream),
+            colour=Colour.of(context.color_primaries, context.color_trc, context.colorspace, context.color_range),
+            bit_depth=_bits(context.format),
         )
 
     def frames(self) -> Iterator[Frame]:
@@ -267,11 +273,16 @@ def _check_frame_size(path: Path, size: tuple[int, int], expected: tuple[int, in
                        "all frames of a sequence must be the same size")
 
 
+def _bits(pixel_format: av.VideoFormat | None) -> int:
+    return max((component.bits for component in pixel_format.components), default=8) if pixel_format else 8
+
+
 def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     """The frame as displayed: FFmpeg hands the container's display matrix (phones record portrait
     clips as rotated landscape frames) to every frame; its rotation is counter-clockwise degrees."""
     # 10/12-bit sources go through 16-bit RGB so their extra precision reaches the warp.
-    deep = max(component.bits for component in frame.format.components) > 8
+    deep = _bits(frame.format) > 8
+    # swscale reads the frame's own matrix and range (BT.2020, full range...) from its tags.
     pixels = frame.to_ndarray(format="rgb48le" if deep else "rgb24")
     pixels = pixels.astype(np.float32) / (65535.0 if deep else 255.0)
     turns = round(frame.rotation / 90) % 4

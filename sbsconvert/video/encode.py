@@ -21,6 +21,7 @@ import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.output import IMAGE_FORMATS, _quantize, write_image
+from sbsconvert.video.colour import Colour
 from sbsconvert.video.st3d import add_st3d
 
 CODECS = {"h264": "libx264", "hevc": "libx265"}
@@ -46,12 +47,12 @@ class VideoSettings:
     codec: str = "h264"
     crf: int | None = None  # constant quality (lower = better); the default when no bitrate is set
     bitrate: str | None = None  # e.g. "12M", "800k"
-    pixel_format: str = "yuv420p"
+    pixel_format: str | None = None  # None: 10-bit for HEVC from a deeper source, else 8-bit
 
     def check(self) -> None:
         if self.codec not in CODECS:
             raise SbsError(f"unknown video codec '{self.codec}' (choose from {', '.join(CODECS)})")
-        if self.pixel_format not in PIXEL_FORMATS:
+        if self.pixel_format is not None and self.pixel_format not in PIXEL_FORMATS:
             raise SbsError(f"unknown pixel format '{self.pixel_format}' (choose from {', '.join(PIXEL_FORMATS)})")
         if self.crf is not None and self.bitrate is not None:
             raise SbsError("--crf and --bitrate contradict each other; give one")
@@ -71,6 +72,14 @@ def parse_bitrate(text: str) -> int:
     if value < 10_000:
         raise SbsError(f"bitrate '{text}' is below 10 kbit/s; give e.g. 8M")
     return int(value)
+
+
+def output_pixel_format(settings: VideoSettings, source_bits: int) -> str:
+    """The chosen pixel format, else 10-bit when HEVC can keep a deeper source's precision (8-bit
+    H.264 stays the default: 10-bit H.264 plays on few devices)."""
+    if settings.pixel_format is not None:
+        return settings.pixel_format
+    return "yuv420p10le" if settings.codec == "hevc" and source_bits > 8 else "yuv420p"
 
 
 def encoder_name(codec: str) -> str:
@@ -95,7 +104,8 @@ class VideoWriter:
     """Write frames (HxWx3 float [0, 1], same size each time) with their timestamps to `path`.
 
     `source` gives the audio streams to copy and the metadata to keep; `layout` the stereo mode
-    written where the container has a field for it (Matroska)."""
+    written where the container has a field for it (Matroska); `colour` and `source_bits` describe
+    the source's pixels, kept as far as the output format allows."""
 
     def __init__(
         self,
@@ -107,6 +117,8 @@ class VideoWriter:
         source: Path | None = None,
         layout: str | None = None,
         container_suffix: str | None = None,
+        colour: Colour = Colour(),
+        source_bits: int = 8,
     ):
         suffix = (container_suffix or Path(path).suffix).lower()
         if suffix not in CONTAINERS:
@@ -120,8 +132,13 @@ class VideoWriter:
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
         self._copy: _StreamCopy | None = None
-        self.notes: list[str] = []  # streams of the source left out
+        self.notes: list[str] = []  # what of the source the output cannot keep
         self._source = source
+        self.colour = colour
+        self.pixel_format = output_pixel_format(settings, source_bits)
+        self.deep = self.pixel_format.endswith("10le")
+        if source_bits > (10 if self.deep else 8):
+            self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, settings.codec, colour))
 
     def _open_stream(self, width: int, height: int) -> None:
         settings = self.settings
@@ -131,13 +148,15 @@ class VideoWriter:
         if settings.codec == "hevc":
             options["x265-params"] = "log-level=error"  # x265 prints its settings on stderr otherwise
         stream = self.container.add_stream(encoder_name(settings.codec), rate=self.frame_rate, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, settings.pixel_format
+        stream.width, stream.height, stream.pix_fmt = width, height, self.pixel_format
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
         if settings.bitrate is not None:
             stream.bit_rate = parse_bitrate(settings.bitrate)
-        # BT.709 is what players assume for HD; say so rather than leave it unspecified.
-        stream.codec_context.colorspace = stream.codec_context.color_primaries = stream.codec_context.color_trc = 1
+        # The source's colour description (BT.709 where it says nothing: what players assume for HD).
+        context = stream.codec_context
+        context.color_primaries, context.color_trc = self.colour.primaries, self.colour.transfer
+        context.colorspace, context.color_range = self.colour.matrix, self.colour.range
         if settings.codec == "hevc" and self.container.format.name in ("mp4", "mov"):
             stream.codec_tag = "hvc1"  # Apple players (and Vision Pro) only accept this tag for HEVC
         if self._layout in MATROSKA_STEREO_MODES and self.container.format.name == "matroska":
@@ -145,7 +164,7 @@ class VideoWriter:
         self.stream = stream
         if self._source is not None:
             self._copy = _StreamCopy(self._source, self.container)
-            self.notes = self._copy.notes
+            self.notes += self._copy.notes
             self._keep_metadata(self._copy.input)  # the source is open for its audio already
 
     def _keep_metadata(self, original: av.container.InputContainer) -> None:
@@ -158,10 +177,11 @@ class VideoWriter:
         pixels = even_size(pixels)
         if self.stream is None:
             self._open_stream(pixels.shape[1], pixels.shape[0])
-        deep = self.settings.pixel_format.endswith("10le")
+        deep = self.deep
         data = _quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
         frame = av.VideoFrame.from_ndarray(data, format="rgb48le" if deep else "rgb24")
-        frame = frame.reformat(format=self.settings.pixel_format, dst_colorspace="ITU709")
+        frame = frame.reformat(format=self.pixel_format, dst_colorspace=self.colour.swscale_matrix,
+                               dst_color_range=self.colour.range)
         frame.pts, frame.time_base = pts, self.time_base
         if self._copy is not None:
             self._copy.copy_until(float(pts * self.time_base))
@@ -195,6 +215,13 @@ class VideoWriter:
                 container.close()
             except av.FFmpegError as error:
                 raise SbsError(f"{self.path}: cannot finish the video ({first_line(error)})") from None
+
+
+def _precision_note(source: Path, source_bits: int, pixel_format: str, codec: str, colour: Colour) -> str:
+    what = f"{source_bits}-bit {colour.hdr} HDR" if colour.hdr else f"{source_bits}-bit"
+    bits = 10 if pixel_format.endswith("10le") else 8
+    hint = "" if bits >= 10 else " (--pix-fmt yuv420p10le keeps 10 bits)" if codec == "hevc" else " (--codec hevc keeps 10 bits)"
+    return f"{Path(source).name}: its {what} video is written with {bits} bits, so fine gradients may band{hint}"
 
 
 def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:

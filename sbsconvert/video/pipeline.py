@@ -136,6 +136,7 @@ def _video_writers(
         None if temp is None or target is None else VideoWriter(
             temp, video, frame_rate=info.frame_rate, time_base=info.time_base,
             source=source, layout=settings.layout, container_suffix=target.suffix,
+            colour=info.colour, source_bits=info.bit_depth,
         )
         for temp, target in zip(temps, targets)
     ]
