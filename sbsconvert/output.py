@@ -71,12 +71,12 @@ def remove_stale_temps(path: Path) -> None:
     """Delete temp files for `path` left by processes that no longer run (e.g. killed with SIGKILL)."""
     for temp in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
         owner = temp.name[len(path.stem) + 2 :].split(".", 1)[0]
-        if owner.isdigit() and not _process_alive(int(owner)):
+        if owner.isdigit() and not process_alive(int(owner)):
             with contextlib.suppress(OSError):
                 temp.unlink()
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
