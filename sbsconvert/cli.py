@@ -206,11 +206,13 @@ class ConvertCommand(click.Command):
               help="Where models and the warp run: auto picks CUDA, then Apple MPS, then CPU.")
 @click.option("--skip-existing", is_flag=True, help="Skip photos whose outputs already exist and write only "
               "missing ones: run the same command again to finish an interrupted batch (outputs are only ever "
-              "published complete, so an existing one is finished).")
+              "published complete, so an existing one is finished). Runs started together on one folder share "
+              "the work (each job is locked while converted).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print where each disparity came from and the time per stage.")
 @click.option("--json", "json_summary", is_flag=True, help="Print a machine-readable summary on stdout at the end: "
-              "converted, skipped and failed inputs with their outputs and errors.")
+              "converted, skipped and failed inputs with their outputs and errors; for a run refused before it "
+              "starts, \"refused\" gives the reason.")
 def convert(inputs: tuple[Path, ...], **options: Any) -> None:
     """Convert photos, videos, or folders of them (INPUT...) into stereo images and videos.
 
