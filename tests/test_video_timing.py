@@ -168,6 +168,9 @@ def test_presentation_order_sorts_stamps_without_dropping_frames():
     assert [frame for frame, _ in paired] == frames  # decoder order is display order: kept
     assert [pts for _, pts in paired] == [1, 2, 3, 4, 5, 6, 7, 8]  # sorted; the missing and the repeated ones move on
     assert list(presentation_order([], stamps.get, step=1)) == []
+    # A clock that jumps back (two recordings joined) goes on at the nominal rate, 10 ticks a frame.
+    joined = list(range(0, 100, 10)) + [0, 10, 20]
+    assert [pts for _, pts in presentation_order(range(13), joined.__getitem__, step=10)] == list(range(0, 130, 10))
 
 
 def test_matroska_total_comes_from_duration(tmp_path):

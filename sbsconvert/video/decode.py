@@ -198,15 +198,23 @@ def presentation_order(
     A decoder hands out pictures in display order, but the timestamps attached to them can come
     shuffled: XviD/DivX "packed B-frames" in AVI decode as 1, 3, 2, 5, 4, ... So the k-th frame gets
     the k-th smallest timestamp, sorted within a window of a few frames. A frame without one
-    continues from the latest one at the nominal rate (`step` ticks); a repeated one moves one tick on."""
+    continues from the latest one at the nominal rate (`step` ticks); a repeated one moves one tick
+    on. A clock that jumps back further than the window (joined recordings) is shifted so that the
+    timeline goes on at the nominal rate."""
     pending: deque[Item] = deque()
     stamps: list[int] = []
     latest: int | None = None
     last: int | None = None
+    offset = 0
     for frame in frames:
         pts = stamp(frame)
         if pts is None:
             pts = 0 if latest is None else latest + step
+        else:
+            pts += offset
+            if latest is not None and pts < latest - window * step:
+                offset += latest + step - pts
+                pts = latest + step
         latest = pts if latest is None else max(latest, pts)
         heapq.heappush(stamps, pts)
         pending.append(frame)

@@ -267,14 +267,14 @@ class _StreamCopy:
                 except (av.FFmpegError, ValueError) as error:
                     raise SbsError(f"{source}: its {stream.codec_context.name} audio cannot be copied into "
                                    f"{output.format.name} ({first_line(error)})") from None
-            elif stream.type == "subtitle" and stream.codec_context is not None:
-                codec = stream.codec_context.codec
-                if codec.id in holds:
+            elif stream.type == "subtitle":
+                codec = stream.codec_context.codec if stream.codec_context is not None else None
+                if codec is not None and codec.id in holds:
                     self.streams[stream.index] = output.add_stream_from_template(stream)
-                elif codec.text_sub and output.format.name in TEXT_SUBTITLES:
+                elif codec is not None and codec.text_sub and output.format.name in TEXT_SUBTITLES:
                     self.streams[stream.index] = self._converted(stream, TEXT_SUBTITLES[output.format.name])
                 else:
-                    left_out.append(f"{codec.name} subtitles")
+                    left_out.append(f"{codec.name if codec is not None else 'unknown'} subtitles")
             elif stream.type == "attachment" and output.format.name == "matroska":
                 output.add_attachment(stream.name, stream.mimetype, stream.data)
             elif stream.type == "data" and "timecode" in stream.metadata:
