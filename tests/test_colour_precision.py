@@ -122,3 +122,20 @@ def test_16_bit_grey_photo_stays_16_bit(tmp_path, suffix):
     assert code == 0, output
     notes = [line for line in output.splitlines() if "bits" in line]
     assert len(notes) == 1 and "16-bit pixels are written with 8 bits in .jpg" in notes[0]
+
+
+def test_frames_out_of_a_10_bit_clip_are_16_bit_png(tmp_path):
+    clip = tmp_path / "hdr.mkv"
+    make_clip(clip, "libx265", "yuv420p10le", PQ, count=2)
+    code, output = convert(tmp_path, clip, "--frames-out")
+    assert code == 0, output
+    assert "bits" not in output
+    _, _, source = read_back(clip)
+    frame = cv2.imread(str(tmp_path / "hdr_LR" / "000001.png"), cv2.IMREAD_UNCHANGED)
+    assert frame.dtype == np.uint16
+    left_eye = frame[:, :WIDTH, ::-1].astype(np.float32) / 65535
+    assert np.abs(left_eye - source[0]).mean() < 0.001  # the decoded 10-bit values, no 8-bit rounding
+    code, output = convert(tmp_path, clip, "--frames-out", "--type", "jpg", "-o", tmp_path / "jpg")
+    assert code == 0, output
+    notes = [line for line in output.splitlines() if "bits" in line or "bit " in line]
+    assert len(notes) == 1 and "10-bit video is written as 8-bit .jpg frames" in notes[0]

@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.output import IMAGE_FORMATS, _quantize, write_image
+from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.st3d import add_st3d
 
@@ -376,9 +376,11 @@ class FrameFolderWriter:
     """Write each frame as a numbered image (000001.png, ...) in `folder`, with VideoWriter's interface.
 
     Every image is published atomically, so a frame that exists is complete: with `skip_existing` an
-    interrupted run resumes by writing only the missing ones. Timestamps are not kept, only the order."""
+    interrupted run resumes by writing only the missing ones. Timestamps are not kept, only the order.
+    A source deeper than 8 bits gives 16-bit PNG/TIFF frames."""
 
-    def __init__(self, folder: Path, extension: str, *, force: bool, skip_existing: bool, quality: int = 95):
+    def __init__(self, folder: Path, extension: str, *, force: bool, skip_existing: bool, quality: int = 95,
+                 source_bits: int = 8, source_name: str = ""):
         if extension.lower() not in IMAGE_FORMATS:
             raise SbsError(f"unsupported frame image type '{extension}' (use {', '.join(IMAGE_FORMATS)})")
         self.folder = Path(folder)
@@ -387,13 +389,16 @@ class FrameFolderWriter:
         self.skip_existing = skip_existing
         self.quality = quality
         self.count = 0
+        self.bit_depth = 16 if source_bits > 8 and IMAGE_FORMATS[extension.lower()] in SIXTEEN_BIT_FORMATS else 8
+        self.notes = [] if self.bit_depth >= source_bits else [
+            f"{source_name}: its {source_bits}-bit video is written as 8-bit {extension} frames (--type png keeps 16 bits)"]
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         self.count += 1
         path = self.folder / frame_name(self.count, self.extension)
         if self.skip_existing and path.exists():
             return  # finished by an earlier, interrupted run
-        write_image(pixels, path, force=self.force, quality=self.quality)
+        write_image(pixels, path, force=self.force, quality=self.quality, bit_depth=self.bit_depth)
 
     def close(self) -> None:
         """Each frame was complete when written. With --force the folder is replaced as a whole:

@@ -49,7 +49,8 @@ def convert_video(
         if frames_out:
             writers: list[VideoWriter | FrameFolderWriter | None] = [
                 FrameFolderWriter(folder, "." + (settings.image_type or "png"), force=settings.force,
-                                  skip_existing=settings.skip_existing, quality=settings.quality)
+                                  skip_existing=settings.skip_existing, quality=settings.quality,
+                                  source_bits=reader.info.bit_depth, source_name=job.source.name)
                 for folder in job.outputs
             ]
             if reader.info.audio:
@@ -83,7 +84,7 @@ def convert_video(
             for writer in writers:
                 if writer is not None:
                     writer.close()
-        notes += dict.fromkeys(note for writer in writers if isinstance(writer, VideoWriter) for note in writer.notes)
+        notes += dict.fromkeys(note for writer in writers if writer is not None for note in writer.notes)
         if not frames_out and any(size % 2 for size in views[0].shape[:2]):
             notes.append(f"{job.source.name}: frame size {views[0].shape[1]}x{views[0].shape[0]} is odd; "
                          "padded by one pixel (edge repeated) for yuv420")
