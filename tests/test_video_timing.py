@@ -186,3 +186,22 @@ def test_matroska_total_comes_from_duration(tmp_path):
     with VideoReader(clip) as reader:
         assert reader.info.frame_count == 0 and reader.info.expected_frames == 10
         assert len(list(reader.frames())) == 10
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_clip_that_starts_late_is_complete(tmp_path, suffix):
+    """Cut from the middle of a recording with its timestamps kept: the first frame is at 2 s."""
+    clip = tmp_path / f"late{suffix}"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(numbered_image(index), format="rgb24")
+            frame.pts = 50 + index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    images, times = source_frames(clip)
+    assert times[0] >= 2
+    code, output = convert(tmp_path, clip)
+    assert code == 0, output
+    check_every_frame(tmp_path / f"late_LR{suffix}", images, times)

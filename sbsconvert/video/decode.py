@@ -115,7 +115,8 @@ class VideoReader:
         if count == 0:
             raise SbsError(f"{self.path}: the video has no decodable frames")
         assert first is not None and end is not None
-        self._check_complete(count, (end - first) * time_base)
+        # Measured from 0 (files differ on whether a duration counts from 0 or from the first frame).
+        self._check_complete(count, (end - min(first, 0)) * time_base)
 
     def _check_complete(self, count: int, decoded: Fraction) -> None:
         """A cut-off file whose index sits at the front decodes "fine", just shorter. Completeness is
