@@ -3,12 +3,15 @@ their look, 10-bit sources stay 10-bit in HEVC, 16-bit grey photos stay 16-bit, 
 precision is said in one line. Clips are made here with PyAV's libx265/libx264; the tags are read
 back from the output."""
 
+import struct
+
 import av
 import cv2
 import numpy as np
 import pytest
 
 from conftest import run
+from sbsconvert.video.hdr import content_light_level, mastering_display
 
 WIDTH, HEIGHT = 64, 64
 PQ = {"primaries": 9, "transfer": 16, "matrix": 9, "range": 1}  # BT.2020, SMPTE ST 2084, BT.2020 NCL, limited
@@ -27,10 +30,10 @@ def frames(count):
         yield image
 
 
-def make_clip(path, codec, pixel_format, tags, count=4):
+def make_clip(path, codec, pixel_format, tags, count=4, x265_params=""):
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=25, options={"crf": "12"} | (
-            {"x265-params": "log-level=error"} if codec == "libx265" else {}))
+            {"x265-params": "log-level=error" + x265_params} if codec == "libx265" else {}))
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, pixel_format
         context = stream.codec_context
         context.color_primaries, context.color_trc = tags["primaries"], tags["transfer"]
@@ -139,3 +142,32 @@ def test_frames_out_of_a_10_bit_clip_are_16_bit_png(tmp_path):
     assert code == 0, output
     notes = [line for line in output.splitlines() if "bits" in line or "bit " in line]
     assert len(notes) == 1 and "10-bit video is written as 8-bit .jpg frames" in notes[0]
+
+
+MASTERING = "G(8500,39850)B(6550,2300)R(35400,14600)WP(15635,16450)L(10000000,1)"  # BT.2020, 1000 nits
+
+
+def test_mastering_display_and_light_level_parse_from_side_data():
+    primaries = [35400, 50000, 14600, 50000, 17, 100, 39850, 50000, 6550, 50000, 2300, 50000]  # R, G (0.17), B
+    data = struct.pack("=20i2i", *primaries, 15635, 50000, 16450, 50000, 1, 10000, 1000, 1, 1, 1)
+    assert mastering_display(data) == MASTERING
+    assert mastering_display(data[:-8] + struct.pack("=2i", 1, 0)) is None  # no luminance given
+    assert mastering_display(data[:40]) is None
+    assert content_light_level(struct.pack("=2I", 1000, 400)) == "1000,400"
+
+
+def side_data(path):
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return {str(data.type): bytes(data) for data in frame.side_data if "SEI_UNREGISTERED" not in str(data.type)}
+
+
+def test_hdr10_metadata_reaches_the_hevc_output(tmp_path):
+    clip = tmp_path / "hdr10.mkv"
+    make_clip(clip, "libx265", "yuv420p10le", PQ, count=2, x265_params=f":master-display={MASTERING}:max-cll=1000,400")
+    source = side_data(clip)
+    assert len(source) == 2  # mastering display and content light level
+    code, output = convert(tmp_path, clip, "--codec", "hevc")
+    assert code == 0, output
+    out = side_data(tmp_path / "hdr10_LR.mkv")
+    assert {kind: out.get(kind) for kind in source} == source  # the same bytes (beside the stereo mode)

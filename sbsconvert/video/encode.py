@@ -22,6 +22,7 @@ import numpy as np
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
 from sbsconvert.video.colour import Colour
+from sbsconvert.video.hdr import hdr10_x265_params
 from sbsconvert.video.st3d import add_st3d
 
 CODECS = {"h264": "libx264", "hevc": "libx265"}
@@ -146,7 +147,9 @@ class VideoWriter:
         if settings.bitrate is None:
             options["crf"] = str(settings.crf if settings.crf is not None else DEFAULT_CRF[settings.codec])
         if settings.codec == "hevc":
-            options["x265-params"] = "log-level=error"  # x265 prints its settings on stderr otherwise
+            # x265 prints its settings on stderr otherwise; an HDR10 source's metadata goes in the stream.
+            hdr10 = hdr10_x265_params(self._source) if self.colour.hdr == "PQ" and self._source else []
+            options["x265-params"] = ":".join(["log-level=error", *hdr10])
         stream = self.container.add_stream(encoder_name(settings.codec), rate=self.frame_rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, self.pixel_format
         stream.time_base = self.time_base
