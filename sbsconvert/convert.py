@@ -18,7 +18,7 @@ from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job
 from sbsconvert.layout import compose, fit_width, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
-from sbsconvert.output import write_image
+from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
 DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
@@ -112,7 +112,11 @@ def convert_image(
         pair = engine.render(stereo_request(picture.pixels, disparity, settings))
     with timer("write"):
         write_pair(pair, job, settings, picture)
-    return JobResult(notes=picture.notes, details=[f"{job.source.name}: {timer}"])
+    notes = list(picture.notes)
+    if picture.bit_depth > 8 and IMAGE_FORMATS.get(job.outputs[0].suffix.lower()) not in SIXTEEN_BIT_FORMATS:
+        notes.append(f"{job.source.name}: its {picture.bit_depth}-bit pixels are written with 8 bits "
+                     f"in {job.outputs[0].suffix} (--type png or tif keeps {picture.bit_depth})")
+    return JobResult(notes=notes, details=[f"{job.source.name}: {timer}"])
 
 
 def stereo_request(pixels: np.ndarray, disparity: Disparity, settings: ConvertSettings) -> StereoRequest:

@@ -341,8 +341,8 @@ def test_slice_with_a_foreign_pps_is_refused():
 def encode_eye(frames, pixel_format="yuv420p", keyint=7):
     """Packets (bytes, pts, dts) of one eye encoded as spatial video encodes each eye."""
     settings = VideoSettings(codec="hevc", crf=26, pixel_format=pixel_format)
-    encoder = EyeEncoder(frames[0].shape[1], frames[0].shape[0], settings, time_base=Fraction(1, 30),
-                         frame_rate=Fraction(30), keyint=keyint)
+    encoder = EyeEncoder(frames[0].shape[1], frames[0].shape[0], settings, pixel_format=pixel_format,
+                         time_base=Fraction(1, 30), frame_rate=Fraction(30), keyint=keyint)
     packets = []
     for index, image in enumerate(frames + [None]):
         frame = None

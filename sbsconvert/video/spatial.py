@@ -34,8 +34,11 @@ from sbsconvert.hevc.bits import BitstreamError
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
 from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box
 from sbsconvert.video import SPATIAL_OUTPUT_EXTENSIONS
-from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _AudioCopy, _fresh_tags, encoder_name,
-                                     encoder_options, even_size, parse_bitrate, video_frame)
+from sbsconvert.video.colour import Colour
+from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _precision_note, _StreamCopy,
+                                     encoder_name, encoder_options, even_size, output_pixel_format, parse_bitrate,
+                                     video_frame)
+from sbsconvert.video.hdr import hdr10_x265_params
 
 B_FRAMES = 4  # x265's default run of B-frames between P-frames
 # No content-driven picture type decisions; the types are forced anyway (EyeEncoder).
@@ -57,20 +60,21 @@ class EyeEncoder:
     """libx265 for one eye, with the picture types forced from picture_type(), so two of them
     given the same number of frames produce the same GOP structure."""
 
-    def __init__(self, width: int, height: int, settings: VideoSettings, *, time_base: Fraction,
-                 frame_rate: Fraction | None, keyint: int):
+    def __init__(self, width: int, height: int, settings: VideoSettings, *, pixel_format: str, time_base: Fraction,
+                 frame_rate: Fraction | None, keyint: int, colour: Colour = Colour(), x265_params: tuple[str, ...] = ()):
         self.keyint = keyint
         self.count = 0
         context = av.CodecContext.create(encoder_name("hevc"), "w")
-        context.width, context.height, context.pix_fmt = width, height, settings.pixel_format
+        context.width, context.height, context.pix_fmt = width, height, pixel_format
         context.time_base = time_base
         if frame_rate:
             context.framerate = frame_rate
         if settings.bitrate is not None:
             context.bit_rate = parse_bitrate(settings.bitrate) // 2  # the bitrate is for both eyes
-        context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
-        options = encoder_options(settings, f"keyint={keyint}:min-keyint={keyint}:{_ALIGNED_GOP}")
-        context.options = {**options, "forced-idr": "1"}
+        context.color_primaries, context.color_trc = colour.primaries, colour.transfer
+        context.colorspace, context.color_range = colour.matrix, colour.range
+        gop = f"keyint={keyint}:min-keyint={keyint}:{_ALIGNED_GOP}"
+        context.options = {**encoder_options(settings, ":".join((gop, *x265_params))), "forced-idr": "1"}
         self.context = context
 
     def encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
@@ -122,6 +126,8 @@ class SpatialVideoWriter:
         source: Path | None = None,
         metadata: SpatialMetadata,
         container_suffix: str | None = None,
+        colour: Colour = Colour(),
+        source_bits: int = 8,
     ):
         suffix = (container_suffix or Path(path).suffix).lower()
         check_spatial_settings(settings, suffix)
@@ -131,6 +137,11 @@ class SpatialVideoWriter:
         self.time_base = time_base
         self.source = source
         self.metadata = metadata
+        self.colour = colour
+        self.pixel_format = output_pixel_format(settings, source_bits)
+        self.notes: list[str] = []  # what of the source the output cannot keep
+        if source_bits > (10 if self.pixel_format.endswith("10le") else 8):
+            self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, "hevc", colour))
         self._format = CONTAINERS[suffix]
         # Beside the output; named like its temp file (".NAME.PID.xxx.part.mov"), a killed run's
         # leftover is removed by the next run as that temp file is (output.remove_stale_temps).
@@ -141,14 +152,16 @@ class SpatialVideoWriter:
         self._pending: tuple[deque[av.Packet], deque[av.Packet]] = (deque(), deque())
         self._assembler = MultiviewAssembler()
         self._timestamps: list[tuple[int, int]] = []  # (pts, dts) of each access unit
-        self._last_pts: int | None = None
         self._views: list[tuple[np.ndarray, int] | None] = [None, None]  # of the frame being gathered
         self._open_eyes = {0, 1}
 
     def _open_encoders(self, width: int, height: int) -> None:
         keyint = max(1, round(2 * self.frame_rate)) if self.frame_rate else 60  # a key frame every 2 s
-        self._encoders = [EyeEncoder(width, height, self.settings, time_base=self.time_base,
-                                     frame_rate=self.frame_rate, keyint=keyint) for _ in range(2)]
+        # An HDR10 source's metadata goes in both layers.
+        hdr10 = hdr10_x265_params(self.source) if self.colour.hdr == "PQ" and self.source else []
+        self._encoders = [EyeEncoder(width, height, self.settings, pixel_format=self.pixel_format,
+                                     time_base=self.time_base, frame_rate=self.frame_rate, keyint=keyint,
+                                     colour=self.colour, x265_params=tuple(hdr10)) for _ in range(2)]
 
     def eye_writers(self) -> list[EyeWriter]:
         """Two writers with VideoWriter's interface, one per eye, feeding this file (so the video
@@ -176,11 +189,8 @@ class SpatialVideoWriter:
         left, right = even_size(left), even_size(right)
         if not self._encoders:
             self._open_encoders(left.shape[1], left.shape[0])
-        if self._last_pts is not None and pts <= self._last_pts:
-            return  # a duplicate timestamp (broken source) cannot be muxed; the frame is dropped
-        self._last_pts = pts
         for encoder, pending, view in zip(self._encoders, self._pending, (left, right)):
-            frame = video_frame(view, self.settings.pixel_format)
+            frame = video_frame(view, self.pixel_format, self.colour)
             frame.pts, frame.time_base = pts, self.time_base
             pending.extend(encoder.encode(frame))
         self._assemble()
@@ -225,13 +235,14 @@ class SpatialVideoWriter:
             stream.codec_tag = "hvc1"  # Apple players only accept this tag for HEVC
             stream.time_base = self.time_base
             stream.disposition = av.stream.Disposition.default | av.stream.Disposition.multilayer
-            audio = None
+            copy = None  # the source's audio and subtitles
             if self.source is not None:
-                audio = _AudioCopy(self.source, output)
-                stack.callback(audio.close)
-                output.metadata.update(_fresh_tags(audio.input.metadata))
-                if audio.input.streams.video:
-                    stream.metadata.update(_fresh_tags(audio.input.streams.video[0].metadata))
+                copy = _StreamCopy(self.source, output)
+                stack.callback(copy.close)
+                self.notes += copy.notes
+                output.metadata.update(_fresh_tags(copy.input.metadata))
+                if copy.input.streams.video:
+                    stream.metadata.update(_fresh_tags(copy.input.streams.video[0].metadata))
             count = 0
             try:
                 for packet in raw.demux(template):
@@ -243,12 +254,12 @@ class SpatialVideoWriter:
                     packet.pts, packet.dts = self._timestamps[count]
                     packet.time_base = self.time_base
                     packet.stream = stream
-                    if audio is not None:
-                        audio.copy_until(float(packet.dts * self.time_base))
+                    if copy is not None:
+                        copy.copy_until(float(packet.dts * self.time_base))
                     output.mux(packet)
                     count += 1
-                if audio is not None:
-                    audio.copy_until(float("inf"))
+                if copy is not None:
+                    copy.copy_until(float("inf"))
             except av.FFmpegError as error:
                 raise SbsError(f"{self.path}: cannot write the video ({first_line(error)})") from None
             if count != len(self._timestamps):
@@ -275,6 +286,10 @@ class EyeWriter:
 
     def close(self) -> None:
         self.spatial.close_view(self.eye)
+
+    @property
+    def notes(self) -> list[str]:
+        return self.spatial.notes
 
     def abort(self) -> None:
         self.spatial.abort()
