@@ -4,6 +4,8 @@ MV-HEVC stream, access unit by access unit.
 The left stream is the base layer (layer 0, view 0), playable as plain 2D HEVC. The right
 stream's pictures become layer 1 (view 1): its SPS/PPS get their own ids and nuh_layer_id 1, its
 slices get layer-1 slice headers (see slice.py), and the base VPS gains the multiview extension.
+The right stream's other NAL units (its VPS, SEI messages, delimiters) are left out: the base
+layer's describe the access unit.
 Both encoders must have produced the same picture types in the same order (same GOP settings and
 frame count), so that each access unit pairs pictures of the same POC.
 """

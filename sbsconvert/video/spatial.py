@@ -157,7 +157,8 @@ class SpatialVideoWriter:
 
     def _open_encoders(self, width: int, height: int) -> None:
         keyint = max(1, round(2 * self.frame_rate)) if self.frame_rate else 60  # a key frame every 2 s
-        # An HDR10 source's metadata goes in both layers.
+        # An HDR10 source's metadata: both eyes get the same settings; the assembly keeps the base
+        # layer's SEI messages (the right eye's are dropped with its other SEI).
         hdr10 = hdr10_x265_params(self.source) if self.colour.hdr == "PQ" and self.source else []
         self._encoders = [EyeEncoder(width, height, self.settings, pixel_format=self.pixel_format,
                                      time_base=self.time_base, frame_rate=self.frame_rate, keyint=keyint,
