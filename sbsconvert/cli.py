@@ -26,8 +26,9 @@ from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.command import eval_command
 from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs, plan_stream_jobs
-from sbsconvert.layout import LAYOUTS
+from sbsconvert.layout import LAYOUTS, get_layout
 from sbsconvert.presets import load_preset, preset_names
+from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
 from sbsconvert.video import is_video_path
 
 MAX_DIVERGENCE = 10.0
@@ -177,7 +178,13 @@ class ConvertCommand(click.Command):
               help="Downscale each eye to at most this width in pixels (presets set it per headset).")
 @click.option("--type", "image_type", type=click.Choice(["jpg", "png", "webp", "tif"]),
               help="Output image type [default: same as the input when possible, else jpg].")
-@click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP quality [default: 95].")
+@click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIC quality [default: 95].")
+@click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
+              help="--format spatial: distance between the two cameras the eyes stand for, in millimetres, "
+              f"written into the file for Apple Vision Pro [default: {DEFAULT_BASELINE_MM:g}].")
+@click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
+              help="--format spatial: horizontal field of view of each eye's camera, in degrees; sets the "
+              f"focal length written into the file [default: {DEFAULT_HFOV:g}].")
 @click.option("--codec", type=click.Choice(["h264", "hevc"]), help="Videos: h264 (libx264, plays everywhere) or hevc "
               "(libx265, smaller files, 10-bit; Apple Vision Pro) [default: the preset's, else h264].")
 @click.option("--crf", type=click.IntRange(0, 51), help="Videos: constant quality, lower is better and larger (18 is "
@@ -247,6 +254,8 @@ def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
         merged["format"] = options["layout"]
     if preset.get("fill") and options.get("fill") is None:
         merged["fill"] = preset["fill"]
+    if options.get("image_type") is None and get_layout(merged["format"]).extension:
+        merged["image_type"] = None  # a preset's image type is for plain images, not .mpo/.heic files
     return merged
 
 
@@ -289,6 +298,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         quality=merged["jpeg_quality"],
         force=options["force"],
         skip_existing=options["skip_existing"],
+        **_camera_settings(options, merged["format"]),
     )
     compute = select_compute(options["device"])
     engine_name = "diffusion" if generating else options["engine"]
@@ -330,6 +340,14 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     if summary.interrupted:
         raise KeyboardInterrupt
     return 1 if summary.with_status("failed") else 0
+
+
+def _camera_settings(options: dict[str, Any], layout: str) -> dict[str, float]:
+    """--baseline-mm and --hfov, which only spatial media record."""
+    given = _given_flags(options, ("baseline_mm", "hfov"))
+    if given and layout != "spatial":
+        raise SbsError(f"{', '.join(given)} only apply to --format spatial (the cameras it records), not to --format {layout}")
+    return {name: options[name] for name in ("baseline_mm", "hfov") if options[name] is not None}
 
 
 # Video options (click parameter name -> VideoSettings field, as in a preset's [video] table).

@@ -19,6 +19,7 @@ from sbsconvert.jobs import Job
 from sbsconvert.layout import compose, fit_width, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import write_image
+from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV, SPATIAL_EXTENSION, StereoCameras, write_spatial_heic
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
 DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
@@ -35,6 +36,8 @@ class ConvertSettings:
     quality: int = 95
     force: bool = False
     skip_existing: bool = False
+    baseline_mm: float = DEFAULT_BASELINE_MM  # the stereo camera pair spatial media describe
+    hfov: float = DEFAULT_HFOV  # degrees
 
 
 class DisparityProvider:
@@ -132,6 +135,10 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
     kept = {"icc_profile": picture.icc_profile, "exif": picture.exif} if picture else {}
     if get_layout(settings.layout).extension == MPO_EXTENSION:  # both eyes in one file
         write_mpo(frames, job.outputs[0], force=settings.force, quality=settings.quality, **kept)
+        return
+    if get_layout(settings.layout).extension == SPATIAL_EXTENSION:
+        cameras = StereoCameras(settings.baseline_mm, settings.hfov)
+        write_spatial_heic(frames, job.outputs[0], force=settings.force, quality=settings.quality, cameras=cameras, **kept)
         return
     for frame, target in zip(frames, job.outputs):
         if settings.skip_existing and target.exists():

@@ -11,10 +11,13 @@ from sbsconvert.errors import SbsError
 from sbsconvert.layout import LAYOUTS, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, is_stereo_mpo
 from sbsconvert.output import IMAGE_FORMATS
+from sbsconvert.spatial_photo import SPATIAL_EXTENSION, is_stereo_heic
 from sbsconvert.video import VIDEO_OUTPUT_EXTENSIONS, is_video_path, video_output_extension
 
 FOLDER_OUTPUT_SUFFIX = "_stereo"
 _OUR_SUFFIXES = tuple(sorted({suffix.lower() for layout in LAYOUTS.values() for suffix in layout.suffixes if suffix}))
+# Layouts writing a file type of their own: the codec of the images inside, and the --type values that name it.
+CONTAINED_IMAGES = {MPO_EXTENSION: ("JPEG", ("jpg", "jpeg")), SPATIAL_EXTENSION: ("HEVC", ())}
 
 
 @dataclass
@@ -29,9 +32,12 @@ def natural_key(path: Path) -> list[object]:
 
 
 def looks_like_our_output(path: Path) -> bool:
-    """Named with a layout suffix, or an MPO that already holds a stereo pair (ours or a 3D camera's)."""
+    """Named with a layout suffix, or an MPO or HEIC that already holds a stereo pair (ours, a 3D
+    camera's or an iPhone's spatial photo)."""
     if path.suffix.lower() == MPO_EXTENSION:
         return is_stereo_mpo(path)
+    if path.suffix.lower() == SPATIAL_EXTENSION and is_stereo_heic(path):
+        return True
     stem = path.stem.lower()
     return any(stem.endswith(suffix) for suffix in _OUR_SUFFIXES)
 
@@ -73,8 +79,9 @@ def plan_jobs(
         raise SbsError("no INPUT given (a photo, or a folder of photos)")
     layout = get_layout(layout_name)
     types = output_types(layout_name)
-    if layout.extension and image_type and image_type.lower().lstrip(".") not in ("jpg", "jpeg"):
-        raise SbsError(f"--format {layout.name} writes JPEG images into a {layout.extension} file; drop --type {image_type}")
+    if layout.extension and image_type and image_type.lower().lstrip(".") not in CONTAINED_IMAGES[layout.extension][1]:
+        codec = CONTAINED_IMAGES[layout.extension][0]
+        raise SbsError(f"--format {layout.name} writes {codec} images into a {layout.extension} file; drop --type {image_type}")
     pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
     for given in inputs:
         if given.is_dir():
@@ -169,7 +176,8 @@ def _wrong_type(output: Path, layout_name: str) -> str:
     layout = get_layout(layout_name)
     if layout.extension:
         return f"-o {output}: --format {layout.name} writes a {layout.extension} file; name it {output.stem}{layout.extension}"
-    hint = f"; {MPO_EXTENSION} needs --format mpo" if output.suffix.lower() == MPO_EXTENSION else ""
+    owner = next((other for other in LAYOUTS.values() if other.extension == output.suffix.lower()), None)
+    hint = f"; {owner.extension} needs --format {owner.name}" if owner else ""
     return f"-o {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder{hint})"
 
 
