@@ -43,7 +43,7 @@ LAYOUTS = {
         Layout("lr-pair", ("_L", "_R"), "two separate files, one per eye"),
         Layout("mpo", ("",), "one Multi Picture Object file holding both eyes as JPEGs (CIPA stereo type; "
                "3D cameras, Nintendo 3DS, stereo photo viewers)", extension=".mpo"),
-        Layout("spatial", ("",), "Apple spatial photo: one HEIC holding both eyes as a stereo pair with camera "
+        Layout("spatial", ("_spatial",), "Apple spatial photo: one HEIC holding both eyes as a stereo pair with camera "
                "metadata (Apple Vision Pro, iPhone; photos)", extension=".heic"),
     )
 }
