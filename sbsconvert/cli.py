@@ -346,7 +346,8 @@ def _camera_settings(options: dict[str, Any], layout: str) -> dict[str, float]:
     """--baseline-mm and --hfov, which only spatial media record."""
     given = _given_flags(options, ("baseline_mm", "hfov"))
     if given and layout != "spatial":
-        raise SbsError(f"{', '.join(given)} only apply to --format spatial (the cameras it records), not to --format {layout}")
+        raise SbsError(f"{', '.join(given)} only apply to --format spatial (the cameras it records), "
+                       f"not to --format {layout}")
     return {name: options[name] for name in ("baseline_mm", "hfov") if options[name] is not None}
 
 

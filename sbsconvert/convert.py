@@ -19,7 +19,13 @@ from sbsconvert.jobs import Job
 from sbsconvert.layout import compose, fit_width, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import write_image
-from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV, SPATIAL_EXTENSION, StereoCameras, write_spatial_heic
+from sbsconvert.spatial_photo import (
+    DEFAULT_BASELINE_MM,
+    DEFAULT_HFOV,
+    SPATIAL_EXTENSION,
+    StereoCameras,
+    write_spatial_heic,
+)
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
 DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
@@ -138,7 +144,8 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
         return
     if get_layout(settings.layout).extension == SPATIAL_EXTENSION:
         cameras = StereoCameras(settings.baseline_mm, settings.hfov)
-        write_spatial_heic(frames, job.outputs[0], force=settings.force, quality=settings.quality, cameras=cameras, **kept)
+        write_spatial_heic(frames, job.outputs[0], force=settings.force, quality=settings.quality, cameras=cameras,
+                           **kept)
         return
     for frame, target in zip(frames, job.outputs):
         if settings.skip_existing and target.exists():

@@ -81,7 +81,8 @@ def plan_jobs(
     types = output_types(layout_name)
     if layout.extension and image_type and image_type.lower().lstrip(".") not in CONTAINED_IMAGES[layout.extension][1]:
         codec = CONTAINED_IMAGES[layout.extension][0]
-        raise SbsError(f"--format {layout.name} writes {codec} images into a {layout.extension} file; drop --type {image_type}")
+        raise SbsError(f"--format {layout.name} writes {codec} images into a {layout.extension} file; "
+                       f"drop --type {image_type}")
     pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
     for given in inputs:
         if given.is_dir():

@@ -12,6 +12,7 @@ entity groups or camera properties, so sbsconvert.heif adds them to its meta box
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,8 @@ from sbsconvert.heif.items import (
     add_item_properties,
     edit_meta,
     entity_group_bytes,
-    find_meta,
     entity_groups,
+    find_meta,
     master_images,
     primary_item,
     unused_id,
@@ -84,10 +85,10 @@ def spatial_heic_bytes(
         image = container.add_frombytes(mode, (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
         if icc_profile:
             image.info["icc_profile"] = icc_profile
-    buffer = _Buffer()
+    buffer = io.BytesIO()
     options = {"exif": exif} if exif else {}
     container.save(buffer, quality=quality, primary_index=0, **options)
-    return add_stereo_pair(buffer.data, cameras)
+    return add_stereo_pair(buffer.getvalue(), cameras)
 
 
 def add_stereo_pair(heif: bytes, cameras: StereoCameras) -> bytes:
@@ -120,14 +121,3 @@ def is_stereo_heic(path: Path) -> bool:
             return any(kind == STEREO_GROUP for kind, _, _ in entity_groups(find_meta(handle.read(meta.size))))
     except (OSError, ValueError):
         return False
-
-
-class _Buffer:
-    """A write-only file object collecting what pillow_heif writes."""
-
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write(self, data: bytes) -> int:
-        self.data += bytes(data)
-        return len(data)

@@ -155,7 +155,8 @@ class ItemLocations:
             location = ItemLocation(item_id, construction_method, fields.uint(2), fields.uint(base_offset_size))
             for _ in range(fields.uint(2)):
                 index = fields.uint(index_size)
-                location.extents.append(Extent(offset=fields.uint(offset_size), length=fields.uint(length_size), index=index))
+                offset = fields.uint(offset_size)
+                location.extents.append(Extent(offset, fields.uint(length_size), index))
             items.append(location)
         return cls(version, flags, offset_size, length_size, base_offset_size, index_size, items)
 
