@@ -1,7 +1,6 @@
 """Spatial photos (--format spatial): a stereo HEIC that libheif (pillow_heif) reads as two images
 grouped as a stereo pair, with camera properties that parse back to the baseline and field of view."""
 
-import io
 import math
 import os
 
@@ -19,6 +18,7 @@ from sbsconvert.jobs import images_in_folder, plan_jobs
 from sbsconvert.spatial_photo import (
     StereoCameras,
     add_stereo_pair,
+    encode_heif,
     is_stereo_heic,
     spatial_heic_bytes,
     write_spatial_heic,
@@ -92,14 +92,7 @@ def test_camera_properties_describe_the_baseline_and_field_of_view(tmp_path):
 
 
 def test_rewriting_the_meta_box_keeps_the_coded_images_bit_exact(tmp_path):
-    left, right = smooth_views()
-    plain = pillow_heif.HeifFile()
-    for view in (left, right):
-        pixels = np.round(view * 255).astype(np.uint8)
-        plain.add_frombytes("RGB", (WIDTH, HEIGHT), pixels.tobytes())
-    buffer = io.BytesIO()
-    plain.save(buffer, quality=90)
-    original = buffer.getvalue()
+    original = encode_heif(list(smooth_views()), quality=90)
     spatial = add_stereo_pair(original, StereoCameras())
     assert len(spatial) > len(original)
     _, before = decoded(original)
