@@ -103,6 +103,9 @@ def encode_heif(
 def add_stereo_pair(heif: bytes, cameras: StereoCameras) -> bytes:
     """Mark the two images of a HEIF file (the primary one is the left eye) as a spatial stereo
     pair: the `ster` group and each eye's camera properties."""
+    # cmin is in fractions of the coded image (ispe). libheif pads an odd width or height by one
+    # pixel and crops it off again (clap), which moves the centre by half a pixel: not worth a
+    # per-size property.
     intrinsics = cmin_bytes(Intrinsics.from_field_of_view(cameras.hfov))
     right_position = (round(cameras.baseline_mm * 1000), 0, 0)  # micrometres, to the left camera's right
 
