@@ -31,6 +31,7 @@ from sbsconvert.heif.items import (
     primary_item,
     unused_id,
 )
+from sbsconvert.errors import SbsError
 from sbsconvert.output import _quantize, atomic_path
 from sbsconvert.video.st3d import _top_level_boxes
 
@@ -96,7 +97,10 @@ def encode_heif(
     options = {"exif": exif} if exif else {}
     # x265's "fast" preset: a quarter of the time of libheif's default ("slow") for a file within
     # 2 % of its size at the same quality (bench/RESULTS.md).
-    container.save(buffer, quality=quality, primary_index=0, enc_params={"preset": "fast"}, **options)
+    try:
+        container.save(buffer, quality=quality, primary_index=0, enc_params={"preset": "fast"}, **options)
+    except (RuntimeError, ValueError, OSError) as error:  # what pillow_heif raises for libheif's errors
+        raise SbsError(f"the HEIC encoder (libheif) failed: {error}") from None
     return buffer.getvalue()
 
 

@@ -43,10 +43,6 @@ class Box:
         body = self.payload + b"".join(child.to_bytes() for child in self.children or [])
         return box_bytes(self.kind, body)
 
-    @property
-    def size(self) -> int:
-        return len(self.to_bytes())
-
 
 def box_bytes(kind: bytes, body: bytes) -> bytes:
     """One box: header and body, with a 64-bit size only when 32 bits cannot hold it."""
