@@ -184,7 +184,8 @@ class ConvertCommand(click.Command):
               f"written into the file for Apple Vision Pro [default: {DEFAULT_BASELINE_MM:g}].")
 @click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
               help="--format spatial: horizontal field of view of each eye's camera, in degrees; sets the "
-              f"focal length written into the file [default: {DEFAULT_HFOV:g}].")
+              "focal length written into the file [default: the photo's own, from the 35 mm equivalent focal "
+              f"length in its EXIF; else {DEFAULT_HFOV:g}].")
 @click.option("--codec", type=click.Choice(["h264", "hevc"]), help="Videos: h264 (libx264, plays everywhere) or hevc "
               "(libx265, smaller files, 10-bit; Apple Vision Pro) [default: the preset's, else h264].")
 @click.option("--crf", type=click.IntRange(0, 51), help="Videos: constant quality, lower is better and larger (18 is "

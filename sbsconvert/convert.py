@@ -19,13 +19,7 @@ from sbsconvert.jobs import Job
 from sbsconvert.layout import compose, fit_width, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import write_image
-from sbsconvert.spatial_photo import (
-    DEFAULT_BASELINE_MM,
-    DEFAULT_HFOV,
-    SPATIAL_EXTENSION,
-    StereoCameras,
-    write_spatial_heic,
-)
+from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, SPATIAL_EXTENSION, photo_cameras, write_spatial_heic
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
 DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
@@ -43,7 +37,7 @@ class ConvertSettings:
     force: bool = False
     skip_existing: bool = False
     baseline_mm: float = DEFAULT_BASELINE_MM  # the stereo camera pair spatial media describe
-    hfov: float = DEFAULT_HFOV  # degrees
+    hfov: float | None = None  # degrees; None: the photo's own (EXIF), else a default
 
 
 class DisparityProvider:
@@ -143,7 +137,7 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
         write_mpo(frames, job.outputs[0], force=settings.force, quality=settings.quality, **kept)
         return
     if get_layout(settings.layout).extension == SPATIAL_EXTENSION:
-        cameras = StereoCameras(settings.baseline_mm, settings.hfov)
+        cameras = photo_cameras(settings.baseline_mm, settings.hfov, picture.exif if picture else None, frames[0])
         write_spatial_heic(frames, job.outputs[0], force=settings.force, quality=settings.quality, cameras=cameras,
                            **kept)
         return

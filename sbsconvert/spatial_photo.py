@@ -13,11 +13,14 @@ entity groups or camera properties, so sbsconvert.heif adds them to its meta box
 from __future__ import annotations
 
 import io
+import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pillow_heif
+from PIL import Image
 
 from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes
 from sbsconvert.heif.items import (
@@ -39,6 +42,8 @@ SPATIAL_EXTENSION = ".heic"
 STEREO_GROUP = b"ster"
 DEFAULT_BASELINE_MM = 64.0  # a typical distance between human pupils, as Apple's own examples use
 DEFAULT_HFOV = 65.0  # degrees; about a phone's main camera
+FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # what a "35 mm equivalent" focal length refers to
+_EXIF_IFD, _FOCAL_LENGTH_35MM = 0x8769, 0xA405
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,34 @@ class StereoCameras:
 
     baseline_mm: float = DEFAULT_BASELINE_MM
     hfov: float = DEFAULT_HFOV
+
+
+def photo_cameras(baseline_mm: float, hfov: float | None, exif: bytes | None, view: np.ndarray) -> StereoCameras:
+    """The cameras a spatial photo records: the given field of view, else the photo's own (from its
+    EXIF), else the default."""
+    if hfov is None:
+        hfov = field_of_view_from_exif(exif, view.shape[1], view.shape[0]) or DEFAULT_HFOV
+    return StereoCameras(baseline_mm, hfov)
+
+
+def field_of_view_from_exif(exif: bytes | None, width: int, height: int) -> float | None:
+    """Horizontal field of view, in degrees, of an upright width x height photo whose EXIF gives a
+    35 mm equivalent focal length (phones and most cameras write it); None without one.
+
+    The equivalent focal length matches the diagonal of a 36 x 24 mm frame, so the photo's width
+    is its share of that diagonal whatever its aspect ratio or orientation."""
+    if not exif:
+        return None
+    try:
+        tags = Image.Exif()
+        tags.load(exif)
+        focal = tags.get_ifd(_EXIF_IFD).get(_FOCAL_LENGTH_35MM)
+    except (SyntaxError, ValueError, TypeError, OverflowError, KeyError, struct.error):  # malformed: none
+        return None
+    if not isinstance(focal, int) or focal <= 0:
+        return None
+    half_width = FULL_FRAME_DIAGONAL_MM / 2 * width / math.hypot(width, height)
+    return math.degrees(2 * math.atan(half_width / focal))
 
 
 def write_spatial_heic(

@@ -19,6 +19,7 @@ from sbsconvert.spatial_photo import (
     StereoCameras,
     add_stereo_pair,
     encode_heif,
+    field_of_view_from_exif,
     is_stereo_heic,
     spatial_heic_bytes,
     write_spatial_heic,
@@ -196,6 +197,39 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path):
     code, output = run(SYNTHETIC, "--disparity", SYNTHETIC_DISP, "-f", "spatial", "-o", out, "--force")
     assert code == 0, output
     assert is_stereo_heic(out) and sorted(os.listdir(tmp_path)) == ["out.heic"]
+
+
+def exif_with_focal_length(focal_35mm):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = focal_35mm  # FocalLengthIn35mmFilm
+    return exif.tobytes()
+
+
+def test_field_of_view_from_the_35mm_equivalent_focal_length():
+    # An iPhone main camera (26 mm equivalent), 4:3: its width is 4/5 of the 43.27 mm diagonal.
+    expected = math.degrees(2 * math.atan(math.hypot(36, 24) / 2 * 0.8 / 26))
+    assert field_of_view_from_exif(exif_with_focal_length(26), 4032, 3024) == pytest.approx(expected)
+    assert expected == pytest.approx(67.3, abs=0.05)
+    # Portrait: the width is the short side. A 3:2 frame: 36 mm wide, as on film.
+    assert field_of_view_from_exif(exif_with_focal_length(26), 3024, 4032) == pytest.approx(
+        math.degrees(2 * math.atan(math.hypot(36, 24) / 2 * 0.6 / 26)))
+    assert field_of_view_from_exif(exif_with_focal_length(50), 3000, 2000) == pytest.approx(
+        math.degrees(2 * math.atan(18 / 50)))
+    for exif in (None, b"", b"not exif", Image.Exif().tobytes(), exif_with_focal_length(0)):
+        assert field_of_view_from_exif(exif, 4032, 3024) is None
+
+
+def test_cli_takes_the_field_of_view_from_the_photo_unless_given(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    Image.open(SYNTHETIC).convert("RGB").save(photo, exif=exif_with_focal_length(26), quality=95)
+    code, output = run(photo, "--disparity", SYNTHETIC_DISP, "-f", "spatial")
+    assert code == 0, output
+    (_, (left, _)), _ = cameras_of((tmp_path / "photo_spatial.heic").read_bytes()).items()
+    assert left.hfov_degrees == pytest.approx(field_of_view_from_exif(exif_with_focal_length(26), 320, 240))
+    code, output = run(photo, "--disparity", SYNTHETIC_DISP, "-f", "spatial", "--hfov", "90", "--force")
+    assert code == 0, output
+    (_, (left, _)), _ = cameras_of((tmp_path / "photo_spatial.heic").read_bytes()).items()
+    assert left.hfov_degrees == pytest.approx(90)
 
 
 def test_output_names(tmp_path):
