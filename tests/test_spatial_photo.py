@@ -249,3 +249,16 @@ def test_help_mentions_spatial():
     text = " ".join(output.split())
     assert code == 0 and "spatial: Apple spatial photo" in text and "(_spatial.heic)" in text
     assert "--baseline-mm" in text and "--hfov" in text
+
+
+def test_text_to_spatial_photo(tmp_path, tiny_sd):
+    out = tmp_path / "fox.heic"
+    code, output = run(
+        "--prompt", "a red fox", "--model", tiny_sd, "--steps", "2", "--disparity", SYNTHETIC_DISP,
+        "--resolution", "128", "--divergence", "8", "-f", "spatial", "-o", out, "-q",
+    )  # fmt: skip
+    assert code == 0, output
+    heif, (left, right) = decoded(out)
+    assert left.shape == right.shape == (128, 128, 3) and not np.array_equal(left, right)
+    (_, (intrinsics, _)), _ = cameras_of(out.read_bytes()).items()
+    assert intrinsics.hfov_degrees == pytest.approx(65)  # a generated image has no EXIF: the default
