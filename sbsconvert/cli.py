@@ -25,10 +25,10 @@ from sbsconvert.engines.diffusion.settings import ATTENTION_MODES, DEFAULT_SD_DE
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.command import eval_command
-from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs, plan_stream_jobs
-from sbsconvert.layout import LAYOUTS, get_layout
+from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
+from sbsconvert.layout import LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
-from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
+from sbsconvert.spatial_photo import DEFAULT_HFOV
 from sbsconvert.video import is_video_path
 
 MAX_DIVERGENCE = 10.0
@@ -179,13 +179,6 @@ class ConvertCommand(click.Command):
 @click.option("--type", "image_type", type=click.Choice(["jpg", "png", "webp", "tif"]),
               help="Output image type [default: same as the input when possible, else jpg].")
 @click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIC quality [default: 95].")
-@click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
-              help="--format spatial: distance between the two cameras the eyes stand for, in millimetres, "
-              f"written into the file for Apple Vision Pro [default: {DEFAULT_BASELINE_MM:g}].")
-@click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
-              help="--format spatial: horizontal field of view of each eye's camera, in degrees; sets the "
-              "focal length written into the file [default: the photo's own, from the 35 mm equivalent focal "
-              f"length in its EXIF; else {DEFAULT_HFOV:g}].")
 @click.option("--codec", type=click.Choice(["h264", "hevc"]), help="Videos: h264 (libx264, plays everywhere) or hevc "
               "(libx265, smaller files, 10-bit; Apple Vision Pro) [default: the preset's, else h264].")
 @click.option("--crf", type=click.IntRange(0, 51), help="Videos: constant quality, lower is better and larger (18 is "
@@ -195,6 +188,14 @@ class ConvertCommand(click.Command):
 @click.option("--pix-fmt", "pix_fmt", type=click.Choice(["yuv420p", "yuv420p10le"]),
               help="Videos: yuv420p (8-bit, widest support) or yuv420p10le (10-bit, less banding) "
               "[default: the preset's, else yuv420p].")
+@click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
+              help="With --format spatial: the distance between the two eyes' cameras the file states, in "
+              f"millimetres (Apple Vision Pro uses it to show the depth at scale) [default: {ConvertSettings.baseline_mm:g}, "
+              "an average adult's interpupillary distance].")
+@click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
+              help="With --format spatial: the horizontal field of view of the picture the file states, in degrees "
+              "(how wide Apple Vision Pro shows it) [default: the photo's own, from the 35 mm equivalent focal "
+              f"length in its EXIF; else {DEFAULT_HFOV:g}, about a phone's main camera].")
 @click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
               "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
               "the folder (or -o FILE), encoded with the video options. Without it a folder is an album of photos.")
@@ -255,7 +256,7 @@ def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
         merged["format"] = options["layout"]
     if preset.get("fill") and options.get("fill") is None:
         merged["fill"] = preset["fill"]
-    if options.get("image_type") is None and get_layout(merged["format"]).extension:
+    if options.get("image_type") is None and photo_container(merged["format"]):
         merged["image_type"] = None  # a preset's image type is for plain images, not .mpo/.heic files
     return merged
 
@@ -299,7 +300,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         quality=merged["jpeg_quality"],
         force=options["force"],
         skip_existing=options["skip_existing"],
-        **_camera_settings(options, merged["format"]),
+        **_spatial_camera(options, merged),
     )
     compute = select_compute(options["device"])
     engine_name = "diffusion" if generating else options["engine"]
@@ -343,15 +344,6 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     return 1 if summary.with_status("failed") else 0
 
 
-def _camera_settings(options: dict[str, Any], layout: str) -> dict[str, float]:
-    """--baseline-mm and --hfov, which only spatial media record."""
-    given = _given_flags(options, ("baseline_mm", "hfov"))
-    if given and layout != "spatial":
-        raise SbsError(f"{', '.join(given)} only apply to --format spatial (the cameras it records), "
-                       f"not to --format {layout}")
-    return {name: options[name] for name in ("baseline_mm", "hfov") if options[name] is not None}
-
-
 # Video options (click parameter name -> VideoSettings field, as in a preset's [video] table).
 VIDEO_OPTIONS = {"codec": "codec", "crf": "crf", "bitrate": "bitrate", "pix_fmt": "pixel_format"}
 
@@ -379,6 +371,15 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     video = VideoSettings(**preset)
     video.check()
     return video
+
+
+def _spatial_camera(options: dict[str, Any], merged: dict[str, Any]) -> dict[str, float]:
+    """ConvertSettings' baseline_mm / hfov_degrees from --baseline-mm / --hfov (spatial only)."""
+    named = _given_flags(options, ("baseline_mm", "hfov"))
+    if named and merged["format"] != "spatial":
+        raise SbsError(f"{', '.join(named)} only apply to --format spatial (the camera it describes)")
+    camera = {"baseline_mm": options["baseline_mm"], "hfov_degrees": options["hfov"]}
+    return {name: value for name, value in camera.items() if value is not None}
 
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:

@@ -15,7 +15,7 @@ from sbsconvert.decode import Picture, load_picture
 from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.errors import BatchStop, SbsError
-from sbsconvert.jobs import Job
+from sbsconvert.jobs import Job, photo_container
 from sbsconvert.layout import compose, fit_width, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import write_image
@@ -36,8 +36,11 @@ class ConvertSettings:
     quality: int = 95
     force: bool = False
     skip_existing: bool = False
-    baseline_mm: float = DEFAULT_BASELINE_MM  # the stereo camera pair spatial media describe
-    hfov: float | None = None  # degrees; None: the photo's own (EXIF), else a default
+    # --format spatial: the stereo camera the file describes. Converted 2D photos have none, so the
+    # default baseline is an average adult's distance between the pupils; the field of view is the
+    # photo's own (from its EXIF) unless given.
+    baseline_mm: float = DEFAULT_BASELINE_MM
+    hfov_degrees: float | None = None
 
 
 class DisparityProvider:
@@ -136,8 +139,9 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
     if get_layout(settings.layout).extension == MPO_EXTENSION:  # both eyes in one file
         write_mpo(frames, job.outputs[0], force=settings.force, quality=settings.quality, **kept)
         return
-    if get_layout(settings.layout).extension == SPATIAL_EXTENSION:
-        cameras = photo_cameras(settings.baseline_mm, settings.hfov, picture.exif if picture else None, frames[0])
+    if photo_container(settings.layout) == SPATIAL_EXTENSION:
+        exif = picture.exif if picture else None
+        cameras = photo_cameras(settings.baseline_mm, settings.hfov_degrees, exif, frames[0])
         write_spatial_heic(frames, job.outputs[0], force=settings.force, quality=settings.quality, cameras=cameras,
                            **kept)
         return

@@ -16,8 +16,9 @@ from sbsconvert.video import VIDEO_OUTPUT_EXTENSIONS, is_video_path, video_outpu
 
 FOLDER_OUTPUT_SUFFIX = "_stereo"
 _OUR_SUFFIXES = tuple(sorted({suffix.lower() for layout in LAYOUTS.values() for suffix in layout.suffixes if suffix}))
-# Layouts writing a file type of their own: the codec of the images inside, and the --type values that name it.
-CONTAINED_IMAGES = {MPO_EXTENSION: ("JPEG", ("jpg", "jpeg")), SPATIAL_EXTENSION: ("HEVC", ())}
+# Layouts whose photo is one file of a type of its own holding both eyes: that file type, the codec
+# of the images inside and the --type values that name it.
+PHOTO_CONTAINERS = {"mpo": (MPO_EXTENSION, "JPEG", ("jpg", "jpeg")), "spatial": (SPATIAL_EXTENSION, "HEVC", ())}
 
 
 @dataclass
@@ -66,10 +67,16 @@ def output_extension(source: Path, image_type: str | None) -> str:
     return extension if extension in IMAGE_FORMATS else ".jpg"
 
 
+def photo_container(layout_name: str) -> str | None:
+    """The file type of a photo of this layout when it has one of its own (.mpo, .heic), else None."""
+    container = PHOTO_CONTAINERS.get(get_layout(layout_name).name)
+    return container[0] if container else None
+
+
 def output_types(layout_name: str) -> tuple[str, ...]:
-    """File extensions an output of this layout may have: its own (.mpo), else any image type."""
-    extension = get_layout(layout_name).extension
-    return (extension,) if extension else tuple(IMAGE_FORMATS)
+    """File extensions an output of this layout may have: its own (.mpo, .heic), else any image type."""
+    container = photo_container(layout_name)
+    return (container,) if container else tuple(IMAGE_FORMATS)
 
 
 def plan_jobs(
@@ -79,9 +86,9 @@ def plan_jobs(
         raise SbsError("no INPUT given (a photo, or a folder of photos)")
     layout = get_layout(layout_name)
     types = output_types(layout_name)
-    if layout.extension and image_type and image_type.lower().lstrip(".") not in CONTAINED_IMAGES[layout.extension][1]:
-        codec = CONTAINED_IMAGES[layout.extension][0]
-        raise SbsError(f"--format {layout.name} writes {codec} images into a {layout.extension} file; "
+    container = PHOTO_CONTAINERS.get(layout.name)
+    if container and image_type and image_type.lower().lstrip(".") not in container[2]:
+        raise SbsError(f"--format {layout.name} writes {container[1]} images into a {container[0]} file; "
                        f"drop --type {image_type}")
     pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
     for given in inputs:
@@ -98,7 +105,7 @@ def plan_jobs(
         else:
             raise SbsError(f"{given}: no such file or folder")
     videos = [source for source, _ in pairs if is_video_path(source)]
-    if layout.extension and videos:
+    if container and videos:
         raise SbsError(f"--format {layout.name} is for photos; {videos[0]} is a video (use sbs, tb, lr-pair...)")
     if len(pairs) == 1 and is_video_path(pairs[0][0]):
         types = VIDEO_OUTPUT_EXTENSIONS  # a video keeps its container (see sbsconvert.video)
@@ -121,7 +128,7 @@ def plan_jobs(
             if is_video_path(source):
                 extension = video_output_extension(source)
             else:
-                extension = layout.extension or output_extension(source, image_type)
+                extension = photo_container(layout.name) or output_extension(source, image_type)
             target_folder = _target_folder(source, folder, output)
             names = [target_folder / f"{source.stem}{suffix}{extension}" for suffix in layout.suffixes]
         jobs.append(Job(source=source, outputs=names))
@@ -137,7 +144,7 @@ def plan_stream_jobs(
     if not inputs:
         raise SbsError("no INPUT given (a folder of frames with --sequence, or a video with --frames-out)")
     layout = get_layout(layout_name)
-    if layout.extension:
+    if layout.name in PHOTO_CONTAINERS:
         raise SbsError(f"--format {layout.name} is for photos; --sequence and --frames-out make video frames")
     for given in inputs:
         if sequence and not given.is_dir():
@@ -174,11 +181,12 @@ def file_outputs(output: Path, layout_name: str) -> list[Path]:
 
 def _wrong_type(output: Path, layout_name: str) -> str:
     """Why `-o OUTPUT` cannot hold this layout: a .mpo needs --format mpo, which needs a .mpo."""
-    layout = get_layout(layout_name)
-    if layout.extension:
-        return f"-o {output}: --format {layout.name} writes a {layout.extension} file; name it {output.stem}{layout.extension}"
-    owner = next((other for other in LAYOUTS.values() if other.extension == output.suffix.lower()), None)
-    hint = f"; {owner.extension} needs --format {owner.name}" if owner else ""
+    container = photo_container(layout_name)
+    if container:
+        return f"-o {output}: --format {layout_name} writes a {container} file; name it {output.stem}{container}"
+    suffix = output.suffix.lower()
+    owner = next((name for name, (extension, _, _) in PHOTO_CONTAINERS.items() if extension == suffix), None)
+    hint = f"; {suffix} needs --format {owner}" if owner else ""
     return f"-o {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder{hint})"
 
 

@@ -247,7 +247,7 @@ def test_output_names(tmp_path):
 def test_help_mentions_spatial():
     code, output = run("--help")
     text = " ".join(output.split())
-    assert code == 0 and "spatial: Apple spatial photo" in text and "(_spatial.heic)" in text
+    assert code == 0 and "spatial: Apple spatial photo: one .heic" in text and "(_spatial)" in text
     assert "--baseline-mm" in text and "--hfov" in text
 
 
