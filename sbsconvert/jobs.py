@@ -105,8 +105,11 @@ def plan_jobs(
         else:
             raise SbsError(f"{given}: no such file or folder")
     videos = [source for source, _ in pairs if is_video_path(source)]
-    if container and videos:
+    if layout.extension and videos:
         raise SbsError(f"--format {layout.name} is for photos; {videos[0]} is a video (use sbs, tb, lr-pair...)")
+    if layout.name == "spatial" and videos:
+        raise SbsError(f"--format spatial is written for photos only in this version; {videos[0]} is a video "
+                       "(use sbs, tb, lr-pair...)")
     if len(pairs) == 1 and is_video_path(pairs[0][0]):
         types = VIDEO_OUTPUT_EXTENSIONS  # a video keeps its container (see sbsconvert.video)
 
@@ -144,8 +147,11 @@ def plan_stream_jobs(
     if not inputs:
         raise SbsError("no INPUT given (a folder of frames with --sequence, or a video with --frames-out)")
     layout = get_layout(layout_name)
-    if layout.name in PHOTO_CONTAINERS:
+    if layout.extension:
         raise SbsError(f"--format {layout.name} is for photos; --sequence and --frames-out make video frames")
+    if layout.name == "spatial":
+        raise SbsError("--format spatial is written for photos only in this version; --sequence and --frames-out "
+                       "make video frames")
     for given in inputs:
         if sequence and not given.is_dir():
             what = "a file" if given.exists() else "missing"

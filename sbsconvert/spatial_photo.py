@@ -41,7 +41,7 @@ from sbsconvert.video.st3d import _top_level_boxes
 SPATIAL_EXTENSION = ".heic"
 STEREO_GROUP = b"ster"
 DEFAULT_BASELINE_MM = 64.0  # a typical distance between human pupils, as Apple's own examples use
-DEFAULT_HFOV = 65.0  # degrees; about a phone's main camera
+DEFAULT_HFOV = 60.0  # degrees; about a phone's main camera (as the spatial video default)
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # what a "35 mm equivalent" focal length refers to
 _EXIF_IFD, _FOCAL_LENGTH_35MM = 0x8769, 0xA405
 

@@ -16,6 +16,7 @@ from sbsconvert.heif.camera import parse_cmex, parse_cmin
 from sbsconvert.heif.items import find_meta, item_properties, master_images
 from sbsconvert.jobs import images_in_folder, plan_jobs
 from sbsconvert.spatial_photo import (
+    DEFAULT_HFOV,
     StereoCameras,
     add_stereo_pair,
     encode_heif,
@@ -162,7 +163,7 @@ def test_cli_defaults_and_the_vision_pro_preset(tmp_path):
     assert code == 0, output
     target = tmp_path / "photo_spatial.heic"
     (_, (left, _)), (_, (_, position)) = cameras_of(target.read_bytes()).items()
-    assert left.hfov_degrees == pytest.approx(65) and position == (64000, 0, 0)
+    assert left.hfov_degrees == pytest.approx(DEFAULT_HFOV) and position == (64000, 0, 0)
     with Image.open(target) as image:
         assert image.size == (320, 240)  # the preset's max width (2560) leaves it as it is
 
@@ -178,8 +179,8 @@ def test_cli_refuses_bad_combinations_and_writes_nothing(tmp_path):
          "writes HEVC images into a .heic file; drop --type png"),
         ([*base, "-f", "sbs", "--hfov", "40", "-o", tmp_path / "x.jpg"], "--hfov only apply to --format spatial"),
         ([*base, "--baseline-mm", "20", "-o", tmp_path / "x.jpg"], "--baseline-mm only apply to --format spatial"),
-        ([clip, "-f", "spatial"], "--format spatial is for photos"),
-        ([clip, "-f", "spatial", "--frames-out"], "--format spatial is for photos"),
+        ([clip, "-f", "spatial"], "--format spatial is written for photos only"),
+        ([clip, "-f", "spatial", "--frames-out"], "--format spatial is written for photos only"),
         ([*base, "-f", "spatial", "--hfov", "180"], "not in the range 0.0<x<180.0"),
     ]
     for arguments, message in cases:
@@ -261,4 +262,4 @@ def test_text_to_spatial_photo(tmp_path, tiny_sd):
     heif, (left, right) = decoded(out)
     assert left.shape == right.shape == (128, 128, 3) and not np.array_equal(left, right)
     (_, (intrinsics, _)), _ = cameras_of(out.read_bytes()).items()
-    assert intrinsics.hfov_degrees == pytest.approx(65)  # a generated image has no EXIF: the default
+    assert intrinsics.hfov_degrees == pytest.approx(DEFAULT_HFOV)  # a generated image has no EXIF: the default
