@@ -22,6 +22,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
+from sbsconvert.heif.boxes import top_level_headers
 from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes
 from sbsconvert.heif.items import (
     add_entity_group,
@@ -36,7 +37,6 @@ from sbsconvert.heif.items import (
 )
 from sbsconvert.errors import SbsError
 from sbsconvert.output import _quantize, atomic_path
-from sbsconvert.video.st3d import _top_level_boxes
 
 SPATIAL_EXTENSION = ".heic"
 STEREO_GROUP = b"ster"
@@ -163,7 +163,7 @@ def is_stereo_heic(path: Path) -> bool:
     a camera's): already stereo, not a 2D photo. Only the meta box is read."""
     try:
         with open(path, "rb") as handle:
-            meta = next((box for box in _top_level_boxes(handle) if box.kind == b"meta"), None)
+            meta = next((box for box in top_level_headers(handle) if box.kind == b"meta"), None)
             if meta is None or meta.size > 64 << 20:
                 return False
             handle.seek(meta.start)

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from sbsconvert.heif.boxes import Box, box_bytes, full_box_bytes, parse_boxes, split_full_box
+from sbsconvert.heif.boxes import Box, box, full_box, parse_boxes, split_full_box, top_level_headers
 from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, parse_cmex, parse_cmin
 from sbsconvert.heif.items import (
     ItemLocations,
@@ -24,27 +24,38 @@ from sbsconvert.heif.items import (
 
 
 def test_box_and_full_box_headers():
-    assert box_bytes(b"free", b"ab") == b"\x00\x00\x00\x0afreeab"
-    assert full_box_bytes(b"pitm", 0, 0, b"\x00\x01") == b"\x00\x00\x00\x0epitm\x00\x00\x00\x00\x00\x01"
+    assert box(b"free", b"ab") == b"\x00\x00\x00\x0afreeab"
+    assert full_box(b"pitm", 0, 0, b"\x00\x01") == b"\x00\x00\x00\x0epitm\x00\x00\x00\x00\x00\x01"
     assert split_full_box(b"\x01\x00\x00\x03rest") == (1, 3, b"rest")
     with pytest.raises(ValueError):
-        box_bytes(b"toolong", b"")
+        box(b"toolong", b"")
 
 
 def test_parse_tree_round_trips_and_reads_64_bit_sizes():
-    leaf = box_bytes(b"hdlr", b"\x00" * 12)
-    meta = box_bytes(b"meta", b"\x00\x00\x00\x00" + leaf + box_bytes(b"iprp", box_bytes(b"ipco", b"")))
+    leaf = box(b"hdlr", b"\x00" * 12)
+    meta = box(b"meta", b"\x00\x00\x00\x00" + leaf + box(b"iprp", box(b"ipco", b"")))
     large = struct.pack(">I4sQ", 1, b"mdat", 16 + 3) + b"xyz"
-    data = box_bytes(b"ftyp", b"heic") + meta + large
+    data = box(b"ftyp", b"heic") + meta + large
     top = parse_boxes(data)
     assert [box.kind for box in top] == [b"ftyp", b"meta", b"mdat"]
     assert [child.kind for child in top[1].children] == [b"hdlr", b"iprp"]
     assert top[1].child(b"iprp").child(b"ipco").children == []
     assert top[2].payload == b"xyz" and top[2].source_size == 19 and top[2].start == 12 + len(meta)
     assert b"".join(box.to_bytes() for box in top[:2]) == data[: 12 + len(meta)]
-    assert top[2].to_bytes() == box_bytes(b"mdat", b"xyz")  # written back with the short header
+    assert top[2].to_bytes() == box(b"mdat", b"xyz")  # written back with the short header
     with pytest.raises(ValueError, match="malformed"):
         parse_boxes(data[:-1])
+
+
+def test_top_level_headers_read_only_headers(tmp_path):
+    path = tmp_path / "file.heic"
+    path.write_bytes(box(b"ftyp", b"heic") + box(b"meta", b"\x00" * 4) + struct.pack(">I4s", 0, b"mdat") + b"data")
+    with open(path, "rb") as handle:
+        headers = top_level_headers(handle)
+    assert [(h.kind, h.start, h.size) for h in headers] == [(b"ftyp", 0, 12), (b"meta", 12, 12), (b"mdat", 24, 12)]
+    path.write_bytes(struct.pack(">I4sI", 1, b"mdat", 0))  # a 64-bit size cut off
+    with open(path, "rb") as handle, pytest.raises(ValueError, match="truncated"):
+        top_level_headers(handle)
 
 
 def iloc_v1():
@@ -98,20 +109,20 @@ def test_ipma_narrow_and_wide_indices():
 
 
 def infe(item_id, kind, hidden=False):
-    return full_box_bytes(b"infe", 2, 1 if hidden else 0, struct.pack(">HH4s", item_id, 0, kind) + b"\x00")
+    return full_box(b"infe", 2, 1 if hidden else 0, struct.pack(">HH4s", item_id, 0, kind) + b"\x00")
 
 
 def small_heif(data_first=False):
     """ftyp, meta (two image items, one hidden tile-like item, an alpha plane), mdat holding each
     item's bytes. With data_first the mdat precedes meta (offsets before meta must not move)."""
     payloads = {1: b"LEFT-DATA", 2: b"RIGHT-DATA", 3: b"ALPHA", 4: b"TILE"}
-    ftyp = box_bytes(b"ftyp", b"heic\x00\x00\x00\x00mif1heic")
-    properties = box_bytes(b"hvcC", b"\x01" * 5) + box_bytes(b"ispe", b"\x00" * 12) + box_bytes(b"clap", b"\x00" * 32)
+    ftyp = box(b"ftyp", b"heic\x00\x00\x00\x00mif1heic")
+    properties = box(b"hvcC", b"\x01" * 5) + box(b"ispe", b"\x00" * 12) + box(b"clap", b"\x00" * 32)
     ipma = b"\x00\x00\x00\x00" + struct.pack(">I", 4) + bytes([0, 1, 3, 0x81, 2, 0x83, 0, 2, 3, 0x81, 2, 0x83,
                                                              0, 3, 1, 0x81, 0, 4, 1, 0x81])
-    iinf = full_box_bytes(b"iinf", 0, 0, struct.pack(">H", 4) + infe(1, b"hvc1") + infe(2, b"hvc1") + infe(3, b"hvc1")
+    iinf = full_box(b"iinf", 0, 0, struct.pack(">H", 4) + infe(1, b"hvc1") + infe(2, b"hvc1") + infe(3, b"hvc1")
                           + infe(4, b"hvc1", hidden=True))
-    iref = full_box_bytes(b"iref", 0, 0, box_bytes(b"auxl", struct.pack(">HHH", 3, 1, 1)))
+    iref = full_box(b"iref", 0, 0, box(b"auxl", struct.pack(">HHH", 3, 1, 1)))
 
     def build(data_at):
         body = bytes([0x44, 0x00]) + struct.pack(">H", 4)
@@ -119,12 +130,12 @@ def small_heif(data_first=False):
         for item_id, data in payloads.items():
             body += struct.pack(">HHHII", item_id, 0, 1, position, len(data))
             position += len(data)
-        children = [box_bytes(b"hdlr", b"\x00" * 8 + b"pict" + b"\x00" * 13), full_box_bytes(b"pitm", 0, 0, b"\x00\x01"),
-                    full_box_bytes(b"iloc", 0, 0, body), iinf, iref,
-                    box_bytes(b"iprp", box_bytes(b"ipco", properties) + box_bytes(b"ipma", ipma))]
-        return box_bytes(b"meta", b"\x00" * 4 + b"".join(children))
+        children = [box(b"hdlr", b"\x00" * 8 + b"pict" + b"\x00" * 13), full_box(b"pitm", 0, 0, b"\x00\x01"),
+                    full_box(b"iloc", 0, 0, body), iinf, iref,
+                    box(b"iprp", box(b"ipco", properties) + box(b"ipma", ipma))]
+        return box(b"meta", b"\x00" * 4 + b"".join(children))
 
-    mdat = box_bytes(b"mdat", b"".join(payloads.values()))
+    mdat = box(b"mdat", b"".join(payloads.values()))
     if data_first:
         return ftyp + mdat + build(len(ftyp) + 8), payloads
     meta_size = len(build(0))

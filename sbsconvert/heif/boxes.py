@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterator
 
-from sbsconvert.video.st3d import read_boxes
 
 # Boxes that only hold other boxes, and how many bytes come before the first child.
 CONTAINERS: dict[bytes, int] = {
@@ -41,21 +41,23 @@ class Box:
 
     def to_bytes(self) -> bytes:
         body = self.payload + b"".join(child.to_bytes() for child in self.children or [])
-        return box_bytes(self.kind, body)
+        return box(self.kind, body)
 
 
-def box_bytes(kind: bytes, body: bytes) -> bytes:
-    """One box: header and body, with a 64-bit size only when 32 bits cannot hold it."""
+def box(kind: bytes, payload: bytes = b"", *boxes: bytes) -> bytes:
+    """One box: header, payload, then any child boxes (whole), with a 64-bit size only when 32
+    bits cannot hold it."""
     if len(kind) != 4:
         raise ValueError(f"box type must be four bytes, got {kind!r}")
+    body = payload + b"".join(boxes)
     if len(body) + 8 <= 0xFFFFFFFF:
         return struct.pack(">I4s", len(body) + 8, kind) + body
     return struct.pack(">I4sQ", 1, kind, len(body) + 16) + body
 
 
-def full_box_bytes(kind: bytes, version: int, flags: int, body: bytes) -> bytes:
+def full_box(kind: bytes, version: int, flags: int, payload: bytes = b"", *boxes: bytes) -> bytes:
     """A full box: version (8 bits) and flags (24 bits) come first in the payload."""
-    return box_bytes(kind, full_box_header(version, flags) + body)
+    return box(kind, full_box_header(version, flags) + payload, *boxes)
 
 
 def full_box_header(version: int, flags: int) -> bytes:
@@ -72,11 +74,55 @@ def split_full_box(payload: bytes) -> tuple[int, int, bytes]:
     return word >> 24, word & 0xFFFFFF, payload[4:]
 
 
+@dataclass(frozen=True)
+class Header:
+    kind: bytes
+    start: int  # offset of the size field
+    header: int  # 8, or 16 with a 64-bit size
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+def read_headers(read: Callable[[int], bytes], start: int, end: int) -> Iterator[Header]:
+    """The headers of the boxes laid end to end between `start` and `end`; read(offset) gives the
+    (up to) 16 bytes at offset, so a file's boxes can be listed without reading what they hold."""
+    offset = start
+    while offset + 8 <= end:
+        raw = read(offset)
+        size, kind = struct.unpack_from(">I4s", raw)
+        header = 8
+        if size == 1:
+            if len(raw) < 16:
+                raise ValueError(f"truncated box header at {offset}")
+            (size,) = struct.unpack_from(">Q", raw, 8)
+            header = 16
+        elif size == 0:  # the last box, to the end
+            size = end - offset
+        if size < header or offset + size > end:
+            raise ValueError(f"malformed box {kind!r} at {offset}")
+        yield Header(kind, offset, header, size)
+        offset += size
+
+
+def top_level_headers(handle: BinaryIO) -> list[Header]:
+    """The top-level boxes of an open file, from their headers only (media data is not read)."""
+    end = handle.seek(0, 2)
+
+    def read(offset: int) -> bytes:
+        handle.seek(offset)
+        return handle.read(16)
+
+    return list(read_headers(read, 0, end))
+
+
 def parse_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[Box]:
     """The boxes laid end to end in data[start:end], containers parsed down to their leaves."""
     end = len(data) if end is None else end
     boxes = []
-    for header in read_boxes(data, start, end):
+    for header in read_headers(lambda offset: data[offset : offset + 16], start, end):
         body_start = header.start + header.header
         prefix = CONTAINERS.get(header.kind)
         if prefix is None:

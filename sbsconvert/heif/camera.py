@@ -18,7 +18,7 @@ import math
 import struct
 from dataclasses import dataclass
 
-from sbsconvert.heif.boxes import full_box_bytes, split_full_box
+from sbsconvert.heif.boxes import full_box, split_full_box
 
 CMEX_POSITION_FLAGS = (0x01, 0x02, 0x04)  # x, y, z present
 CMEX_ORIENTATION = 0x08
@@ -52,7 +52,7 @@ def cmin_bytes(intrinsics: Intrinsics) -> bytes:
     values = (intrinsics.focal_x, intrinsics.principal_x, intrinsics.principal_y)
     shift = min(_fixed_point_shift(value) for value in values)
     body = struct.pack(">3i", *(round(value * (1 << shift)) for value in values))
-    return full_box_bytes(b"cmin", 0, shift << 8, body)
+    return full_box(b"cmin", 0, shift << 8, body)
 
 
 def parse_cmin(payload: bytes) -> tuple[Intrinsics, float | None, float | None]:
@@ -83,7 +83,7 @@ def cmex_bytes(position_um: tuple[int, int, int], world_id: int = 0) -> bytes:
     if world_id:
         flags |= CMEX_WORLD_ID
         body += struct.pack(">I", world_id)
-    return full_box_bytes(b"cmex", 0, flags, body)
+    return full_box(b"cmex", 0, flags, body)
 
 
 def parse_cmex(payload: bytes) -> tuple[tuple[int, int, int], tuple[float, float, float] | None, int]:

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sbsconvert.heif.boxes import Box, box_bytes, full_box_header, parse_boxes, split_full_box
+from sbsconvert.heif.boxes import Box, box, full_box_header, parse_boxes, split_full_box
 
 # Transformative properties (ISO/IEC 23008-12 6.5): they must follow every descriptive property in
 # an item's ipma entry, because they apply in order to the decoded image.
@@ -279,7 +279,7 @@ def entity_groups(meta: Box) -> list[tuple[bytes, int, list[int]]]:
 def entity_group_bytes(kind: bytes, group_id: int, entity_ids: list[int]) -> bytes:
     """An EntityToGroupBox (version 0): group id, then the items or tracks it groups, in order."""
     body = struct.pack(f">II{len(entity_ids)}I", group_id, len(entity_ids), *entity_ids)
-    return box_bytes(kind, full_box_header(0, 0) + body)
+    return box(kind, full_box_header(0, 0) + body)
 
 
 def unused_id(meta: Box) -> int:
@@ -312,14 +312,14 @@ def edit_meta(data: bytes, edit: Callable[[Box], None]) -> bytes:
 
 
 def find_meta(data: bytes) -> Box:
-    meta = next((box for box in parse_boxes(data) if box.kind == b"meta"), None)
+    meta = next((top for top in parse_boxes(data) if top.kind == b"meta"), None)
     if meta is None:
         raise ValueError("no meta box: not a HEIF file")
     return meta
 
 
 def _required(parent: Box, kind: bytes) -> Box:
-    box = parent.child(kind)
-    if box is None:
+    found = parent.child(kind)
+    if found is None:
         raise ValueError(f"{parent.kind.decode(errors='replace')} box without {kind.decode(errors='replace')}")
-    return box
+    return found
