@@ -170,8 +170,6 @@ def test_cli_defaults_and_the_vision_pro_preset(tmp_path):
 
 def test_cli_refuses_bad_combinations_and_writes_nothing(tmp_path):
     base = [SYNTHETIC, "--disparity", SYNTHETIC_DISP]
-    clip = tmp_path / "clip.mp4"
-    clip.write_bytes(b"")
     cases = [
         ([*base, "-f", "spatial", "-o", tmp_path / "x.jpg"], "--format spatial writes a .heic file; name it x.heic"),
         ([*base, "-o", tmp_path / "x.heic"], ".heic needs --format spatial"),
@@ -179,15 +177,23 @@ def test_cli_refuses_bad_combinations_and_writes_nothing(tmp_path):
          "writes HEVC images into a .heic file; drop --type png"),
         ([*base, "-f", "sbs", "--hfov", "40", "-o", tmp_path / "x.jpg"], "--hfov only apply to --format spatial"),
         ([*base, "--baseline-mm", "20", "-o", tmp_path / "x.jpg"], "--baseline-mm only apply to --format spatial"),
-        ([clip, "-f", "spatial"], "--format spatial is written for photos only"),
-        ([clip, "-f", "spatial", "--frames-out"], "--format spatial is written for photos only"),
         ([*base, "-f", "spatial", "--hfov", "180"], "not in the range 0.0<x<180.0"),
     ]
     for arguments, message in cases:
         code, output = run(*arguments)
         assert code != 0 and message in output, (arguments, output)
         assert output.count("\n") == 1 and "Traceback" not in output
-    assert sorted(os.listdir(tmp_path)) == ["clip.mp4"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_spatial_is_for_photos_only_in_this_version(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    cases = ([clip, "-f", "spatial"], [clip, "-f", "spatial", "--frames-out"], [tmp_path, "--sequence", "-f", "spatial"])
+    for arguments in cases:
+        code, output = run(*arguments)
+        assert code == 1 and "--format spatial is written for photos only" in output and output.count("\n") == 1
+    assert os.listdir(tmp_path) == ["clip.mp4"]
 
 
 def test_cli_refuses_to_overwrite_without_force(tmp_path):
