@@ -13,7 +13,7 @@ import click
 import cv2
 from click.core import ParameterSource
 from sbsconvert import __version__
-from sbsconvert.batch import JobResult, Reporter, check_targets, run_batch
+from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_targets, run_batch
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
@@ -60,6 +60,10 @@ class ConvertByDefault(click.Group):
             return super().main(*args, **kwargs)
         except click.ClickException as error:
             click.echo(f"error: {error.format_message()}", err=True)
+            arguments = kwargs.get("args", args[0] if args else None)
+            arguments = sys.argv[1:] if arguments is None else list(arguments)
+            if "--json" in arguments and (arguments[0] not in self.commands or arguments[0] == "convert"):
+                echo_refusal(error.format_message())
             sys.exit(error.exit_code)
         except click.Abort:
             click.echo("error: aborted", err=True)
@@ -211,11 +215,13 @@ class ConvertCommand(click.Command):
               help="Where models and the warp run: auto picks CUDA, then Apple MPS, then CPU.")
 @click.option("--skip-existing", is_flag=True, help="Skip photos whose outputs already exist and write only "
               "missing ones: run the same command again to finish an interrupted batch (outputs are only ever "
-              "published complete, so an existing one is finished).")
+              "published complete, so an existing one is finished). Runs started together on one folder share "
+              "the work (each job is locked while converted).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print where each disparity came from and the time per stage.")
 @click.option("--json", "json_summary", is_flag=True, help="Print a machine-readable summary on stdout at the end: "
-              "converted, skipped and failed inputs with their outputs and errors.")
+              "converted, skipped and failed inputs with their outputs and errors; for a run refused before it "
+              "starts, \"refused\" gives the reason.")
 def convert(inputs: tuple[Path, ...], **options: Any) -> None:
     """Convert photos, videos, or folders of them (INPUT...) into stereo images and videos.
 
@@ -229,17 +235,24 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
     """
-    _run_cli(lambda: _convert(list(inputs), options))
+    _run_cli(lambda: _convert(list(inputs), options), json_summary=options["json_summary"])
 
 
 main.add_command(eval_command)
 
 
-def _run_cli(action: Any) -> None:
+def echo_refusal(message: str) -> None:
+    """--json's summary of a run refused before any work: nothing converted, and why."""
+    click.echo(json.dumps(BatchSummary(refused=message).as_json(), indent=2))
+
+
+def _run_cli(action: Any, json_summary: bool = False) -> None:
     try:
         code = action()
     except SbsError as error:
         click.echo(f"error: {error}", err=True)
+        if json_summary:
+            echo_refusal(str(error))
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted: finished outputs are complete, unfinished ones were not written", err=True)

@@ -18,7 +18,7 @@ from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
 from sbsconvert.layout import compose, fit_width, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
-from sbsconvert.output import write_image
+from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, SPATIAL_EXTENSION, photo_cameras, write_spatial_heic
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
@@ -114,7 +114,13 @@ def convert_image(
         pair = engine.render(stereo_request(picture.pixels, disparity, settings))
     with timer("write"):
         write_pair(pair, job, settings, picture)
-    return JobResult(notes=picture.notes, details=[f"{job.source.name}: {timer}"])
+    notes = list(picture.notes)
+    if picture.bit_depth > 8 and IMAGE_FORMATS.get(job.outputs[0].suffix.lower()) not in SIXTEEN_BIT_FORMATS:
+        # --type cannot change the images inside an .mpo or .heic
+        hint = "" if photo_container(settings.layout) else f" (--type png or tif keeps {picture.bit_depth})"
+        notes.append(f"{job.source.name}: its {picture.bit_depth}-bit pixels are written with 8 bits "
+                     f"in {job.outputs[0].suffix}{hint}")
+    return JobResult(notes=notes, details=[f"{job.source.name}: {timer}"])
 
 
 def stereo_request(pixels: np.ndarray, disparity: Disparity, settings: ConvertSettings) -> StereoRequest:

@@ -4,6 +4,7 @@ grouped as a stereo pair, with camera properties that parse back to the baseline
 import math
 import os
 
+import cv2
 import numpy as np
 import pillow_heif
 import pytest
@@ -269,3 +270,13 @@ def test_text_to_spatial_photo(tmp_path, tiny_sd):
     assert left.shape == right.shape == (128, 128, 3) and not np.array_equal(left, right)
     (_, (intrinsics, _)), _ = cameras_of(out.read_bytes()).items()
     assert intrinsics.hfov_degrees == pytest.approx(DEFAULT_HFOV)  # a generated image has no EXIF: the default
+
+
+def test_cli_16_bit_photo_is_written_8_bit_with_a_note(tmp_path):
+    deep = (load_picture(SYNTHETIC).pixels * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), cv2.cvtColor(deep, cv2.COLOR_RGB2BGR))
+    code, output = run(tmp_path / "deep.png", "--disparity", SYNTHETIC_DISP, "-f", "spatial")
+    assert code == 0, output
+    assert "16-bit pixels are written with 8 bits in .heic" in output and "--type" not in output
+    heif, (left, _) = decoded(tmp_path / "deep_spatial.heic")
+    assert heif[0].info["bit_depth"] == 8 and np.abs(left - deep / 65535).mean() < 2 / 255
