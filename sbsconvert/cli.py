@@ -25,9 +25,10 @@ from sbsconvert.engines.diffusion.settings import ATTENTION_MODES, DEFAULT_SD_DE
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.command import eval_command
-from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs, plan_stream_jobs
+from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
+from sbsconvert.spatial_photo import DEFAULT_HFOV
 from sbsconvert.video import is_video_path
 
 MAX_DIVERGENCE = 10.0
@@ -181,7 +182,7 @@ class ConvertCommand(click.Command):
               help="Downscale each eye to at most this width in pixels (presets set it per headset).")
 @click.option("--type", "image_type", type=click.Choice(["jpg", "png", "webp", "tif"]),
               help="Output image type [default: same as the input when possible, else jpg].")
-@click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP quality [default: 95].")
+@click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIC quality [default: 95].")
 @click.option("--codec", type=click.Choice(["h264", "hevc"]), help="Videos: h264 (libx264, plays everywhere) or hevc "
               "(libx265, smaller files, 10-bit; Apple Vision Pro) [default: the preset's, else h264].")
 @click.option("--crf", type=click.IntRange(0, 51), help="Videos: constant quality, lower is better and larger (18 is "
@@ -197,8 +198,8 @@ class ConvertCommand(click.Command):
               "an average adult's interpupillary distance].")
 @click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
               help="With --format spatial: the horizontal field of view of the picture the file states, in degrees "
-              f"(for how wide the player shows it) [default: {ConvertSettings.hfov_degrees:g}, about a phone's main "
-              "camera; give your camera's].")
+              "(for how wide the player shows it) [default: a photo's own, from the 35 mm equivalent focal length "
+              f"in its EXIF; else, and for videos, {DEFAULT_HFOV:g}, about a phone's main camera].")
 @click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
               "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
               "the folder (or -o FILE), encoded with the video options. Without it a folder is an album of photos.")
@@ -268,6 +269,8 @@ def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
         merged["format"] = options["layout"]
     if preset.get("fill") and options.get("fill") is None:
         merged["fill"] = preset["fill"]
+    if options.get("image_type") is None and photo_container(merged["format"]):
+        merged["image_type"] = None  # a preset's image type is for plain images, not .mpo/.heic files
     return merged
 
 
@@ -391,7 +394,8 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
         from sbsconvert.video.spatial import check_spatial_settings
 
         for job in jobs:
-            check_spatial_settings(video, job.outputs[0].suffix)
+            if options["sequence"] or is_video_path(job.source):  # photos become .heic files
+                check_spatial_settings(video, job.outputs[0].suffix)
     return video
 
 

@@ -43,8 +43,9 @@ LAYOUTS = {
         Layout("lr-pair", ("_L", "_R"), "two separate files, one per eye"),
         Layout("mpo", ("",), "one Multi Picture Object file holding both eyes as JPEGs (CIPA stereo type; "
                "3D cameras, Nintendo 3DS, stereo photo viewers)", extension=".mpo"),
-        Layout("spatial", ("_spatial",), "videos only: Apple spatial video, one MV-HEVC .mov/.mp4 holding both "
-               "eyes as two views, left = the 2D base layer (Apple Vision Pro)"),
+        Layout("spatial", ("_spatial",), "Apple spatial media (Apple Vision Pro, iPhone): a photo becomes one .heic "
+               "holding both eyes as a stereo pair with camera metadata, a video one MV-HEVC .mov/.mp4 holding both "
+               "eyes as two views; the left eye is the 2D image"),
     )
 }
 

@@ -168,12 +168,26 @@ def test_a_source_failing_midway_leaves_nothing(tmp_path, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "map.png"])
 
 
-def test_spatial_photos_and_stray_camera_options_are_refused(tmp_path):
+def test_stray_camera_options_are_refused(tmp_path):
     clip = tmp_path / "clip.mp4"
     make_clip(clip, frames=2, audio=False)
     map_path = disparity_map(tmp_path)
-    code, output = run(map_path, "--disparity", map_path, "-f", "spatial")
-    assert code == 1 and output.count("\n") == 1 and "map.png is a photo" in output
     code, output = run(clip, "--disparity", map_path, "--hfov", "50")
     assert code == 1 and "--hfov only apply to --format spatial" in output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "map.png"]
+
+
+def test_an_album_of_photos_and_videos_becomes_spatial_photos_and_videos(tmp_path):
+    album, maps = tmp_path / "album", tmp_path / "maps"
+    album.mkdir()
+    maps.mkdir()
+    make_clip(album / "clip.mp4", frames=3, audio=False)
+    disparity_map(tmp_path).rename(album / "photo.png")  # any picture will do as the photo
+    for stem in ("clip", "photo"):
+        disparity_map(tmp_path).rename(maps / f"{stem}.png")
+    code, output = run(album, "--disparity", maps, "-f", "spatial", "-q")
+    assert code == 0, output
+    out = tmp_path / "album_stereo"
+    assert sorted(p.name for p in out.iterdir()) == ["clip_spatial.mp4", "photo_spatial.heic"]
+    left, right, _ = views(out / "clip_spatial.mp4")
+    assert len(left) == len(right) == 3

@@ -134,9 +134,11 @@ def _video_writers(
     # Audio and tags come from a video file; a folder of frames has neither.
     source = None if job.source.is_dir() else job.source
     if settings.layout == "spatial" and temps[0] is not None:  # both eyes in one MV-HEVC file
+        from sbsconvert.spatial_photo import DEFAULT_HFOV
         from sbsconvert.video.spatial import SpatialMetadata, SpatialVideoWriter
 
-        metadata = SpatialMetadata(settings.baseline_mm, settings.hfov_degrees)
+        hfov = settings.hfov_degrees if settings.hfov_degrees is not None else DEFAULT_HFOV
+        metadata = SpatialMetadata(settings.baseline_mm, hfov)
         return SpatialVideoWriter(temps[0], video, frame_rate=info.frame_rate, time_base=info.time_base, source=source,
                                   metadata=metadata, container_suffix=job.outputs[0].suffix, colour=info.colour,
                                   source_bits=info.bit_depth).eye_writers()
