@@ -22,7 +22,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
-from sbsconvert.heif.boxes import top_level_headers
+from sbsconvert.isobmff.boxes import top_level_headers
 from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes
 from sbsconvert.heif.items import (
     add_entity_group,

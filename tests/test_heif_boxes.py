@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from sbsconvert.heif.boxes import Box, box, full_box, parse_boxes, split_full_box, top_level_headers
+from sbsconvert.isobmff.boxes import Box, box, full_box, parse_boxes, split_full_box, top_level_headers
 from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, parse_cmex, parse_cmin
 from sbsconvert.heif.items import (
     ItemLocations,

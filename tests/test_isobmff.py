@@ -5,14 +5,14 @@ import struct
 
 import pytest
 
-from sbsconvert.isobmff.boxes import (add_to_video_sample_entry, box, full_box, parse_tree, read_boxes,
+from sbsconvert.isobmff.boxes import (add_to_video_sample_entry, box, full_box, parse_boxes, read_boxes,
                                       video_sample_entry)
 
 
 def test_box_and_full_box_bytes():
     assert box(b"free") == b"\x00\x00\x00\x08free"
     assert full_box(b"hero", 0, 0, b"\x01") == b"\x00\x00\x00\x0dhero\x00\x00\x00\x00\x01"
-    assert full_box(b"x", 1, 0x000203)[8:12] == b"\x01\x00\x02\x03"
+    assert full_box(b"test", 1, 0x000203)[8:12] == b"\x01\x00\x02\x03"
     nested = box(b"eyes", b"", full_box(b"stri", 0, 0, b"\x03"))
     assert struct.unpack(">I", nested[:4])[0] == 8 + 13
 
@@ -39,7 +39,7 @@ def hand_movie(entry_kind=b"hvc1", extra=b""):
 
 def test_tree_paths_and_sample_entry_chain():
     data = hand_movie()
-    (moov,) = [node for node in parse_tree(data) if node.kind == b"moov"]
+    (moov,) = [node for node in parse_boxes(data) if node.kind == b"moov"]
     assert [node.kind for node in moov.children] == [b"trak", b"trak"]
     (entry,) = moov.find_all("hvc1")
     assert entry.find("hvcC").payload == b"\x01\x02"
@@ -56,7 +56,7 @@ def test_boxes_are_added_to_the_video_sample_entry_once(tmp_path):
     assert add_to_video_sample_entry(path, box(b"vexu", b"", box(b"eyes", b"", hero)), b"vexu")
     data = path.read_bytes()
     assert len(data) == len(hand_movie()) + 8 + 8 + 13
-    (moov,) = [node for node in parse_tree(data) if node.kind == b"moov"]
+    (moov,) = [node for node in parse_boxes(data) if node.kind == b"moov"]
     (entry,) = moov.find_all("hvc1")
     assert [node.kind for node in entry.children] == [b"hvcC", b"vexu"]
     assert entry.find("vexu/eyes/hero").payload == b"\x00\x00\x00\x00\x01"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run
-from sbsconvert.isobmff.boxes import parse_tree
+from sbsconvert.isobmff.boxes import parse_boxes
 from sbsconvert.hevc.nal import PPS, SPS, NalUnit
 from test_video import BAD_CLIPS, audio_packets, decoded, disparity_map, make_clip
 
@@ -31,7 +31,7 @@ def psnr(a, b):
 
 
 def sample_entry(path):
-    (moov,) = [node for node in parse_tree(path.read_bytes()) if node.kind == b"moov"]
+    (moov,) = [node for node in parse_boxes(path.read_bytes()) if node.kind == b"moov"]
     (entry,) = moov.find_all("hvc1")
     return entry
 

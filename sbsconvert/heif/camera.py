@@ -18,7 +18,7 @@ import math
 import struct
 from dataclasses import dataclass
 
-from sbsconvert.heif.boxes import full_box, split_full_box
+from sbsconvert.isobmff.boxes import full_box, split_full_box
 
 CMEX_POSITION_FLAGS = (0x01, 0x02, 0x04)  # x, y, z present
 CMEX_ORIENTATION = 0x08

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sbsconvert.heif.boxes import Box, box, full_box_header, parse_boxes, split_full_box
+from sbsconvert.isobmff.boxes import Box, box, full_box_header, parse_boxes, split_full_box
 
 # Transformative properties (ISO/IEC 23008-12 6.5): they must follow every descriptive property in
 # an item's ipma entry, because they apply in order to the decoded image.

@@ -1,9 +1,14 @@
-"""ISO base media file format boxes (ISO/IEC 14496-12): read them, build them, edit a file in place.
+"""ISO base media file format boxes (ISO/IEC 14496-12), for MP4/MOV and HEIF alike: read their
+headers, parse them into a tree, edit it and write it back, build boxes, and add boxes to a video
+track's sample entry in place.
 
-A box is a 32-bit size (or 1 and a 64-bit size, or 0 for "to the end"), a four-character type,
-then its payload; containers hold further boxes, some after fixed fields of their own (`stsd`
-after an entry count, a visual sample entry after 78 bytes). Readers here work on headers only
-where they can, so a file's media data is never read into memory.
+A box is a header (32-bit size and four-character type; 1 and a 64-bit size when it does not
+fit; 0 for "to the end of the file") and a payload. Container boxes hold child boxes after a fixed
+prefix of their own (a full box's version and flags for `meta`, an entry count for `stsd`, 78
+bytes of fields for a visual sample entry); every other box keeps its payload as bytes, to be
+read field by field by the code that knows its syntax. Writing recomputes every size, so a child
+that grows grows its ancestors. Header readers never read what boxes hold, so a file's media data
+is not loaded into memory.
 """
 
 from __future__ import annotations
@@ -13,26 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-# Bytes of fixed fields between a container's header and its first child box.
-VISUAL_SAMPLE_ENTRIES = frozenset({b"avc1", b"avc3", b"hvc1", b"hev1", b"mp4v", b"encv"})
-CHILD_OFFSETS = {
-    b"stsd": 8,  # version/flags, entry_count
-    b"meta": 4,  # version/flags
-    b"iref": 4,
-    b"iinf": 6,  # version 0: version/flags, 16-bit entry_count
-    b"dref": 8,
-    **{kind: 78 for kind in VISUAL_SAMPLE_ENTRIES},
-    # Apple's stereo video extension boxes are plain containers
+VISUAL_SAMPLE_ENTRIES = (b"avc1", b"avc3", b"hvc1", b"hev1", b"mp4v", b"encv")
+# Boxes that only hold other boxes, and how many bytes come before the first child.
+CONTAINERS: dict[bytes, int] = {
+    b"meta": 4,  # full box: version and flags
+    b"stsd": 8,  # version and flags, entry_count
+    **{kind: 0 for kind in (b"iprp", b"ipco", b"grpl", b"dinf", b"moov", b"trak", b"mdia", b"minf", b"stbl",
+                            b"edts", b"udta", b"mvex", b"moof", b"traf")},
+    **{kind: 78 for kind in VISUAL_SAMPLE_ENTRIES},  # the visual sample entry's own fields
+    # Apple's stereo video extension (vexu) is made of plain containers.
+    **{kind: 0 for kind in (b"vexu", b"eyes", b"cams", b"proj", b"pack")},
 }
-CONTAINERS = frozenset({
-    b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf", b"udta", b"mvex", b"moof", b"traf",
-    b"iprp", b"ipco", b"grpl", b"vexu", b"eyes", b"cams", b"proj", b"pack", b"sinf", b"schi",
-    *CHILD_OFFSETS,
-})
 
 
-@dataclass
-class Box:
+@dataclass(frozen=True)
+class Header:
     kind: bytes
     start: int  # offset of the size field
     header: int  # 8, or 16 with a 64-bit size
@@ -48,99 +48,134 @@ class Box:
 
 
 @dataclass
-class Node:
-    """A box in a parsed tree: its payload (all bytes after the header) and its child boxes."""
+class Box:
+    """A box of a parsed tree, editable: a leaf's payload is everything after its header; a
+    container's payload is its prefix, and its child boxes follow."""
 
     kind: bytes
-    payload: bytes
-    children: list[Node] = field(default_factory=list)
+    payload: bytes = b""
+    children: list[Box] | None = None  # None for a leaf box
+    start: int = field(default=-1, compare=False)  # where it was read from; -1 when built here
+    source_size: int = field(default=-1, compare=False)  # its size where it was read from
 
-    def find(self, path: str) -> Node | None:
-        """The first descendant along "trak/mdia/minf" (a path of box types), or None."""
-        node: Node | None = self
+    def child(self, kind: bytes) -> Box | None:
+        return next((box for box in self.children or [] if box.kind == kind), None)
+
+    def find(self, path: str) -> Box | None:
+        """The first descendant along a path of box types such as "trak/mdia/minf", or None."""
+        node: Box | None = self
         for kind in path.split("/"):
-            node = next((child for child in node.children if child.kind == kind.encode("latin-1")), None)
-            if node is None:
-                return None
+            node = node.child(kind.encode("latin-1")) if node is not None else None
         return node
 
-    def find_all(self, kind: str) -> list[Node]:
+    def find_all(self, kind: str) -> list[Box]:
         """Every descendant of type `kind`, depth first."""
         found = []
-        for child in self.children:
+        for child in self.children or []:
             if child.kind == kind.encode("latin-1"):
                 found.append(child)
             found.extend(child.find_all(kind))
         return found
 
-
-def read_boxes(data: bytes, start: int, end: int) -> list[Box]:
-    """The boxes laid end to end in data[start:end]."""
-    return list(box_headers(lambda offset: data[offset : offset + 16], start, end))
-
-
-def box_headers(read_header: Callable[[int], bytes], start: int, end: int) -> Iterator[Box]:
-    """Boxes laid end to end between `start` and `end`; read_header(offset) gives the (up to) 16
-    bytes at offset, so a file's boxes can be listed without reading what they hold."""
-    offset = start
-    while offset + 8 <= end:
-        raw = read_header(offset)
-        size, kind = struct.unpack_from(">I4s", raw)
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack_from(">Q", raw, 8)
-            header = 16
-        elif size == 0:
-            size = end - offset
-        if size < header or offset + size > end:
-            raise ValueError(f"malformed box {kind!r} at {offset}")
-        yield Box(kind, offset, header, size)
-        offset += size
-
-
-def children(data: bytes, parent: Box) -> list[Box]:
-    """The child boxes of a container, after its fixed fields."""
-    return read_boxes(data, parent.payload_start + CHILD_OFFSETS.get(parent.kind, 0), parent.end)
-
-
-def child(data: bytes, parent: Box, kind: bytes) -> Box | None:
-    return next((box for box in children(data, parent) if box.kind == kind), None)
-
-
-def parse_tree(data: bytes, start: int = 0, end: int | None = None) -> list[Node]:
-    """The boxes of data[start:end] as a tree; known containers are opened recursively."""
-    nodes = []
-    for box in read_boxes(data, start, len(data) if end is None else end):
-        node = Node(box.kind, data[box.payload_start : box.end])
-        if box.kind in CONTAINERS:
-            node.children = parse_tree(data, box.payload_start + CHILD_OFFSETS.get(box.kind, 0), box.end)
-        nodes.append(node)
-    return nodes
-
-
-def top_level_boxes(handle: BinaryIO) -> list[Box]:
-    """The top-level boxes of an open file, from their headers only (media data is not read)."""
-    end = handle.seek(0, 2)
-
-    def read_header(offset: int) -> bytes:
-        handle.seek(offset)
-        return handle.read(16)
-
-    return list(box_headers(read_header, 0, end))
+    def to_bytes(self) -> bytes:
+        body = self.payload + b"".join(child.to_bytes() for child in self.children or [])
+        return box(self.kind, body)
 
 
 def box(kind: bytes, payload: bytes = b"", *boxes: bytes) -> bytes:
-    """A box of type `kind` holding `payload` then the (already built) child `boxes`."""
+    """One box: header, payload, then any child boxes (whole), with a 64-bit size only when 32
+    bits cannot hold it."""
+    if len(kind) != 4:
+        raise ValueError(f"box type must be four bytes, got {kind!r}")
     body = payload + b"".join(boxes)
-    return struct.pack(">I4s", 8 + len(body), kind) + body
+    if len(body) + 8 <= 0xFFFFFFFF:
+        return struct.pack(">I4s", len(body) + 8, kind) + body
+    return struct.pack(">I4sQ", 1, kind, len(body) + 16) + body
 
 
 def full_box(kind: bytes, version: int, flags: int, payload: bytes = b"", *boxes: bytes) -> bytes:
-    """A FullBox: version (8 bits) and flags (24 bits) before the payload."""
-    return box(kind, struct.pack(">I", (version << 24) | flags) + payload, *boxes)
+    """A full box: version (8 bits) and flags (24 bits) come first in the payload."""
+    return box(kind, full_box_header(version, flags) + payload, *boxes)
 
 
-def video_sample_entry(data: bytes, moov: Box) -> list[Box] | None:
+def full_box_header(version: int, flags: int) -> bytes:
+    if not 0 <= version <= 0xFF or not 0 <= flags <= 0xFFFFFF:
+        raise ValueError(f"full box version {version} / flags {flags:#x} out of range")
+    return struct.pack(">I", version << 24 | flags)
+
+
+def split_full_box(payload: bytes) -> tuple[int, int, bytes]:
+    """(version, flags, the rest) of a full box's payload."""
+    if len(payload) < 4:
+        raise ValueError("full box too short for its version and flags")
+    (word,) = struct.unpack_from(">I", payload)
+    return word >> 24, word & 0xFFFFFF, payload[4:]
+
+
+def read_headers(read: Callable[[int], bytes], start: int, end: int) -> Iterator[Header]:
+    """The headers of the boxes laid end to end between `start` and `end`; read(offset) gives the
+    (up to) 16 bytes at offset, so a file's boxes can be listed without reading what they hold."""
+    offset = start
+    while offset + 8 <= end:
+        raw = read(offset)
+        size, kind = struct.unpack_from(">I4s", raw)
+        header = 8
+        if size == 1:
+            if len(raw) < 16:
+                raise ValueError(f"truncated box header at {offset}")
+            (size,) = struct.unpack_from(">Q", raw, 8)
+            header = 16
+        elif size == 0:  # the last box, to the end
+            size = end - offset
+        if size < header or offset + size > end:
+            raise ValueError(f"malformed box {kind!r} at {offset}")
+        yield Header(kind, offset, header, size)
+        offset += size
+
+
+def read_boxes(data: bytes, start: int, end: int) -> list[Header]:
+    """The headers of the boxes laid end to end in data[start:end]."""
+    return list(read_headers(lambda offset: data[offset : offset + 16], start, end))
+
+
+def top_level_headers(handle: BinaryIO) -> list[Header]:
+    """The top-level boxes of an open file, from their headers only (media data is not read)."""
+    end = handle.seek(0, 2)
+
+    def read(offset: int) -> bytes:
+        handle.seek(offset)
+        return handle.read(16)
+
+    return list(read_headers(read, 0, end))
+
+
+def parse_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[Box]:
+    """The boxes laid end to end in data[start:end], containers parsed down to their leaves."""
+    end = len(data) if end is None else end
+    boxes = []
+    for header in read_boxes(data, start, end):
+        body_start = header.payload_start
+        prefix = CONTAINERS.get(header.kind)
+        if prefix is None:
+            boxes.append(Box(header.kind, data[body_start : header.end], None, header.start, header.size))
+        else:
+            if body_start + prefix > header.end:
+                raise ValueError(f"malformed box {header.kind!r} at {header.start}")
+            children = parse_boxes(data, body_start + prefix, header.end)
+            boxes.append(Box(header.kind, data[body_start : body_start + prefix], children, header.start, header.size))
+    return boxes
+
+
+def children(data: bytes, parent: Header) -> list[Header]:
+    """The headers of a container's child boxes, after its prefix."""
+    return read_boxes(data, parent.payload_start + CONTAINERS.get(parent.kind, 0), parent.end)
+
+
+def child(data: bytes, parent: Header, kind: bytes) -> Header | None:
+    return next((header for header in children(data, parent) if header.kind == kind), None)
+
+
+def video_sample_entry(data: bytes, moov: Header) -> list[Header] | None:
     """[moov, trak, mdia, minf, stbl, stsd, sample entry] of the first video track, or None."""
     for trak in children(data, moov):
         if trak.kind != b"trak":
@@ -183,12 +218,12 @@ def add_to_video_sample_entry(path: Path, new_boxes: bytes, skip_if_present: byt
 
 
 def _moov_with_boxes(handle: BinaryIO, new_boxes: bytes, skip_if_present: bytes) -> tuple[int, bytes] | None:
-    top = top_level_boxes(handle)
-    kinds = [item.kind for item in top]
+    top = top_level_headers(handle)
+    kinds = [header.kind for header in top]
     if b"moov" not in kinds or b"mdat" not in kinds:
         return None
     moov_start = top[kinds.index(b"moov")].start
-    if any(item.kind == b"mdat" and item.start > moov_start for item in top):
+    if any(header.kind == b"mdat" and header.start > moov_start for header in top):
         return None  # moov before media data: growing it would move chunk offsets
     handle.seek(moov_start)
     tail = handle.read()  # moov and anything after it (small: tables, not media)
@@ -196,7 +231,7 @@ def _moov_with_boxes(handle: BinaryIO, new_boxes: bytes, skip_if_present: bytes)
     if chain is None:
         return None
     entry = chain[-1]
-    if entry.kind not in CHILD_OFFSETS or any(item.kind == skip_if_present for item in children(tail, entry)):
+    if entry.kind not in VISUAL_SAMPLE_ENTRIES or any(item.kind == skip_if_present for item in children(tail, entry)):
         return None
     edited = bytearray(tail[: entry.end] + new_boxes + tail[entry.end :])
     for ancestor in chain:  # moov ... sample entry all contain the new boxes
