@@ -12,7 +12,7 @@ from sbsconvert.hevc.bits import (BitReader, BitstreamError, BitWriter, add_emul
                                   remove_emulation_prevention)
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
 from sbsconvert.hevc.nal import IDR_N_LP, IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
-from sbsconvert.hevc.params import (ShortTermRps, multiview_vps, parse_pps, parse_sps, read_short_term_rps,
+from sbsconvert.hevc.params import (ShortTermRps, multiview_vps, parse_pps, parse_sps,
                                     renumber_pps, renumber_sps)
 from sbsconvert.hevc.slice import rewrite_slice_for_layer1
 from sbsconvert.video.encode import VideoSettings
