@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -30,23 +32,38 @@ def claim(output: Path) -> Iterator[str | None]:
     yield who holds it ("pid 123" or "pid 123 on host") when another running process does."""
     path = lock_path(output)
     created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    acquired = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        holder = _acquire(path)
-    except OSError as error:
-        raise SbsError(f"cannot write to {path.parent}: {error.strerror or error}") from None
-    if holder is not None:
+        try:
+            with _ctrl_c_deferred():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                holder = _acquire(path)
+                acquired = holder is None
+        except OSError as error:
+            raise SbsError(f"cannot write to {path.parent}: {error.strerror or error}") from None
         yield holder
-        return
-    try:
-        yield None
     finally:
-        _release(path)
-        for folder in created:  # made for the lock alone when the job wrote nothing (it failed)
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        if acquired:
+            _release(path)
+            for folder in created:  # made for the lock alone when the job wrote nothing (it failed)
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while the lock is created: arriving between the creation and the moment we
+    know we own it, it would leave the lock behind. It is delivered as soon as the block ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _acquire(path: Path) -> str | None:
