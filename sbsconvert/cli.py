@@ -164,8 +164,11 @@ class ConvertCommand(click.Command):
               help="Diffusion engine: uni: the right view's self-attention reads the left view's (the left is "
               "unchanged); bi: both views read each other (better aligned, but changes the left); off: no sharing, "
               "for ablation [default: uni].")
-@click.option("--no-spsmd", is_flag=True, help="Diffusion engine: do not re-impose the shifted left view outside the "
-              "disocclusions after every step (Symmetric Pixel Shift Masking Denoise off, for ablation).")
+@click.option("--no-spsmd", is_flag=True, help="Diffusion engine: never re-impose the shifted left view outside the "
+              "disocclusions (Symmetric Pixel Shift Masking Denoise off, for ablation).")
+@click.option("--spsmd-every", type=click.IntRange(1, None), help="Diffusion engine: re-impose the shifted left view "
+              "(SPSMD) at the shift step and then every N steps, as the paper's code does; the last steps stay free, "
+              "which smooths the seams. 1: after every step [default: 10].")
 @click.option("--deblur", is_flag=True, help="Diffusion engine: start the disocclusions from noise instead of zeros "
               "(helps wide baselines, hurts small ones in the paper).")
 @click.option("--seed", type=int, help="Diffusion engine: seed of every random draw; the same seed gives the same "
@@ -388,7 +391,7 @@ def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) 
 
 # Diffusion options (click parameter names); given ones are passed on, the rest keep their defaults.
 DIFFUSION_VALUES = ("model", "steps", "guidance", "shift_step", "inversion", "attention", "seed", "prompt",
-                    "negative_prompt", "resolution")
+                    "negative_prompt", "resolution", "spsmd_every")
 DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur")
 
 
@@ -397,6 +400,8 @@ def _diffusion_settings(options: dict[str, Any]) -> dict[str, Any]:
     settings = {name: options[name] for name in DIFFUSION_VALUES if options[name] is not None}
     if options["depth_image"] is not None and options["model"] is None:
         settings["model"] = DEFAULT_SD_DEPTH_MODEL
+    if options["no_spsmd"] and options["spsmd_every"] is not None:
+        raise SbsError("--spsmd-every sets how often SPSMD runs; it contradicts --no-spsmd")
     settings["spsmd"] = not options["no_spsmd"]
     settings["deblur"] = options["deblur"]
     settings["progress"] = not options["quiet"]

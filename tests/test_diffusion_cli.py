@@ -87,6 +87,9 @@ def test_depth_to_stereo(tmp_path, tiny_sd_depth):
         (["--prompt", "a fox", "--engine", "warp", "-o", "x.jpg"], "drop --engine warp"),
         (["--prompt", "a fox", "-o", "x.mp3"], "give an image file name"),
         ([str(SYNTHETIC), "--engine", "diffusion", "--inversion", "exact"], "Invalid value for '--inversion'"),
+        ([str(SYNTHETIC), "--engine", "diffusion", "--spsmd-every", "0"], "Invalid value for '--spsmd-every'"),
+        ([str(SYNTHETIC), "--engine", "diffusion", "--spsmd-every", "5", "--no-spsmd"], "contradicts --no-spsmd"),
+        ([str(SYNTHETIC), "--spsmd-every", "5"], "--spsmd-every only apply to --engine diffusion"),
     ],
 )
 def test_option_mistakes_are_one_line(tmp_path, args, message):

@@ -182,7 +182,7 @@ class DiffusionEngine:
             fills = [_noise_like(trajectory[start], settings.seed + index) for index in range(len(shifts))]
         # With bidirectional attention the source reads the targets, so it must be denoised
         # again; otherwise its trajectory is already known and is followed exactly.
-        plan = StereoPlan(trajectory, shifts, start, settings.attention != "bi", settings.spsmd, fills)
+        plan = StereoPlan(trajectory, shifts, start, settings.attention != "bi", settings.spsmd, fills, settings.spsmd_every)
         self.attention.record, self.attention.reference = record, reference
         try:
             return denoise_stereo(denoiser, plan, guidance, extra)

@@ -27,8 +27,10 @@ class DiffusionSettings:
     null_text_iterations: optimiser steps per denoising step for null-text inversion.
     attention:      "uni": the right view's self-attention reads the left view's keys/values (left
                     unchanged); "bi": every view reads all views' keys/values; "off": plain.
-    spsmd:          Symmetric Pixel Shift Masking Denoise: after each step, the right latent
-                    outside the disocclusion mask is replaced by the shifted left latent.
+    spsmd:          Symmetric Pixel Shift Masking Denoise: at the shift step and then every
+                    `spsmd_every` steps, the right latent outside the disocclusion mask is
+                    replaced by the shifted left latent.
+    spsmd_every:    steps between SPSMD composites; 1: after every step (and on the result).
     deblur:         fill the disocclusions with noise instead of zeros at the shift step.
     seed:           seed of every random draw (initial noise, deblur noise): same seed, same output.
     prompt:         text to generate from; for image->stereo, an optional caption of the photo.
@@ -46,6 +48,7 @@ class DiffusionSettings:
     null_text_iterations: int = 10
     attention: str = "uni"
     spsmd: bool = True
+    spsmd_every: int = 10
     deblur: bool = False
     seed: int = 0
     prompt: str = ""
@@ -64,6 +67,8 @@ class DiffusionSettings:
             raise SbsError(f"shift step must be a fraction in [0, 1), got {self.shift_step}")
         if self.guidance < 1:
             raise SbsError(f"guidance must be at least 1 (1 = no guidance), got {self.guidance}")
+        if self.spsmd_every < 1:
+            raise SbsError(f"--spsmd-every must be at least 1 step, got {self.spsmd_every}")
         if self.null_text_iterations < 1:
             raise SbsError(f"null-text iterations must be at least 1, got {self.null_text_iterations}")
         if self.resolution is not None and self.resolution < 64:
