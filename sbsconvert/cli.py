@@ -21,7 +21,13 @@ from sbsconvert.device import DEVICE_CHOICES, Compute, select_compute
 from sbsconvert.disparity import DISPARITY_KINDS, Disparity, load_disparity_file
 from sbsconvert.engines import ENGINES, create_engine
 from sbsconvert.engines.base import EYES
-from sbsconvert.engines.diffusion.settings import ATTENTION_MODES, DEFAULT_SD_DEPTH_MODEL, DEFAULT_SD_MODEL, INVERSIONS
+from sbsconvert.engines.diffusion.settings import (
+    ATTENTION_MODES,
+    COMPOSITES,
+    DEFAULT_SD_DEPTH_MODEL,
+    DEFAULT_SD_MODEL,
+    INVERSIONS,
+)
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.command import eval_command
@@ -169,6 +175,10 @@ class ConvertCommand(click.Command):
 @click.option("--spsmd-every", type=click.IntRange(1, None), help="Diffusion engine: re-impose the shifted left view "
               "(SPSMD) at the shift step and then every N steps, as the paper's code does; the last steps stay free, "
               "which smooths the seams. 1: after every step [default: 10].")
+@click.option("--composite", type=click.Choice(COMPOSITES), help="Diffusion engine: hybrid: the right eye is the warp "
+              "engine's sub-pixel forward warp of the photo at its own resolution (identical to --engine warp away from "
+              "the holes) and only the disocclusions are painted by the diffusion, colour-matched; latent: the paper's "
+              "output, the whole right eye decoded from the model's latent and resized [default: hybrid].")
 @click.option("--deblur", is_flag=True, help="Diffusion engine: start the disocclusions from noise instead of zeros "
               "(helps wide baselines, hurts small ones in the paper).")
 @click.option("--seed", type=int, help="Diffusion engine: seed of every random draw; the same seed gives the same "
@@ -391,7 +401,7 @@ def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) 
 
 # Diffusion options (click parameter names); given ones are passed on, the rest keep their defaults.
 DIFFUSION_VALUES = ("model", "steps", "guidance", "shift_step", "inversion", "attention", "seed", "prompt",
-                    "negative_prompt", "resolution", "spsmd_every")
+                    "negative_prompt", "resolution", "spsmd_every", "composite")
 DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur")
 
 

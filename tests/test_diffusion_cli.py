@@ -29,6 +29,18 @@ def test_photo_with_diffusion_engine(tmp_path, tiny_sd):
     assert "inversion" in output and "denoise" in output  # per-stage times with --verbose
 
 
+def test_hybrid_right_eye_is_the_warp_engines_away_from_the_holes(tmp_path, tiny_sd):
+    eyes = {}
+    diffusion = ["--engine", "diffusion", "--model", tiny_sd, "--steps", "2"]
+    for name, engine in (("warp", ["--engine", "warp"]), ("hybrid", diffusion), ("latent", [*diffusion, "--composite", "latent"])):
+        out = tmp_path / f"{name}.png"
+        code, output = run(SYNTHETIC, "--disparity", SYNTHETIC_DISP, *engine, "-o", out, "-q")
+        assert code == 0, output
+        eyes[name] = pixels(out)[:, 320:]
+    same = lambda view: np.all(view == eyes["warp"], axis=2).mean()
+    assert same(eyes["hybrid"]) > 0.85 and same(eyes["latent"]) < 0.05
+
+
 def test_every_ablation_switch_runs(tmp_path, tiny_sd):
     out = tmp_path / "ablation.png"
     code, output = run(
@@ -90,6 +102,7 @@ def test_depth_to_stereo(tmp_path, tiny_sd_depth):
         ([str(SYNTHETIC), "--engine", "diffusion", "--spsmd-every", "0"], "Invalid value for '--spsmd-every'"),
         ([str(SYNTHETIC), "--engine", "diffusion", "--spsmd-every", "5", "--no-spsmd"], "contradicts --no-spsmd"),
         ([str(SYNTHETIC), "--spsmd-every", "5"], "--spsmd-every only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--composite", "latent"], "--composite only apply to --engine diffusion"),
     ],
 )
 def test_option_mistakes_are_one_line(tmp_path, args, message):

@@ -1,12 +1,18 @@
 """SPSMD schedule (--spsmd-every) and the full-resolution hybrid composite (--composite hybrid),
 on the tiny random pipeline of conftest.py."""
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import make_engine
+from sbsconvert.disparity import Disparity
+from sbsconvert.engines.base import StereoRequest
+from sbsconvert.engines.diffusion import engine as engine_module
+from sbsconvert.engines.diffusion.composite import SEAM_BAND_PIXELS
 from sbsconvert.engines.diffusion.sampler import Denoiser, Guidance, StereoPlan, denoise_stereo, sample
 from sbsconvert.engines.diffusion.shift import LatentShift
+from sbsconvert.engines.warp import WarpEngine
 
 
 def block_shift():
@@ -69,3 +75,125 @@ def test_no_spsmd_never_composites(tiny_sd, composite_steps):
     trajectory = sample(denoiser, torch.randn((1, 4, 8, 8)), guidance)
     denoise_stereo(denoiser, StereoPlan(trajectory, [block_shift()], 1, True, False, spsmd_every=1), guidance)
     assert seen == []
+
+
+# --- hybrid composite --------------------------------------------------------------------------
+
+
+def scene(height, width, near_shift, eye="right"):
+    """A textured photo: a slanted far plane and a near block, whose left edge opens a hole."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack([x / width, y / height, 0.5 + 0.4 * np.sin(x / 7) * np.cos(y / 5)], axis=2)
+    nearness = 0.3 * x / width
+    block = (x > 0.4 * width) & (x < 0.7 * width) & (y > 0.3 * height) & (y < 0.8 * height)
+    nearness[block] = 1.0
+    return StereoRequest(image=image, nearness=nearness, shift=nearness * near_shift, eye=eye)
+
+
+def near_holes(holes, distance):
+    """Pixels within `distance` (a square, which holds the Euclidean disc) of a hole."""
+    grown = torch.nn.functional.max_pool2d(holes.float()[None, None], 2 * distance + 1, stride=1, padding=distance)
+    return grown[0, 0].bool().numpy()
+
+
+def warp_reference(request):
+    """The warp engine's pair, and the holes of its right (and left, for eye both) view."""
+    warp = WarpEngine()
+    pair = warp.render(request)
+    image = torch.from_numpy(request.image).permute(2, 0, 1)
+    shift, nearness = torch.from_numpy(request.shift), torch.from_numpy(request.nearness)
+    shifts = [shift] if request.eye == "right" else [-shift / 2, shift / 2]
+    holes = [warp.synthesize_with_holes(image, s, nearness)[1] for s in shifts]
+    return pair, holes
+
+
+def test_hybrid_equals_the_warp_engine_outside_the_seam_band_at_full_resolution(tiny_sd):
+    request = scene(2000, 3000, near_shift=60.0)
+    engine = make_engine(tiny_sd, steps=3, resolution=64, deblur=True)
+    pair = engine.render(request)
+    (expected, (holes,)) = warp_reference(request)
+    assert pair.right.shape == request.image.shape and pair.left is request.image
+    seam = near_holes(holes, SEAM_BAND_PIXELS)
+    assert holes.sum() > 20000 and seam.mean() < 0.05  # big holes, a narrow band
+    assert np.array_equal(pair.right[~seam], expected.right[~seam])
+    # the holes are painted, not filled like the warp engine does
+    inside = holes.numpy() & ~near_holes(~holes, 1)
+    assert np.abs(pair.right[inside] - expected.right[inside]).mean() > 0.02
+
+
+def test_holes_come_from_the_diffusion_output(tiny_sd):
+    request = scene(96, 160, near_shift=16.0)
+    (_, (holes,)) = warp_reference(request)
+    inside = holes.numpy() & ~near_holes(~holes, 2)
+    assert inside.sum() > 200
+    outputs = {}
+    for composite, seed in (("hybrid", 1), ("latent", 1), ("hybrid", 2)):
+        engine = make_engine(tiny_sd, steps=3, deblur=True, seed=seed, composite=composite)
+        outputs[composite, seed] = engine.render(request).right
+    hybrid, latent, other_seed = outputs["hybrid", 1], outputs["latent", 1], outputs["hybrid", 2]
+    # Another diffusion result changes the holes and nothing far from them.
+    seam = near_holes(holes, SEAM_BAND_PIXELS)
+    assert np.array_equal(hybrid[~seam], other_seed[~seam])
+    assert np.abs(hybrid[inside] - other_seed[inside]).mean() > 0.01
+    # In the holes the hybrid is the decoded diffusion view (as the latent composite shows it, up to
+    # upscaling) plus a smooth colour offset: their pixel-to-pixel changes agree.
+    detail = lambda view: np.diff(view, axis=1)[inside[:, 1:] & inside[:, :-1]]
+    correlation = np.corrcoef(detail(hybrid).ravel(), detail(latent).ravel())[0, 1]
+    assert correlation > 0.9
+
+
+def test_slanted_plane_keeps_sub_pixel_disparity_in_hybrid_and_steps_in_latent(tiny_sd, monkeypatch):
+    height, width = 64, 160
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack([x / width, y / height, np.full_like(x, 0.5)], axis=2)
+    nearness = 1 - x / width
+    request = StereoRequest(image=image, nearness=nearness, shift=24 * nearness)  # 24 px to 0, stretched
+    engine = make_engine(tiny_sd, steps=3, resolution=64)
+    right = engine.render(request).right
+    # The red channel codes the source column: the right view's pixel x shows source column x + d.
+    columns = np.arange(width)[None, :]
+    found = right[:, :, 0] * width - columns
+    expected = 24 * width / (width + 24) * (1 - columns / width)  # x' = x - 24 (1 - x / W), solved for x - x'
+    _, (holes,) = warp_reference(request)
+    usable = ~near_holes(holes, SEAM_BAND_PIXELS)  # the right border is a hole
+    assert usable.mean() > 0.9
+    assert np.abs(found - expected)[usable].max() < 0.1  # the warp engine's own accuracy
+    assert len(np.unique(np.round(found[0][usable[0]], 1))) > 100  # smooth, not a few levels
+
+    plans = []
+    original = engine_module.denoise_stereo
+    monkeypatch.setattr(engine_module, "denoise_stereo", lambda d, plan, *a: plans.append(plan) or original(d, plan, *a))
+    engine.settings.composite = "latent"
+    engine.render(request)
+    (shift,) = plans[0].shifts
+    image_per_latent = width / shift.mask.shape[1]
+    latent_columns = torch.arange(shift.mask.shape[1])
+    moved = ((shift.source - latent_columns) * image_per_latent)[~shift.mask]
+    # Whole latent pixels (8 image pixels for SD at its own size, here width / 12): a few levels.
+    levels = (moved / image_per_latent).unique()
+    assert torch.equal(levels, levels.round()) and len(levels) <= 3
+
+
+def test_both_eyes_are_the_warp_engines_outside_the_seam_band(tiny_sd):
+    request = scene(96, 160, near_shift=24.0, eye="both")
+    pair = make_engine(tiny_sd, steps=3, deblur=True).render(request)
+    expected, holes = warp_reference(request)
+    for view, reference, hole in ((pair.left, expected.left, holes[0]), (pair.right, expected.right, holes[1])):
+        assert hole.any()
+        seam = near_holes(hole, SEAM_BAND_PIXELS)
+        assert np.array_equal(view[~seam], reference[~seam])
+
+
+def test_text_to_stereo_warps_the_generated_left(tiny_sd):
+    def disparity_for(left):
+        values = np.zeros(left.shape[:2], np.float32)
+        values[:, left.shape[1] // 2 :] = 1
+        return Disparity(values)
+
+    engine = make_engine(tiny_sd, steps=3, prompt="a red fox", guidance=5.0)
+    pair = engine.generate(divergence=10, disparity_for=disparity_for)
+    shift = np.where(disparity_for(pair.left).values > 0, 6.4, 0).astype(np.float32)
+    request = StereoRequest(image=pair.left, nearness=disparity_for(pair.left).values, shift=shift)
+    expected, (holes,) = warp_reference(request)
+    seam = near_holes(holes, SEAM_BAND_PIXELS)
+    assert holes.any() and np.array_equal(pair.right[~seam], expected.right[~seam])

@@ -17,6 +17,7 @@ from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, normalize, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoPair, StereoRequest
 from sbsconvert.engines.diffusion.attention import AttentionState, KVCache, install_stereo_attention
+from sbsconvert.engines.diffusion.composite import hybrid_view
 from sbsconvert.engines.diffusion.inversion import ddim_inversion, null_text_inversion
 from sbsconvert.engines.diffusion.models import load_stable_diffusion
 from sbsconvert.engines.diffusion.sampler import Denoiser, Guidance, StereoPlan, denoise_stereo, sample
@@ -84,6 +85,11 @@ class DiffusionEngine:
         plans = [plan_latent_shift(shift, request.nearness, latent_size, self.compute.device) for shift in shifts]
         with timer("denoise"):
             source, targets = self._denoise(denoiser, trajectory, plans, guidance, None, record, reference)
+        if settings.composite == "hybrid":
+            views = self._hybrid_views(request.image, shifts, request.nearness, targets)
+            left, right = views if request.eye == "both" else (request.image, views[0])
+            self._add_to_totals()
+            return StereoPair(left=left, right=right)
         with timer("decode"):
             if request.eye == "both":
                 left, right = self._decode(targets, (width, height))
@@ -157,11 +163,14 @@ class DiffusionEngine:
             extra = torch.cat([left_depth, _depth_condition(right_depth, latent_size, device)])
         with timer("denoise"):
             source, targets = self._denoise(denoiser, trajectory, plans, guidance, extra, None, None)
-        with timer("decode"):
-            if settings.attention == "bi":
-                left, right = self._decode(torch.cat([source, targets]), size)
-            else:  # the left is unchanged by the right view: the full generation decoded above
-                (right,) = self._decode(targets, size)
+        if settings.composite == "hybrid":  # the generated left is kept; its warp gets painted holes
+            (right,) = self._hybrid_views(left, [shift], disparity.values, targets)
+        else:
+            with timer("decode"):
+                if settings.attention == "bi":
+                    left, right = self._decode(torch.cat([source, targets]), size)
+                else:  # the left is unchanged by the right view: the full generation decoded above
+                    (right,) = self._decode(targets, size)
         self._add_to_totals()
         return StereoPair(left=left, right=right)
 
@@ -208,6 +217,22 @@ class DiffusionEngine:
         """Latents to HxWx3 float32 images at `size` (width, height)."""
         images = _resize(self.model.decode(latents), size)
         return [image.permute(1, 2, 0).cpu().numpy() for image in images]
+
+    def _hybrid_views(
+        self, image: np.ndarray, shifts: list[np.ndarray], nearness: np.ndarray, targets: torch.Tensor
+    ) -> list[np.ndarray]:
+        """Per target view: the warp engine's view of `image` (HxWxC) for its shift, with the
+        disocclusions painted from the decoded target latent (see composite.py)."""
+        with self.timings("decode"):
+            painted = self.model.decode(targets)
+        to_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.compute.device)
+        pixels, near = to_tensor(image).permute(2, 0, 1), to_tensor(nearness)
+        views = []
+        with self.timings("composite"):
+            for shift, view in zip(shifts, painted):
+                warped, holes = self._warp.synthesize_with_holes(pixels, to_tensor(shift), near)
+                views.append(hybrid_view(warped, holes, view).clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        return views
 
     def _warp_map(self, values: np.ndarray, shift: np.ndarray, nearness: np.ndarray) -> np.ndarray:
         to_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.compute.device)

@@ -10,6 +10,7 @@ DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_SD_DEPTH_MODEL = "stabilityai/stable-diffusion-2-depth"
 INVERSIONS = ("ddim", "null-text")
 ATTENTION_MODES = ("uni", "bi", "off")
+COMPOSITES = ("hybrid", "latent")
 
 
 @dataclass
@@ -37,6 +38,9 @@ class DiffusionSettings:
     negative_prompt: text for the unconditional half of classifier-free guidance.
     resolution:     the model works on about resolution x resolution pixels (aspect kept);
                     None: the model's native size (512 for SD 1.5).
+    composite:      "hybrid": the right view is the warp engine's forward warp of the photo at its own
+                    resolution, and only the disocclusions come from the diffusion (see composite.py);
+                    "latent": the paper's output, the whole right view decoded from the latent.
     progress:       show progress bars per stage (stderr).
     """
 
@@ -54,6 +58,7 @@ class DiffusionSettings:
     prompt: str = ""
     negative_prompt: str = ""
     resolution: int | None = None
+    composite: str = "hybrid"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -61,6 +66,8 @@ class DiffusionSettings:
             raise SbsError(f"unknown inversion '{self.inversion}' (choose from {', '.join(INVERSIONS)})")
         if self.attention not in ATTENTION_MODES:
             raise SbsError(f"unknown attention mode '{self.attention}' (choose from {', '.join(ATTENTION_MODES)})")
+        if self.composite not in COMPOSITES:
+            raise SbsError(f"unknown composite '{self.composite}' (choose from {', '.join(COMPOSITES)})")
         if not 1 <= self.steps <= 1000:
             raise SbsError(f"steps must be between 1 and 1000, got {self.steps}")
         if not 0 <= self.shift_step < 1:
