@@ -26,6 +26,7 @@ from sbsconvert.engines.diffusion.settings import (
     COMPOSITES,
     DEFAULT_SD_DEPTH_MODEL,
     DEFAULT_SD_MODEL,
+    FILL_RESOLUTIONS,
     INVERSIONS,
 )
 from sbsconvert.engines.warp import FILL_METHODS
@@ -179,6 +180,10 @@ class ConvertCommand(click.Command):
               "engine's sub-pixel forward warp of the photo at its own resolution (identical to --engine warp away from "
               "the holes) and only the disocclusions are painted by the diffusion, colour-matched; latent: the paper's "
               "output, the whole right eye decoded from the model's latent and resized [default: hybrid].")
+@click.option("--fill-resolution", type=click.Choice(FILL_RESOLUTIONS), help="Diffusion engine, --composite hybrid: "
+              "model: the holes come from the whole view diffused at the model's resolution, upscaled; native: up to "
+              "8 model-sized crops around the holes are diffused again at the photo's own scale (full detail in the "
+              "holes of a large photo, each crop costs about one more run) [default: model].")
 @click.option("--deblur", is_flag=True, help="Diffusion engine: start the disocclusions from noise instead of zeros "
               "(helps wide baselines, hurts small ones in the paper).")
 @click.option("--seed", type=int, help="Diffusion engine: seed of every random draw; the same seed gives the same "
@@ -401,7 +406,7 @@ def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) 
 
 # Diffusion options (click parameter names); given ones are passed on, the rest keep their defaults.
 DIFFUSION_VALUES = ("model", "steps", "guidance", "shift_step", "inversion", "attention", "seed", "prompt",
-                    "negative_prompt", "resolution", "spsmd_every", "composite")
+                    "negative_prompt", "resolution", "spsmd_every", "composite", "fill_resolution")
 DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur")
 
 
@@ -428,6 +433,9 @@ def _generating(inputs: list[Path], options: dict[str, Any]) -> bool:
             raise SbsError("--prompt without INPUT makes a new image: name the file to write with -o OUT.jpg")
         if options["eye"] == "both":
             raise SbsError("--eye both needs a photo as the centre view; it does not apply to --prompt")
+        if options["fill_resolution"] == "native":
+            raise SbsError("--fill-resolution native repaints a photo's holes at the photo's scale; a generated image "
+                           "is made at the model's resolution already")
         if options["disparity_path"] is not None and options["disparity_path"].is_dir():
             raise SbsError("with --prompt, --disparity must be one map file (for the generated image)")
         return True

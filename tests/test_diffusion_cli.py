@@ -103,6 +103,10 @@ def test_depth_to_stereo(tmp_path, tiny_sd_depth):
         ([str(SYNTHETIC), "--engine", "diffusion", "--spsmd-every", "5", "--no-spsmd"], "contradicts --no-spsmd"),
         ([str(SYNTHETIC), "--spsmd-every", "5"], "--spsmd-every only apply to --engine diffusion"),
         ([str(SYNTHETIC), "--composite", "latent"], "--composite only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--fill-resolution", "native"], "--fill-resolution only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--engine", "diffusion", "--composite", "latent", "--fill-resolution", "native"],
+         "it needs --composite hybrid"),
+        (["--prompt", "a fox", "--fill-resolution", "native", "-o", "x.png"], "made at the model's resolution"),
     ],
 )
 def test_option_mistakes_are_one_line(tmp_path, args, message):

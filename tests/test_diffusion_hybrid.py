@@ -10,6 +10,7 @@ from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.diffusion import engine as engine_module
 from sbsconvert.engines.diffusion.composite import SEAM_BAND_PIXELS
+from sbsconvert.engines.diffusion.crops import MAX_CROPS, Crop, crop_weight, plan_crops
 from sbsconvert.engines.diffusion.sampler import Denoiser, Guidance, StereoPlan, denoise_stereo, sample
 from sbsconvert.engines.diffusion.shift import LatentShift
 from sbsconvert.engines.warp import WarpEngine
@@ -197,3 +198,60 @@ def test_text_to_stereo_warps_the_generated_left(tiny_sd):
     expected, (holes,) = warp_reference(request)
     seam = near_holes(holes, SEAM_BAND_PIXELS)
     assert holes.any() and np.array_equal(pair.right[~seam], expected.right[~seam])
+
+
+# --- native fill resolution ---------------------------------------------------------------------
+
+
+def test_crops_cover_every_hole_most_holes_first_and_stay_bounded():
+    holes = torch.zeros((300, 500), dtype=torch.bool)
+    holes[10:60, 20:30] = True  # small
+    holes[100:290, 300:330] = True  # large, taller than a crop
+    crops = plan_crops(holes, (128, 128), max_crops=8)
+    assert crops[0].left <= 300 and crops[0].left + 128 >= 330  # the large hole first
+    covered = torch.zeros_like(holes)
+    for crop in crops:
+        assert 0 <= crop.left and crop.left + crop.width <= 500 and 0 <= crop.top and crop.top + crop.height <= 300
+        assert (crop.width, crop.height) == (128, 128)
+        covered[crop.rows, crop.columns] = True
+    assert bool(covered[holes].all()) and len(crops) == 3
+    assert len(plan_crops(holes, (128, 128), max_crops=2)) == 2
+    assert plan_crops(torch.zeros((50, 50), dtype=torch.bool), (32, 32)) == []
+    # a photo smaller than a crop is one crop of the photo's size
+    (whole,) = plan_crops(torch.ones((40, 60), dtype=torch.bool), (128, 128))
+    assert (whole.width, whole.height) == (60, 40)
+
+
+def test_crop_weight_fades_inside_the_photo_only():
+    crop = Crop(left=0, top=20, width=64, height=32)
+    weight = crop_weight(crop, (200, 52))  # touches the photo's left and bottom borders
+    # full weight up to the photo's border (away from the inner sides' fades, 4 and 8 px)
+    assert weight[4:, 0].min() == 1 and weight[-1, :-8].min() == 1
+    assert weight[0].max() < 0.5 and weight[:, -1].max() < 0.5  # fades towards the inner sides
+    assert weight[16, 32] == 1
+
+
+def test_native_fill_repaints_the_holes_crop_by_crop_with_the_whole_view_as_context(tiny_sd, monkeypatch):
+    request = scene(160, 240, near_shift=20.0)
+    model_fill = make_engine(tiny_sd, steps=3, resolution=64, deblur=True).render(request).right
+    engine = make_engine(tiny_sd, steps=3, resolution=64, deblur=True, fill_resolution="native")
+    runs = []
+    original = engine._stereo_latents
+
+    def spy(image, nearness, shifts, size, record, reference):
+        runs.append((image.shape, size, record, reference))
+        return original(image, nearness, shifts, size, record, reference)
+
+    monkeypatch.setattr(engine, "_stereo_latents", spy)
+    native = engine.render(request).right
+    (whole, *crops) = runs
+    assert whole[0] == request.image.shape and whole[2] is not None  # the whole view records its keys/values
+    assert 1 <= len(crops) <= MAX_CROPS
+    for shape, size, record, reference in crops:
+        assert shape[:2] == (64, 64) and size == (64, 64)  # the model's size at the photo's scale
+        assert record is None and reference is whole[2]  # crops attend to the whole view
+    _, (holes,) = warp_reference(request)
+    seam = near_holes(holes, SEAM_BAND_PIXELS)
+    expected = WarpEngine().render(request).right
+    assert np.array_equal(native[~seam], expected[~seam])
+    assert np.abs(native[holes.numpy()] - model_fill[holes.numpy()]).mean() > 0.01

@@ -54,16 +54,17 @@ def match_colours(painted: torch.Tensor, warped: torch.Tensor, holes: torch.Tens
     return painted + offset
 
 
-def hybrid_view(warped: torch.Tensor, holes: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
-    """The warp engine's view (C x H x W, filled) with its holes (H x W) taken from `painted`
-    (3 x h x w at the model's resolution) after colour matching. Channels past the third (alpha)
-    stay the warp's."""
+def painted_fill(painted: torch.Tensor, warped: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+    """The decoded diffusion view (3 x h x w) colour-matched to the warp (C x H x W, holes H x W)
+    and upscaled to H x W."""
+    matched = match_colours(painted, warped[:3], holes)[None]
+    return F.interpolate(matched, size=holes.shape, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+
+
+def hybrid_view(warped: torch.Tensor, holes: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """The warp engine's view (C x H x W, filled) with its holes (H x W) taken from `fill`
+    (3 x H x W) over the grown, feathered hole mask. Channels past the third (alpha) stay the warp's."""
     weight = hole_weight(holes)
-    if not bool((weight > 0).any()):
-        return warped
-    height, width = holes.shape
     colour = warped[:3]
-    matched = match_colours(painted, colour, holes)[None]
-    upscaled = F.interpolate(matched, size=(height, width), mode="bicubic", align_corners=False)[0].clamp(0, 1)
-    blended = torch.where(weight > 0, torch.lerp(colour, upscaled, weight), colour)
+    blended = torch.where(weight > 0, torch.lerp(colour, fill, weight), colour)
     return torch.cat([blended, warped[3:]])

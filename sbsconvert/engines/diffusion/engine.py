@@ -17,7 +17,8 @@ from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, normalize, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoPair, StereoRequest
 from sbsconvert.engines.diffusion.attention import AttentionState, KVCache, install_stereo_attention
-from sbsconvert.engines.diffusion.composite import hybrid_view
+from sbsconvert.engines.diffusion.composite import hybrid_view, match_colours, painted_fill
+from sbsconvert.engines.diffusion.crops import crop_weight, plan_crops
 from sbsconvert.engines.diffusion.inversion import ddim_inversion, null_text_inversion
 from sbsconvert.engines.diffusion.models import load_stable_diffusion
 from sbsconvert.engines.diffusion.sampler import Denoiser, Guidance, StereoPlan, denoise_stereo, sample
@@ -57,36 +58,20 @@ class DiffusionEngine:
         frame's left view, for temporal consistency); it must come from the same settings.
         """
         self._require_depth_model(False)
-        settings, model = self.settings, self.model
+        settings = self.settings
         self.timings = timer = StageTimer()
         height, width = request.image.shape[:2]
         size = self._processing_size(width, height)
-        denoiser = Denoiser(model, self.attention, settings.steps, settings.progress)
-        with timer("encode"):
-            latent = model.encode_image(_resize(_to_tensor(request.image[:, :, :3], self.compute.device), size))
-            cond, uncond = model.encode_text(settings.prompt), model.encode_text(settings.negative_prompt)
-        with timer("inversion"):
-            trajectory = ddim_inversion(denoiser, latent, cond)
-        if settings.inversion == "null-text":
-            if settings.guidance == 1:
-                raise SbsError("null-text inversion optimises the unconditional half of guidance; give --guidance above 1")
-            with timer("null-text"):
-                embeddings, trajectory = null_text_inversion(
-                    denoiser, trajectory, cond, uncond, settings.guidance, settings.null_text_iterations
-                )
-            guidance = Guidance(cond, embeddings, settings.guidance)
-        else:
-            guidance = self._guidance(cond, uncond)
         if request.eye == "both":  # the input is the centre: each eye moves by half, in opposite directions
             shifts = [-request.shift / 2, request.shift / 2]
         else:
             shifts = [request.shift]
-        latent_size = (latent.shape[3], latent.shape[2])
-        plans = [plan_latent_shift(shift, request.nearness, latent_size, self.compute.device) for shift in shifts]
-        with timer("denoise"):
-            source, targets = self._denoise(denoiser, trajectory, plans, guidance, None, record, reference)
+        # Native fill: crops at the photo's scale read this view's own keys/values as context.
+        native = settings.composite == "hybrid" and settings.fill_resolution == "native" and size[0] < width
+        context = record if record is not None or not native else KVCache()
+        source, targets = self._stereo_latents(request.image, request.nearness, shifts, size, context, reference)
         if settings.composite == "hybrid":
-            views = self._hybrid_views(request.image, shifts, request.nearness, targets)
+            views = self._hybrid_views(request.image, shifts, request.nearness, targets, context if native else None)
             left, right = views if request.eye == "both" else (request.image, views[0])
             self._add_to_totals()
             return StereoPair(left=left, right=right)
@@ -108,6 +93,40 @@ class DiffusionEngine:
         self._add_to_totals()
         return StereoPair(left=left, right=right)
 
+    def _stereo_latents(
+        self,
+        image: np.ndarray,
+        nearness: np.ndarray,
+        shifts: list[np.ndarray],
+        size: tuple[int, int],
+        record: KVCache | None,
+        reference: KVCache | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image -> stereo in latent space: the photo (HxWxC) resized to `size` (width, height),
+        inverted, shifted by each of `shifts` (HxW pixels of the photo) at the shift step and
+        denoised with its targets. Returns the source latent and the target latents."""
+        settings, model, timer = self.settings, self.model, self.timings
+        denoiser = Denoiser(model, self.attention, settings.steps, settings.progress)
+        with timer("encode"):
+            latent = model.encode_image(_resize(_to_tensor(image[:, :, :3], self.compute.device), size))
+            cond, uncond = model.encode_text(settings.prompt), model.encode_text(settings.negative_prompt)
+        with timer("inversion"):
+            trajectory = ddim_inversion(denoiser, latent, cond)
+        if settings.inversion == "null-text":
+            if settings.guidance == 1:
+                raise SbsError("null-text inversion optimises the unconditional half of guidance; give --guidance above 1")
+            with timer("null-text"):
+                embeddings, trajectory = null_text_inversion(
+                    denoiser, trajectory, cond, uncond, settings.guidance, settings.null_text_iterations
+                )
+            guidance = Guidance(cond, embeddings, settings.guidance)
+        else:
+            guidance = self._guidance(cond, uncond)
+        latent_size = (latent.shape[3], latent.shape[2])
+        plans = [plan_latent_shift(shift, nearness, latent_size, self.compute.device) for shift in shifts]
+        with timer("denoise"):
+            return self._denoise(denoiser, trajectory, plans, guidance, None, record, reference)
+
     def generate(
         self,
         *,
@@ -127,6 +146,9 @@ class DiffusionEngine:
         size: output (width, height); default the depth map's size, else resolution x resolution.
         """
         self._require_depth_model(depth is not None)
+        if self.settings.fill_resolution == "native":
+            raise SbsError("--fill-resolution native paints a photo's holes at the photo's scale; a generated image is "
+                           "made at the model's resolution already (drop it)")
         if depth is None and disparity_for is None:
             raise ValueError("text -> stereo needs disparity_for (a depth estimator or a given map)")
         settings, model, device = self.settings, self.model, self.compute.device
@@ -219,24 +241,74 @@ class DiffusionEngine:
         return [image.permute(1, 2, 0).cpu().numpy() for image in images]
 
     def _hybrid_views(
-        self, image: np.ndarray, shifts: list[np.ndarray], nearness: np.ndarray, targets: torch.Tensor
+        self,
+        image: np.ndarray,
+        shifts: list[np.ndarray],
+        nearness: np.ndarray,
+        targets: torch.Tensor,
+        context: KVCache | None = None,
     ) -> list[np.ndarray]:
         """Per target view: the warp engine's view of `image` (HxWxC) for its shift, with the
-        disocclusions painted from the decoded target latent (see composite.py)."""
+        disocclusions painted from the decoded target latent (see composite.py). With a `context`
+        (the keys/values of this view at the model's resolution) the holes are painted again at
+        the photo's own scale, crop by crop (see crops.py)."""
         with self.timings("decode"):
             painted = self.model.decode(targets)
-        to_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.compute.device)
-        pixels, near = to_tensor(image).permute(2, 0, 1), to_tensor(nearness)
+        pixels, near = self._tensor(image).permute(2, 0, 1), self._tensor(nearness)
         views = []
-        with self.timings("composite"):
-            for shift, view in zip(shifts, painted):
-                warped, holes = self._warp.synthesize_with_holes(pixels, to_tensor(shift), near)
-                views.append(hybrid_view(warped, holes, view).clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        for shift, view in zip(shifts, painted):
+            with self.timings("composite"):
+                warped, holes = self._warp.synthesize_with_holes(pixels, self._tensor(shift), near)
+            if bool(holes.any()):
+                with self.timings("composite"):
+                    fill = painted_fill(view, warped, holes)
+                if context is not None:
+                    fill = self._native_fill(image, nearness, shift, warped, holes, fill, context)
+                with self.timings("composite"):
+                    warped = hybrid_view(warped, holes, fill)
+            views.append(warped.clamp(0, 1).permute(1, 2, 0).cpu().numpy())
         return views
 
+    def _native_fill(
+        self,
+        image: np.ndarray,
+        nearness: np.ndarray,
+        shift: np.ndarray,
+        warped: torch.Tensor,
+        holes: torch.Tensor,
+        fill: torch.Tensor,
+        context: KVCache,
+    ) -> torch.Tensor:
+        """`fill` (3 x H x W, from the model-resolution pass) with the holes under up to MAX_CROPS
+        model-sized crops painted again at the photo's scale; the crops' target views attend to
+        `context` too, so they see the whole view and not just their crop."""
+        height, width = holes.shape
+        multiple = self.model.size_multiple
+        side = self.settings.resolution or self.model.native_size
+        fit = lambda length: max(multiple, min(side, length) // multiple * multiple)
+        crops = plan_crops(holes, (fit(width), fit(height)))
+        canvas = torch.zeros_like(fill)
+        weights = torch.zeros_like(holes, dtype=torch.float32)
+        for crop in crops:
+            rows, columns = crop.rows, crop.columns
+            _, targets = self._stereo_latents(
+                image[rows, columns], nearness[rows, columns], [shift[rows, columns]], (crop.width, crop.height), None, context
+            )
+            with self.timings("decode"):
+                (painted,) = self.model.decode(targets)
+            with self.timings("composite"):
+                matched = match_colours(painted, warped[:3, rows, columns], holes[rows, columns]).clamp(0, 1)
+                weight = crop_weight(crop, (width, height), holes.device)
+                canvas[:, rows, columns] += matched * weight
+                weights[rows, columns] += weight
+        covered = weights.clamp(max=1)
+        return fill * (1 - covered) + canvas / weights.clamp(min=1e-6) * covered
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.compute.device)
+
     def _warp_map(self, values: np.ndarray, shift: np.ndarray, nearness: np.ndarray) -> np.ndarray:
-        to_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.compute.device)
-        warped = self._warp.synthesize(to_tensor(values)[None], to_tensor(shift), to_tensor(nearness))
+        warped = self._warp.synthesize(self._tensor(values)[None], self._tensor(shift), self._tensor(nearness))
         return warped[0].cpu().numpy()
 
     def _with_alpha(self, view: np.ndarray, request: StereoRequest, shift: np.ndarray | None) -> np.ndarray:

@@ -11,6 +11,7 @@ DEFAULT_SD_DEPTH_MODEL = "stabilityai/stable-diffusion-2-depth"
 INVERSIONS = ("ddim", "null-text")
 ATTENTION_MODES = ("uni", "bi", "off")
 COMPOSITES = ("hybrid", "latent")
+FILL_RESOLUTIONS = ("model", "native")
 
 
 @dataclass
@@ -41,6 +42,9 @@ class DiffusionSettings:
     composite:      "hybrid": the right view is the warp engine's forward warp of the photo at its own
                     resolution, and only the disocclusions come from the diffusion (see composite.py);
                     "latent": the paper's output, the whole right view decoded from the latent.
+    fill_resolution: hybrid only. "model": the holes come from the whole view diffused at the
+                    model's resolution, upscaled; "native": they are painted again by up to
+                    MAX_CROPS model-sized crops at the photo's own scale (see crops.py).
     progress:       show progress bars per stage (stderr).
     """
 
@@ -59,6 +63,7 @@ class DiffusionSettings:
     negative_prompt: str = ""
     resolution: int | None = None
     composite: str = "hybrid"
+    fill_resolution: str = "model"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -68,6 +73,10 @@ class DiffusionSettings:
             raise SbsError(f"unknown attention mode '{self.attention}' (choose from {', '.join(ATTENTION_MODES)})")
         if self.composite not in COMPOSITES:
             raise SbsError(f"unknown composite '{self.composite}' (choose from {', '.join(COMPOSITES)})")
+        if self.fill_resolution not in FILL_RESOLUTIONS:
+            raise SbsError(f"unknown fill resolution '{self.fill_resolution}' (choose from {', '.join(FILL_RESOLUTIONS)})")
+        if self.fill_resolution == "native" and self.composite != "hybrid":
+            raise SbsError("--fill-resolution native paints the holes of the hybrid composite; it needs --composite hybrid")
         if not 1 <= self.steps <= 1000:
             raise SbsError(f"steps must be between 1 and 1000, got {self.steps}")
         if not 0 <= self.shift_step < 1:
