@@ -17,7 +17,7 @@ from sbsconvert.batch import JobResult, Reporter, check_targets, run_batch
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
-from sbsconvert.device import DEVICE_CHOICES, Compute, select_compute
+from sbsconvert.device import DEVICE_CHOICES, PRECISIONS, Compute, select_compute
 from sbsconvert.disparity import DISPARITY_KINDS, Disparity, load_disparity_file
 from sbsconvert.engines import ENGINES, create_engine
 from sbsconvert.engines.base import EYES
@@ -184,6 +184,9 @@ class ConvertCommand(click.Command):
               "model: the holes come from the whole view diffused at the model's resolution, upscaled; native: up to "
               "8 model-sized crops around the holes are diffused again at the photo's own scale (full detail in the "
               "holes of a large photo, each crop costs about one more run) [default: model].")
+@click.option("--precision", type=click.Choice(PRECISIONS), help="Diffusion engine: number format of the networks; "
+              "fp16 and bf16 halve the memory and are faster on GPUs, fp32 is the reference (fp16 needs a GPU) "
+              "[default: bf16 on CUDA GPUs that support it, else fp16 there; fp32 on CPU].")
 @click.option("--deblur", is_flag=True, help="Diffusion engine: start the disocclusions from noise instead of zeros "
               "(helps wide baselines, hurts small ones in the paper).")
 @click.option("--seed", type=int, help="Diffusion engine: seed of every random draw; the same seed gives the same "
@@ -265,7 +268,23 @@ def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
         merged["format"] = options["layout"]
     if preset.get("fill") and options.get("fill") is None:
         merged["fill"] = preset["fill"]
+    _preset_engine(options, preset)
     return merged
+
+
+def _preset_engine(options: dict[str, Any], preset: dict[str, Any]) -> None:
+    """The preset's engine and [diffusion] settings, for those the command line does not give."""
+    if "engine" not in preset:
+        return
+    if preset["engine"] not in ENGINES:
+        raise SbsError(f"preset {options['preset']}: unknown engine '{preset['engine']}' (choose from {', '.join(ENGINES)})")
+    if click.get_current_context().get_parameter_source("engine") != ParameterSource.COMMANDLINE:
+        options["engine"] = preset["engine"]
+    elif options["engine"] != preset["engine"] and "diffusion" in preset:
+        raise SbsError(f"preset {options['preset']} sets diffusion engine settings; it does not apply to --engine {options['engine']}")
+    for name, value in preset.get("diffusion", {}).items():
+        if options[name] is None and not (name == "spsmd_every" and options["no_spsmd"]):  # --no-spsmd wins
+            options[name] = value
 
 
 def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
@@ -310,7 +329,8 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     )
     compute = select_compute(options["device"])
     engine_name = "diffusion" if generating else options["engine"]
-    engine = create_engine(engine_name, compute, **_engine_options(engine_name, merged, options))
+    engine_compute = select_compute(options["device"], options["precision"]) if options["precision"] else compute
+    engine = create_engine(engine_name, engine_compute, **_engine_options(engine_name, merged, options))
     disparity_for = DisparityProvider(
         options["disparity_path"],
         options["disparity_kind"],
@@ -407,7 +427,7 @@ def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) 
 # Diffusion options (click parameter names); given ones are passed on, the rest keep their defaults.
 DIFFUSION_VALUES = ("model", "steps", "guidance", "shift_step", "inversion", "attention", "seed", "prompt",
                     "negative_prompt", "resolution", "spsmd_every", "composite", "fill_resolution")
-DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur")
+DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur", "precision")
 
 
 def _diffusion_settings(options: dict[str, Any]) -> dict[str, Any]:
