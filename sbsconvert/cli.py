@@ -30,7 +30,7 @@ from sbsconvert.engines.diffusion.settings import (
     INVERSIONS,
 )
 from sbsconvert.engines.warp import FILL_METHODS
-from sbsconvert.errors import SbsError
+from sbsconvert.errors import SbsError, run_command
 from sbsconvert.evaluate.command import eval_command
 from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import LAYOUTS
@@ -241,22 +241,10 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
     """
-    _run_cli(lambda: _convert(list(inputs), options))
+    run_command(lambda: _convert(list(inputs), options))
 
 
 main.add_command(eval_command)
-
-
-def _run_cli(action: Any) -> None:
-    try:
-        code = action()
-    except SbsError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished outputs are complete, unfinished ones were not written", err=True)
-        sys.exit(130)
-    sys.exit(code or 0)
 
 
 def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:

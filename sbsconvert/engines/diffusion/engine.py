@@ -5,6 +5,8 @@ denoise source and target views together (SPSMD + cross-view attention), decode,
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from typing import Callable
 
@@ -47,6 +49,14 @@ class DiffusionEngine:
         # Pixel-space maps that must follow the views (alpha, the right view's depth
         # conditioning) move with the model-free warp.
         self._warp = WarpEngine(fill="background", device=compute.device)
+
+    def with_settings(self, **changes: object) -> DiffusionEngine:
+        """This engine's loaded model with some settings changed (e.g. another composite), for
+        side-by-side runs; the two must not render at the same time (they share the attention state)."""
+        twin = copy.copy(self)
+        twin.settings = dataclasses.replace(self.settings, **changes)  # type: ignore[arg-type]
+        twin.timings, twin.total_timings = StageTimer(), StageTimer()
+        return twin
 
     def render(
         self, request: StereoRequest, *, record: KVCache | None = None, reference: KVCache | None = None
