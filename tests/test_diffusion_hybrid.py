@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import make_engine
-from sbsconvert.disparity import Disparity
+from sbsconvert.disparity import Disparity, pixel_shift
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.diffusion import engine as engine_module
 from sbsconvert.engines.diffusion.composite import SEAM_BAND_PIXELS
@@ -255,3 +255,14 @@ def test_native_fill_repaints_the_holes_crop_by_crop_with_the_whole_view_as_cont
     expected = WarpEngine().render(request).right
     assert np.array_equal(native[~seam], expected[~seam])
     assert np.abs(native[holes.numpy()] - model_fill[holes.numpy()]).mean() > 0.01
+
+
+def test_depth_to_stereo_warps_the_generated_left(tiny_sd_depth):
+    depth = np.zeros((64, 96), np.float32)
+    depth[:, 48:] = 1
+    engine = make_engine(tiny_sd_depth, steps=3, prompt="a room")
+    pair = engine.generate(divergence=10, depth=Disparity(depth))
+    request = StereoRequest(image=pair.left, nearness=depth, shift=pixel_shift(Disparity(depth), 96, 10, 0))
+    expected, (holes,) = warp_reference(request)
+    seam = near_holes(holes, SEAM_BAND_PIXELS)
+    assert holes.any() and np.array_equal(pair.right[~seam], expected.right[~seam])
