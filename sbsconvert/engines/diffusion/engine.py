@@ -1,6 +1,9 @@
 """The diffusion engine's entry points: image->stereo (`render`), text->stereo and depth->stereo
 (`generate`). Each: encode (or generate) the left view, shift its latent at the shift step,
-denoise source and target views together (SPSMD + cross-view attention), decode, resize back.
+denoise source and target views together (SPSMD + cross-view attention), decode. Then either
+"hybrid" (default): the warp engine's full-resolution view of the left with its holes painted from
+the decoded target (optionally re-diffused in crops at the photo's scale), or "latent": the
+decoded views resized back.
 """
 
 from __future__ import annotations
