@@ -24,8 +24,9 @@ default recipe on the SD 1.5-sized model. `--full` (meant for a GPU) runs both r
 12 MP (4000x3000): latent (the paper's), hybrid with --fill-resolution model, and hybrid with
 native (crops at the photo's scale, whose target views also attend to the whole view's keys).
 Call counts come from the real engine on the tiny model working at 512 (so the crops are planned
-as for SD 1.5), the full-resolution composite (warp, hole mask, colour match, upscale) is timed
-for real in those runs, and the peak memory of a 12 MP render is measured in a fresh process.
+as for SD 1.5) at COUNT_STEPS steps, scaled to --steps; the full-resolution work (warp, hole
+mask, colour match, upscale) is timed for real in those runs, and the peak memory of a 12 MP
+render is measured in a fresh process.
 """
 
 from __future__ import annotations
