@@ -1,6 +1,7 @@
 """Speed of the diffusion engine's image->stereo at 512x512 on the exact SD 1.5 architecture.
 
     python bench/bench_diffusion.py [--device cpu|cuda] [--steps 50] [--full]
+    python bench/bench_diffusion.py --composites [--steps 50]
 
 The weights are random (no hub here); the cost of a forward pass does not depend on them. The
 model is saved to a temp folder and loaded back through the engine's from_pretrained path.
@@ -18,6 +19,14 @@ On a CPU a 50-step paper run takes hours, so by default the script
      backward for null-text, VAE encode/decode, text encoder),
 and reports calls x cost per stage. It checks that projection against a real 2-step run of the
 default recipe on the SD 1.5-sized model. `--full` (meant for a GPU) runs both recipes for real.
+
+`--composites` compares, the same way, the right-view composites per photo at 512x512 and at
+12 MP (4000x3000): latent (the paper's), hybrid with --fill-resolution model, and hybrid with
+native (crops at the photo's scale, whose target views also attend to the whole view's keys).
+Call counts come from the real engine on the tiny model working at 512 (so the crops are planned
+as for SD 1.5) at COUNT_STEPS steps, scaled to --steps; the full-resolution work (warp, hole
+mask, colour match, upscale) is timed for real in those runs, and the peak memory of a 12 MP
+render is measured in a fresh process.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -39,7 +49,7 @@ from bench_warp import best_time, cpu_name  # noqa: E402
 from sbsconvert.convert import StageTimer  # noqa: E402
 from sbsconvert.device import select_compute  # noqa: E402
 from sbsconvert.engines.base import StereoRequest  # noqa: E402
-from sbsconvert.engines.diffusion import DiffusionEngine, DiffusionSettings  # noqa: E402
+from sbsconvert.engines.diffusion import DiffusionEngine, DiffusionSettings, KVCache  # noqa: E402
 from sbsconvert.engines.diffusion import engine as engine_module  # noqa: E402
 from sbsconvert.engines.diffusion.random_model import SD15, TINY, save_random_pipeline  # noqa: E402
 from sbsconvert.synthetic import render_scene  # noqa: E402
@@ -70,24 +80,33 @@ def call_counts(engine: DiffusionEngine, request: StereoRequest) -> dict[str, Co
     def counted(kind: Callable[..., str], function: Callable) -> Callable:
         def wrapper(*args, **kwargs):
             counts.setdefault(StageTracker.current, Counter())[kind(*args)] += 1
-            return function(*args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                call_counts.model_seconds += time.perf_counter() - started
 
         return wrapper
 
     originals = {name: getattr(model, name) for name in ("predict", "encode_image", "decode", "encode_text")}
     model.predict = counted(
-        lambda latents, *_: f"unet b{latents.shape[0]}" + (" + backward" if torch.is_grad_enabled() else ""),
+        lambda latents, *_: f"unet b{latents.shape[0]}" + (" + backward" if torch.is_grad_enabled() else "")
+        + (" + reference" if engine.attention.reference is not None else ""),
         originals["predict"],
     )
     model.encode_image = counted(lambda *_: "vae encode", originals["encode_image"])
     model.decode = counted(lambda latents: f"vae decode b{latents.shape[0]}", originals["decode"])
     model.encode_text = counted(lambda *_: "text encoder", originals["encode_text"])
+    call_counts.model_seconds = 0.0
     try:
         engine.render(request)
     finally:
         for name, function in originals.items():
             setattr(model, name, function)
     return counts
+
+
+call_counts.model_seconds = 0.0  # type: ignore[attr-defined]  # time inside the model calls of the last count
 
 
 def timed(action: Callable[[], object], device: torch.device) -> float:
@@ -108,7 +127,15 @@ def unit_costs(engine: DiffusionEngine, size: int, kinds: set[str]) -> dict[str,
             latents = torch.randn(batch, model.latent_channels, latent_side, latent_side, device=device)
             # a stereo batch (2 views per guidance group) goes through the cross-view attention
             engine.attention.views = 2 if batch > 1 else 1
-            if "backward" in kind:
+            if "reference" in kind:  # the target views also read a whole view's recorded keys/values
+                engine.attention.record = KVCache()
+                with torch.no_grad():
+                    model.predict(latents, timestep, text.expand(batch, -1, -1))
+                engine.attention.record, engine.attention.reference = None, engine.attention.record
+                with torch.no_grad():
+                    costs[kind] = timed(lambda: model.predict(latents, timestep, text.expand(batch, -1, -1)), device)
+                engine.attention.reference = None
+            elif "backward" in kind:
                 costs[kind] = timed(lambda: _forward_backward(model, latents, timestep, text), device)
             else:
                 with torch.no_grad():
@@ -147,7 +174,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--full", action="store_true", help="run both recipes for real at --steps (GPU)")
+    parser.add_argument("--composites", action="store_true", help="latent vs hybrid, model vs native fill")
+    parser.add_argument("--memory", metavar="FOLDER", help=argparse.SUPPRESS)  # child process of --composites
     args = parser.parse_args()
+    if args.memory:
+        return render_memory(Path(args.memory), args.steps)
     engine_module.StageTimer = StageTracker  # attribute model calls to stages
     compute = select_compute(args.device)
     device = compute.device
@@ -160,7 +191,9 @@ def main() -> None:
         tiny = save_random_pipeline(Path(folder) / "tiny", TINY)
         big = DiffusionEngine(DiffusionSettings(model=str(sd15), steps=args.steps, progress=False), compute)
         print(f"random SD 1.5 architecture saved and loaded in {time.perf_counter() - started:.0f} s")
-        if args.full:
+        if args.composites:
+            report_composites(big, tiny, args.steps, compute, Path(folder))
+        elif args.full:
             report_full(big, request, args.steps)
         else:
             report_projection(big, tiny, request, args.size, args.steps, compute)
@@ -195,6 +228,111 @@ def report_projection(big, tiny_folder, request, size, steps, compute) -> None:
         f"\ncheck, default recipe at 2 steps on the SD 1.5-sized model: measured {measured:.1f} s "
         f"({big.timings}), projected {sum(projected(check_counts, costs).values()):.1f} s"
     )
+
+
+COMPOSITES = {
+    "latent": dict(composite="latent"),
+    "hybrid, model": dict(composite="hybrid", fill_resolution="model"),
+    "hybrid, native": dict(composite="hybrid", fill_resolution="native"),
+}
+PHOTO_SIZES = {"512x512": (512, 512), "12 MP": (4000, 3000)}
+
+
+COUNT_STEPS = 5  # the tiny model at 512 is slow on a CPU: count at 5 steps, scale to --steps
+
+
+def report_composites(big, tiny_folder, steps, compute, folder: Path) -> None:
+    """Per photo size and composite: UNet calls, projected model time, measured time outside the model."""
+    counts, overhead = {}, {}
+    for size_name, (width, height) in PHOTO_SIZES.items():
+        scene = render_scene(width, height)
+        request = StereoRequest(image=scene.left, nearness=scene.disparity, shift=scene.disparity)
+        if size_name == "12 MP":
+            np.save(folder / "image.npy", scene.left)
+            np.save(folder / "disparity.npy", scene.disparity)
+        print(f"{size_name}: shift up to {scene.disparity.max():.0f} px", flush=True)
+        for name, options in COMPOSITES.items():
+            # The tiny model at 512 makes the same calls (and plans the same crops) as SD 1.5.
+            tiny = DiffusionEngine(
+                DiffusionSettings(model=str(tiny_folder), steps=COUNT_STEPS, resolution=512, progress=False, **options),
+                compute,
+            )
+            counted = call_counts(tiny, request)
+            # Full-resolution work (resizing, warp, hole mask, colour match, crops): measured.
+            overhead[size_name, name] = sum(tiny.timings.seconds.values()) - call_counts.model_seconds
+            counts[size_name, name] = scale_counts(counted, tiny.settings, steps)
+            print(f"  {name}: {dict(counted)}; outside the model {overhead[size_name, name]:.1f} s", flush=True)
+        del scene, request
+    kinds = {kind for stages in counts.values() for stage in stages.values() for kind in stage}
+    costs = unit_costs(big, 512, kinds)
+    print("\nseconds per call at 512x512:")
+    for kind, seconds in sorted(costs.items()):
+        print(f"  {kind}: {seconds:.3f}")
+    print(f"\n| photo | composite | UNet calls ({steps} steps) | model (projected) | outside the model (measured) | total |")
+    print("|---|---|---|---|---|---|")
+    for (size_name, name), stages in counts.items():
+        unet = Counter()
+        for stage in stages.values():
+            unet.update({kind: n for kind, n in stage.items() if kind.startswith("unet")})
+        model_seconds = sum(projected(stages, costs).values())
+        rest = overhead[size_name, name]
+        calls = " + ".join(f"{n} {kind}" for kind, n in sorted(unet.items()))
+        print(f"| {size_name} | {name} | {sum(unet.values())} ({calls}) | {model_seconds:.0f} s | {rest:.1f} s "
+              f"| {model_seconds + rest:.0f} s |", flush=True)
+    # Check the projection against a real 2-step hybrid run on the SD 1.5-sized model at 12 MP.
+    big.settings.steps = 2
+    image, disparity = np.load(folder / "image.npy"), np.load(folder / "disparity.npy")
+    check_counts = call_counts(big, StereoRequest(image=image, nearness=disparity, shift=disparity))
+    measured = sum(big.timings.seconds.values())
+    check = sum(projected(check_counts, costs).values()) + overhead["12 MP", "hybrid, model"]
+    print(f"\ncheck, hybrid/model at 2 steps, 12 MP, SD 1.5-sized model: measured {measured:.1f} s ({big.timings}), "
+          f"projected {check:.1f} s", flush=True)
+    import subprocess
+
+    for name in ("hybrid, model", "latent"):
+        result = subprocess.run(
+            [sys.executable, __file__, "--memory", str(folder), "--steps", "2", "--device", str(compute.device)],
+            capture_output=True, text=True, check=True, env={**__import__("os").environ, "COMPOSITE": name},
+        )
+        print(result.stdout.strip(), flush=True)
+
+
+def scale_counts(counts: dict[str, Counter], settings: DiffusionSettings, steps: int) -> dict[str, Counter]:
+    """Counts of a run at settings.steps scaled to `steps`: inversion calls grow with the steps,
+    denoising calls with the steps after the shift step; the rest is per run."""
+    shift = lambda n: min(round(settings.shift_step * n), n - 1)
+    factor = {"inversion": steps / settings.steps, "denoise": (steps - shift(steps)) / (settings.steps - shift(settings.steps))}
+    return {stage: Counter({kind: round(n * factor.get(stage, 1)) for kind, n in kinds.items()}) for stage, kinds in counts.items()}
+
+
+def render_memory(folder: Path, steps: int) -> None:
+    """Child process: peak resident memory added by one 12 MP render on the tiny model at 512 (the
+    pipeline's own full-resolution buffers; a real model adds its weights and 512x512 activations,
+    which do not grow with the photo)."""
+    import os
+
+    name = os.environ["COMPOSITE"]
+    with tempfile.TemporaryDirectory() as models:
+        tiny = save_random_pipeline(Path(models) / "tiny", TINY)
+        engine = DiffusionEngine(
+            DiffusionSettings(model=str(tiny), steps=steps, resolution=512, progress=False, **COMPOSITES[name]),
+            select_compute("cpu"),
+        )
+        image, disparity = np.load(folder / "image.npy"), np.load(folder / "disparity.npy")
+        request = StereoRequest(image=image, nearness=disparity, shift=disparity)
+        before = _resident_gb("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # restart the peak (VmHWM) from here
+        engine.render(request)
+        peak = _resident_gb("VmHWM")
+    print(f"memory, 12 MP render ({name}): peak resident {peak:.2f} GB, {peak - before:.2f} GB above the "
+          f"{before:.2f} GB held before the render (photo, maps, tiny model, libraries)")
+
+
+def _resident_gb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 2**20  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def report_full(big, request, steps) -> None:

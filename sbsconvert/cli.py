@@ -17,13 +17,20 @@ from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_targets, r
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
-from sbsconvert.device import DEVICE_CHOICES, Compute, select_compute
+from sbsconvert.device import DEVICE_CHOICES, PRECISIONS, Compute, select_compute
 from sbsconvert.disparity import DISPARITY_KINDS, Disparity, load_disparity_file
 from sbsconvert.engines import ENGINES, create_engine
 from sbsconvert.engines.base import EYES
-from sbsconvert.engines.diffusion.settings import ATTENTION_MODES, DEFAULT_SD_DEPTH_MODEL, DEFAULT_SD_MODEL, INVERSIONS
+from sbsconvert.engines.diffusion.settings import (
+    ATTENTION_MODES,
+    COMPOSITES,
+    DEFAULT_SD_DEPTH_MODEL,
+    DEFAULT_SD_MODEL,
+    FILL_RESOLUTIONS,
+    INVERSIONS,
+)
 from sbsconvert.engines.warp import FILL_METHODS
-from sbsconvert.errors import SbsError
+from sbsconvert.errors import SbsError, run_command
 from sbsconvert.evaluate.command import eval_command
 from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import LAYOUTS
@@ -169,8 +176,22 @@ class ConvertCommand(click.Command):
               help="Diffusion engine: uni: the right view's self-attention reads the left view's (the left is "
               "unchanged); bi: both views read each other (better aligned, but changes the left); off: no sharing, "
               "for ablation [default: uni].")
-@click.option("--no-spsmd", is_flag=True, help="Diffusion engine: do not re-impose the shifted left view outside the "
-              "disocclusions after every step (Symmetric Pixel Shift Masking Denoise off, for ablation).")
+@click.option("--no-spsmd", is_flag=True, help="Diffusion engine: never re-impose the shifted left view outside the "
+              "disocclusions (Symmetric Pixel Shift Masking Denoise off, for ablation).")
+@click.option("--spsmd-every", type=click.IntRange(1, None), help="Diffusion engine: re-impose the shifted left view "
+              "(SPSMD) at the shift step and then every N steps, as the paper's code does; the last steps stay free, "
+              "which smooths the seams. 1: after every step [default: 10].")
+@click.option("--composite", type=click.Choice(COMPOSITES), help="Diffusion engine: hybrid: the right eye is the warp "
+              "engine's sub-pixel forward warp of the photo at its own resolution (identical to --engine warp away from "
+              "the holes) and only the disocclusions are painted by the diffusion, colour-matched; latent: the paper's "
+              "output, the whole right eye decoded from the model's latent and resized [default: hybrid].")
+@click.option("--fill-resolution", type=click.Choice(FILL_RESOLUTIONS), help="Diffusion engine, --composite hybrid: "
+              "model: the holes come from the whole view diffused at the model's resolution, upscaled; native: up to "
+              "8 model-sized crops around the holes are diffused again at the photo's own scale (full detail in the "
+              "holes of a large photo, each crop costs about one more run) [default: model].")
+@click.option("--precision", type=click.Choice(PRECISIONS), help="Diffusion engine: number format of the networks; "
+              "fp16 and bf16 halve the memory and are faster on GPUs, fp32 is the reference (fp16 needs a GPU) "
+              "[default: bf16 on CUDA GPUs that support it, else fp16 there; fp32 on CPU].")
 @click.option("--deblur", is_flag=True, help="Diffusion engine: start the disocclusions from noise instead of zeros "
               "(helps wide baselines, hurts small ones in the paper).")
 @click.option("--seed", type=int, help="Diffusion engine: seed of every random draw; the same seed gives the same "
@@ -235,7 +256,7 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
     """
-    _run_cli(lambda: _convert(list(inputs), options), json_summary=options["json_summary"])
+    run_command(lambda: _convert(list(inputs), options), on_refusal=echo_refusal if options["json_summary"] else None)
 
 
 main.add_command(eval_command)
@@ -244,20 +265,6 @@ main.add_command(eval_command)
 def echo_refusal(message: str) -> None:
     """--json's summary of a run refused before any work: nothing converted, and why."""
     click.echo(json.dumps(BatchSummary(refused=message).as_json(), indent=2))
-
-
-def _run_cli(action: Any, json_summary: bool = False) -> None:
-    try:
-        code = action()
-    except SbsError as error:
-        click.echo(f"error: {error}", err=True)
-        if json_summary:
-            echo_refusal(str(error))
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished outputs are complete, unfinished ones were not written", err=True)
-        sys.exit(130)
-    sys.exit(code or 0)
 
 
 def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +278,23 @@ def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
         merged["fill"] = preset["fill"]
     if options.get("image_type") is None and photo_container(merged["format"]):
         merged["image_type"] = None  # a preset's image type is for plain images, not .mpo/.heic files
+    _preset_engine(options, preset)
     return merged
+
+
+def _preset_engine(options: dict[str, Any], preset: dict[str, Any]) -> None:
+    """The preset's engine and [diffusion] settings, for those the command line does not give."""
+    if "engine" not in preset:
+        return
+    if preset["engine"] not in ENGINES:
+        raise SbsError(f"preset {options['preset']}: unknown engine '{preset['engine']}' (choose from {', '.join(ENGINES)})")
+    if click.get_current_context().get_parameter_source("engine") != ParameterSource.COMMANDLINE:
+        options["engine"] = preset["engine"]
+    elif options["engine"] != preset["engine"] and "diffusion" in preset:
+        raise SbsError(f"preset {options['preset']} sets diffusion engine settings; it does not apply to --engine {options['engine']}")
+    for name, value in preset.get("diffusion", {}).items():
+        if options[name] is None and not (name == "spsmd_every" and options["no_spsmd"]):  # --no-spsmd wins
+            options[name] = value
 
 
 def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
@@ -317,7 +340,8 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     )
     compute = select_compute(options["device"])
     engine_name = "diffusion" if generating else options["engine"]
-    engine = create_engine(engine_name, compute, **_engine_options(engine_name, merged, options))
+    engine_compute = select_compute(options["device"], options["precision"]) if options["precision"] else compute
+    engine = create_engine(engine_name, engine_compute, **_engine_options(engine_name, merged, options))
     disparity_for = DisparityProvider(
         options["disparity_path"],
         options["disparity_kind"],
@@ -435,8 +459,8 @@ def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) 
 
 # Diffusion options (click parameter names); given ones are passed on, the rest keep their defaults.
 DIFFUSION_VALUES = ("model", "steps", "guidance", "shift_step", "inversion", "attention", "seed", "prompt",
-                    "negative_prompt", "resolution")
-DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur")
+                    "negative_prompt", "resolution", "spsmd_every", "composite", "fill_resolution")
+DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur", "precision")
 
 
 def _diffusion_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -444,6 +468,8 @@ def _diffusion_settings(options: dict[str, Any]) -> dict[str, Any]:
     settings = {name: options[name] for name in DIFFUSION_VALUES if options[name] is not None}
     if options["depth_image"] is not None and options["model"] is None:
         settings["model"] = DEFAULT_SD_DEPTH_MODEL
+    if options["no_spsmd"] and options["spsmd_every"] is not None:
+        raise SbsError("--spsmd-every sets how often SPSMD runs; it contradicts --no-spsmd")
     settings["spsmd"] = not options["no_spsmd"]
     settings["deblur"] = options["deblur"]
     settings["progress"] = not options["quiet"]
@@ -460,6 +486,9 @@ def _generating(inputs: list[Path], options: dict[str, Any]) -> bool:
             raise SbsError("--prompt without INPUT makes a new image: name the file to write with -o OUT.jpg")
         if options["eye"] == "both":
             raise SbsError("--eye both needs a photo as the centre view; it does not apply to --prompt")
+        if options["fill_resolution"] == "native":
+            raise SbsError("--fill-resolution native repaints a photo's holes at the photo's scale; a generated image "
+                           "is made at the model's resolution already")
         if options["disparity_path"] is not None and options["disparity_path"].is_dir():
             raise SbsError("with --prompt, --disparity must be one map file (for the generated image)")
         return True

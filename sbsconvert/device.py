@@ -11,6 +11,7 @@ import torch
 from sbsconvert.errors import SbsError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def select_compute(preference: str = "auto", precision: str = "auto") -> Compute
 
 
 def _network_dtype(device: torch.device, precision: str) -> torch.dtype:
-    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    named = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16)))
     if precision != "auto":
         if precision not in named:
             raise SbsError(f"unknown precision '{precision}' (choose from auto, {', '.join(named)})")

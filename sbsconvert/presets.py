@@ -1,4 +1,5 @@
-"""Presets: plain TOML files in presets/ naming a layout, size, divergence and codec."""
+"""Presets: plain TOML files in presets/ naming a layout, size, divergence and codec, and optionally
+the stereo engine with its settings (a [diffusion] table, e.g. presets/paper.toml)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,28 @@ PRESET_KEYS: dict[str, type | tuple[type, ...]] = {
     "image_type": str,
     "jpeg_quality": int,
     "fill": str,
+    "engine": str,
     "video": dict,
+    "diffusion": dict,
 }
 VIDEO_KEYS: dict[str, type | tuple[type, ...]] = {"codec": str, "pixel_format": str, "bitrate": str, "crf": int}
+# The diffusion engine's settings, named like their command-line options (--shift-step: shift_step).
+DIFFUSION_KEYS: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "steps": int,
+    "guidance": (int, float),
+    "shift_step": (int, float),
+    "inversion": str,
+    "attention": str,
+    "spsmd_every": int,
+    "composite": str,
+    "fill_resolution": str,
+    "precision": str,
+    "resolution": int,
+    "seed": int,
+    "prompt": str,
+    "negative_prompt": str,
+}
 
 
 def preset_folder() -> Path:
@@ -51,6 +71,9 @@ def load_preset(name: str) -> dict[str, Any]:
         raise SbsError(f"preset {path}: not valid TOML ({error})") from None
     _check_keys(data, PRESET_KEYS, f"preset {path.name}")
     _check_keys(data.get("video", {}), VIDEO_KEYS, f"preset {path.name} [video]")
+    _check_keys(data.get("diffusion", {}), DIFFUSION_KEYS, f"preset {path.name} [diffusion]")
+    if "diffusion" in data and data.get("engine") != "diffusion":
+        raise SbsError(f"preset {path.name}: a [diffusion] table needs engine = \"diffusion\"")
     return data
 
 

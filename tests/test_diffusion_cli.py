@@ -4,9 +4,12 @@ random pipelines of conftest.py given as local model folders."""
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import SYNTHETIC, SYNTHETIC_DISP, run
+from sbsconvert import cli
+from sbsconvert.batch import JobResult
 
 
 
@@ -27,6 +30,18 @@ def test_photo_with_diffusion_engine(tmp_path, tiny_sd):
     assert np.abs(pair[:, :320] - pixels(SYNTHETIC)).max() <= 1 / 255
     assert np.abs(pair[:, 320:] - pair[:, :320]).mean() > 0.01
     assert "inversion" in output and "denoise" in output  # per-stage times with --verbose
+
+
+def test_hybrid_right_eye_is_the_warp_engines_away_from_the_holes(tmp_path, tiny_sd):
+    eyes = {}
+    diffusion = ["--engine", "diffusion", "--model", tiny_sd, "--steps", "2"]
+    for name, engine in (("warp", ["--engine", "warp"]), ("hybrid", diffusion), ("latent", [*diffusion, "--composite", "latent"])):
+        out = tmp_path / f"{name}.png"
+        code, output = run(SYNTHETIC, "--disparity", SYNTHETIC_DISP, *engine, "-o", out, "-q")
+        assert code == 0, output
+        eyes[name] = pixels(out)[:, 320:]
+    same = lambda view: np.all(view == eyes["warp"], axis=2).mean()
+    assert same(eyes["hybrid"]) > 0.85 and same(eyes["latent"]) < 0.05
 
 
 def test_every_ablation_switch_runs(tmp_path, tiny_sd):
@@ -87,6 +102,16 @@ def test_depth_to_stereo(tmp_path, tiny_sd_depth):
         (["--prompt", "a fox", "--engine", "warp", "-o", "x.jpg"], "drop --engine warp"),
         (["--prompt", "a fox", "-o", "x.mp3"], "give an image file name"),
         ([str(SYNTHETIC), "--engine", "diffusion", "--inversion", "exact"], "Invalid value for '--inversion'"),
+        ([str(SYNTHETIC), "--engine", "diffusion", "--spsmd-every", "0"], "Invalid value for '--spsmd-every'"),
+        ([str(SYNTHETIC), "--engine", "diffusion", "--spsmd-every", "5", "--no-spsmd"], "contradicts --no-spsmd"),
+        ([str(SYNTHETIC), "--spsmd-every", "5"], "--spsmd-every only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--composite", "latent"], "--composite only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--fill-resolution", "native"], "--fill-resolution only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--engine", "diffusion", "--composite", "latent", "--fill-resolution", "native"],
+         "it needs --composite hybrid"),
+        (["--prompt", "a fox", "--fill-resolution", "native", "-o", "x.png"], "made at the model's resolution"),
+        ([str(SYNTHETIC), "--precision", "bf16"], "--precision only apply to --engine diffusion"),
+        ([str(SYNTHETIC), "--engine", "diffusion", "--precision", "fp16", "--device", "cpu"], "fp16 is not supported on the CPU"),
     ],
 )
 def test_option_mistakes_are_one_line(tmp_path, args, message):
@@ -108,3 +133,58 @@ def test_missing_model_is_one_line(tmp_path):
     code, output = run(SYNTHETIC, "--disparity", SYNTHETIC_DISP, "--engine", "diffusion", "--model", tmp_path / "none", "-o", out)
     assert code == 1 and "does not exist" in output and not out.exists()
     assert len([line for line in output.splitlines() if line.strip()]) <= 2
+
+
+@pytest.fixture
+def converted(monkeypatch):
+    """What the CLI hands the still-image pipeline: (ConvertSettings, engine) per photo; nothing is rendered."""
+    calls = []
+
+    def record(job, settings, engine, disparity_for):
+        calls.append((settings, engine))
+        return JobResult()
+
+    monkeypatch.setattr(cli, "convert_image", record)
+    return calls
+
+
+def test_paper_preset_sets_every_paper_value(tmp_path, tiny_sd, converted):
+    code, output = run(SYNTHETIC, "--preset", "paper", "--model", tiny_sd, "-o", tmp_path / "p.png", "-q")
+    assert code == 0, output
+    ((settings, engine),) = converted
+    assert engine.name == "diffusion" and settings.divergence == 8.0
+    diffusion = engine.settings
+    assert (diffusion.inversion, diffusion.guidance, diffusion.steps, diffusion.shift_index) == ("null-text", 7.5, 50, 10)
+    assert (diffusion.spsmd, diffusion.spsmd_every, diffusion.composite) == (True, 10, "latent")
+    assert engine.compute.dtype == torch.float32 and engine.model.unet.dtype == torch.float32
+
+
+def test_options_override_the_paper_preset(tmp_path, tiny_sd, converted):
+    code, output = run(SYNTHETIC, "--preset", "paper", "--model", tiny_sd, "--steps", "4", "--composite", "hybrid",
+                       "--no-spsmd", "--precision", "bf16", "--divergence", "2", "-o", tmp_path / "p.png", "-q")
+    assert code == 0, output
+    ((settings, engine),) = converted
+    assert (engine.settings.steps, engine.settings.composite, engine.settings.spsmd) == (4, "hybrid", False)
+    assert engine.compute.dtype == torch.bfloat16 and settings.divergence == 2.0
+    assert engine.settings.inversion == "null-text"  # the rest still comes from the preset
+
+
+def test_paper_preset_with_the_warp_engine_is_one_line(tmp_path):
+    code, output = run(SYNTHETIC, "--preset", "paper", "--engine", "warp", "-o", tmp_path / "p.png")
+    assert code == 1 and output.strip() == "error: preset paper sets diffusion engine settings; it does not apply to --engine warp"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('engine = "diffusion"\n[diffusion]\nstep = 50\n', "[diffusion]: unknown setting 'step'"),
+        ('engine = "diffusion"\n[diffusion]\nsteps = "many"\n', "'steps' has the wrong type"),
+        ('[diffusion]\nsteps = 50\n', 'a [diffusion] table needs engine = "diffusion"'),
+    ],
+)
+def test_bad_diffusion_tables_in_presets(tmp_path, text, message):
+    preset = tmp_path / "mine.toml"
+    preset.write_text(text)
+    code, output = run(SYNTHETIC, "--preset", preset, "-o", tmp_path / "p.png")
+    assert code == 1 and message in output and len(output.strip().splitlines()) == 1

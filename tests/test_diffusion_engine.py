@@ -294,13 +294,15 @@ def test_image_to_stereo_keeps_the_photo_as_left_and_is_deterministic(tiny_sd):
 def test_stage_timings_are_reported(tiny_sd):
     engine = make_engine(tiny_sd, steps=3, inversion="null-text", null_text_iterations=2)
     engine.render(photo_request())
-    assert set(engine.timings.seconds) == {"encode", "inversion", "null-text", "denoise", "decode"}
+    assert set(engine.timings.seconds) == {"encode", "inversion", "null-text", "denoise", "decode", "composite"}
 
 
 def test_bidirectional_run_returns_a_changed_left(tiny_sd):
     request = photo_request()
-    pair = make_engine(tiny_sd, steps=4, attention="bi").render(request)
+    pair = make_engine(tiny_sd, steps=4, attention="bi", composite="latent").render(request)
     assert pair.left.shape == request.image.shape and not np.array_equal(pair.left, request.image)
+    # the hybrid builds the right view from the photo, so the photo stays the left view
+    assert make_engine(tiny_sd, steps=4, attention="bi").render(request).left is request.image
 
 
 def test_both_eyes_and_alpha(tiny_sd):

@@ -317,14 +317,19 @@ def test_eval_runs_the_diffusion_engine_with_a_local_model(tmp_path, tiny_sd):
     # A tiny random Stable Diffusion (tests/conftest.py): the numbers mean nothing, the plumbing does.
     report = tmp_path / "report"
     code, output = run("eval", EVAL_SET, "--engine", "all", "--fill", "background", "--model", tiny_sd,
-                       "--steps", "2", "--limit", "1", "-o", report, "-q")
+                       "--steps", "2", "--composite", "all", "--spsmd-every", "1", "--limit", "1", "-o", report, "-q")
     assert code == 0, output
     table = {row["run"]: row for row in read_csv(report / "results.csv")}
-    assert list(table) == ["warp/background", "diffusion"]
-    assert 0 < float(table["diffusion"]["psnr_all"]) < 100
-    assert (report / "contact_diffusion.png").is_file()
+    assert list(table) == ["warp/background", "diffusion/hybrid", "diffusion/latent"]
+    assert 0 < float(table["diffusion/latent"]["psnr_all"]) < 100
+    # the hybrid is the warp away from the holes (the random model's noise reaches only the seam band)
+    visible = lambda name: float(table[name]["psnr_nonocc"])
+    assert visible("diffusion/hybrid") > visible("diffusion/latent") + 10, table
+    assert (report / "contact_diffusion-hybrid.png").is_file()
 
 
 def test_diffusion_options_need_the_diffusion_engine(tmp_path):
     code, output = run("eval", EVAL_SET, "--steps", "3", "-o", tmp_path / "report")
     assert code == 1 and "--steps only apply to --engine diffusion" in output
+    code, output = run("eval", EVAL_SET, "--composite", "latent", "--spsmd-every", "2", "-o", tmp_path / "report")
+    assert code == 1 and "--spsmd-every, --composite only apply to --engine diffusion" in output

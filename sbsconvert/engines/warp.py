@@ -189,23 +189,31 @@ class WarpEngine:
         self.band_pixels = band_pixels
 
     def synthesize(self, image: torch.Tensor, shift: torch.Tensor, nearness: torch.Tensor) -> torch.Tensor:
+        return self.synthesize_with_holes(image, shift, nearness)[0]
+
+    def synthesize_with_holes(
+        self, image: torch.Tensor, shift: torch.Tensor, nearness: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The filled view (CxHxW) and where the warp left holes (HxW bool, True in disocclusions)."""
         # Rows warp independently (the shift is horizontal), so bands of rows give the same result
         # while the candidate buffers (several times the image) stay small for any image size.
         # Row-wise fills run per band too; inpainting needs the whole picture.
         rows = max(1, self.band_pixels // image.shape[2])
         whole_picture_fill = self.fill == "inpaint"
-        bands = []
+        bands, valid = [], []
         for top in range(0, image.shape[1], rows):
             band = forward_warp(image[:, top : top + rows], shift[top : top + rows], nearness[top : top + rows], self.max_stretch)
+            valid.append(band.valid)
             bands.append(band if whole_picture_fill else fill_holes(band, self.fill))
+        holes = ~torch.cat(valid)
         if not whole_picture_fill:
-            return torch.cat(bands, dim=1)
+            return torch.cat(bands, dim=1), holes
         result = WarpResult(
             image=torch.cat([band.image for band in bands], dim=1),
-            valid=torch.cat([band.valid for band in bands]),
+            valid=~holes,
             nearness=torch.cat([band.nearness for band in bands]),
         )
-        return fill_holes(result, self.fill)
+        return fill_holes(result, self.fill), holes
 
     def render(self, request: StereoRequest) -> StereoPair:
         to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)

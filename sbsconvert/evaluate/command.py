@@ -10,8 +10,9 @@ import click
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
 from sbsconvert.device import DEVICE_CHOICES, select_compute
 from sbsconvert.engines import ENGINES
-from sbsconvert.engines.diffusion.settings import DEFAULT_SD_MODEL
+from sbsconvert.engines.diffusion.settings import COMPOSITES, DEFAULT_SD_MODEL, FILL_RESOLUTIONS
 from sbsconvert.engines.warp import FILL_METHODS
+from sbsconvert.errors import run_command
 from sbsconvert.evaluate.datasets import find_pairs
 from sbsconvert.evaluate.metrics import SSIM_CHANNELS, Lpips
 from sbsconvert.evaluate.protocol import PAPER_SIZE, PROTOCOLS
@@ -23,7 +24,7 @@ from sbsconvert.evaluate.runner import DISPARITY_SOURCES, build_runs, evaluate
 @click.argument("dataset", metavar="DATASET_DIR", type=click.Path(path_type=Path))
 @click.option("--engine", "engines", multiple=True, type=click.Choice([*ENGINES, "all"]), default=("warp",),
               show_default=True, help="Engine to evaluate; repeat it or give 'all' for several. diffusion needs the "
-              "Stable Diffusion weights (default settings, except --model and --steps).")
+              "Stable Diffusion weights (default settings, except the diffusion options below).")
 @click.option("--fill", "fills", multiple=True, type=click.Choice([*FILL_METHODS, "all"]),
               help="Warp engine hole fills to evaluate, one run each; repeat it or give 'all'. stretch and blank "
               "are the paper's baselines [default: all].")
@@ -39,6 +40,14 @@ from sbsconvert.evaluate.runner import DISPARITY_SOURCES, build_runs, evaluate
 @click.option("--model", help="Diffusion engine: Stable Diffusion checkpoint, hub id or local diffusers folder "
               f"[default: {DEFAULT_SD_MODEL}].")
 @click.option("--steps", type=click.IntRange(1, 1000), help="Diffusion engine: DDIM steps [default: 50].")
+@click.option("--composite", "composites", multiple=True, type=click.Choice([*COMPOSITES, "all"]),
+              help="Diffusion engine composites to evaluate side by side, one run each (one model load): hybrid (warp "
+              "of the photo, diffusion in the holes) and latent (the paper's output); repeat it or give 'all' "
+              "[default: hybrid].")
+@click.option("--spsmd-every", type=click.IntRange(1, None), help="Diffusion engine: SPSMD at the shift step and every "
+              "N steps [default: 10].")
+@click.option("--fill-resolution", type=click.Choice(FILL_RESOLUTIONS), help="Diffusion engine, hybrid: paint the holes "
+              "at the model's resolution or, with native, again in crops at the pair's own scale [default: model].")
 @click.option("--limit", type=click.IntRange(1, None), help="Evaluate only the first N pairs (sorted by name).")
 @click.option("--ssim", "ssim_channels", type=click.Choice(SSIM_CHANNELS), default="luma", show_default=True,
               help="SSIM on the luminance (BT.601 luma) or averaged over the RGB channels.")
@@ -67,9 +76,7 @@ def eval_command(dataset: Path, **options: Any) -> None:
       sbsconvert eval MiddEval/trainingF --protocol paper --fill stretch --fill blank
       sbsconvert eval kitti2015 --engine all --limit 20 --protocol paper
     """
-    from sbsconvert.cli import _run_cli  # the shared "error: ..." / exit-status handling
-
-    _run_cli(lambda: _evaluate(dataset, options))
+    run_command(lambda: _evaluate(dataset, options))
 
 
 def _evaluate(dataset: Path, options: dict[str, Any]) -> int:
@@ -80,10 +87,12 @@ def _evaluate(dataset: Path, options: dict[str, Any]) -> int:
         sources = sources[: options["limit"]]
     report_dir = options["output"] or dataset.resolve().parent / f"{dataset.resolve().name}_eval"
     compute = select_compute(options["device"])
-    diffusion_options = {key: options[key] for key in ("model", "steps") if options[key] is not None}
+    diffusion_options = {
+        key: options[key] for key in ("model", "steps", "spsmd_every", "fill_resolution") if options[key] is not None
+    }
     runs, failures = build_runs(
         options["engines"], options["fills"], compute, warn=lambda m: click.echo(m, err=True),
-        diffusion_options=diffusion_options,
+        diffusion_options=diffusion_options, composites=options["composites"],
     )
     check_report_paths(report_dir, runs, options["force"])
     estimate = None

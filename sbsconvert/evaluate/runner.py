@@ -12,6 +12,7 @@ import numpy as np
 from sbsconvert.device import Compute
 from sbsconvert.engines import ENGINES, create_engine
 from sbsconvert.engines.base import StereoEngine, StereoRequest
+from sbsconvert.engines.diffusion.settings import COMPOSITES
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.datasets import PairSource
@@ -60,17 +61,18 @@ def build_runs(
     compute: Compute,
     warn: Callable[[str], None],
     diffusion_options: dict[str, Any] | None = None,
+    composites: Sequence[str] = (),
 ) -> tuple[list[Run], list[str]]:
-    """Create the engines to evaluate (warp: one run per fill; diffusion: its defaults updated by
-    `diffusion_options`, DiffusionSettings fields). An engine that cannot be created (the
-    diffusion engine without its weights) is an error when it is the only one asked for; in a
-    set it is skipped and returned among the failures."""
+    """Create the engines to evaluate (warp: one run per fill; diffusion: one run per composite,
+    sharing one loaded model, with its defaults updated by `diffusion_options`, DiffusionSettings
+    fields). An engine that cannot be created (the diffusion engine without its weights) is an
+    error when it is the only one asked for; in a set it is skipped and returned among the failures."""
     names = expand(engines, ENGINES)
     if fills and "warp" not in names:
         raise SbsError("--fill chooses the warp engine's hole filling; add --engine warp")
-    if diffusion_options and "diffusion" not in names:
-        raise SbsError(f"{', '.join(f'--{key}' for key in diffusion_options)} only apply to --engine diffusion")
-    engine_options: dict[str, dict[str, Any]] = {"diffusion": {"progress": False, **(diffusion_options or {})}}
+    given = [f"--{key.replace('_', '-')}" for key in (diffusion_options or {})] + (["--composite"] if composites else [])
+    if given and "diffusion" not in names:
+        raise SbsError(f"{', '.join(given)} only apply to --engine diffusion")
     runs, failures = [], []
     for name in names:
         if name == "warp":
@@ -78,7 +80,9 @@ def build_runs(
                 runs.append(Run(f"warp/{fill}", create_engine("warp", compute, fill=fill), PAPER_BASELINES.get(fill, "")))
             continue
         try:
-            runs.append(Run(name, create_engine(name, compute, **engine_options.get(name, {}))))
+            engine = create_engine(name, compute, **{"progress": False, **(diffusion_options or {})})
+            for composite in expand(composites or ("hybrid",), COMPOSITES):
+                runs.append(Run(f"{name}/{composite}", engine.with_settings(composite=composite)))  # type: ignore[attr-defined]
         except SbsError as error:
             if len(names) == 1:
                 raise

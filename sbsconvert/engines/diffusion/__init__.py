@@ -3,7 +3,9 @@
 Modes
     image -> stereo   DiffusionEngine.render(StereoRequest): VAE encode, DDIM inversion (or the
                       paper's null-text inversion), Stereo Pixel Shift of the left latent at the
-                      shift step, SPSMD denoising with cross-view self-attention, VAE decode.
+                      shift step, SPSMD denoising with cross-view self-attention, VAE decode;
+                      the hybrid composite (default) keeps the warp engine's full-resolution
+                      right view and takes only its disocclusions from the decoded result.
     text -> stereo    DiffusionEngine.generate(divergence=..., disparity_for=...): generates the
                       left view from settings.prompt, takes its disparity, then the right view.
     depth -> stereo   DiffusionEngine.generate(divergence=..., depth=Disparity): an SD 2 depth
@@ -12,7 +14,9 @@ Modes
 
 Modules: settings (DiffusionSettings), models (loading through from_pretrained, VAE/text/UNet
 calls), shift (latent pixel shift + disocclusion mask), attention (attn1 processor, KVCache),
-inversion (DDIM, null-text), sampler (guidance batch, DDIM loops, SPSMD), engine (entry points).
+inversion (DDIM, null-text), sampler (guidance batch, DDIM loops, SPSMD schedule), composite
+(hybrid: warp + painted holes, colour matching), crops (native-resolution crops around holes),
+engine (entry points).
 
 Cross-frame attention (for video)
     The right view can also attend to a cached set of keys/values, e.g. those of an anchor

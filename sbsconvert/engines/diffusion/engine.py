@@ -1,10 +1,15 @@
 """The diffusion engine's entry points: image->stereo (`render`), text->stereo and depth->stereo
 (`generate`). Each: encode (or generate) the left view, shift its latent at the shift step,
-denoise source and target views together (SPSMD + cross-view attention), decode, resize back.
+denoise source and target views together (SPSMD + cross-view attention), decode. Then either
+"hybrid" (default): the warp engine's full-resolution view of the left with its holes painted from
+the decoded target (optionally re-diffused in crops at the photo's scale), or "latent": the
+decoded views resized back.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from typing import Callable
 
@@ -17,6 +22,8 @@ from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, normalize, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoPair, StereoRequest
 from sbsconvert.engines.diffusion.attention import AttentionState, KVCache, install_stereo_attention
+from sbsconvert.engines.diffusion.composite import hybrid_view, match_colours, painted_fill
+from sbsconvert.engines.diffusion.crops import crop_weight, plan_crops
 from sbsconvert.engines.diffusion.inversion import ddim_inversion, null_text_inversion
 from sbsconvert.engines.diffusion.models import load_stable_diffusion
 from sbsconvert.engines.diffusion.sampler import Denoiser, Guidance, StereoPlan, denoise_stereo, sample
@@ -46,6 +53,14 @@ class DiffusionEngine:
         # conditioning) move with the model-free warp.
         self._warp = WarpEngine(fill="background", device=compute.device)
 
+    def with_settings(self, **changes: object) -> DiffusionEngine:
+        """This engine's loaded model with some settings changed (e.g. another composite), for
+        side-by-side runs; the two must not render at the same time (they share the attention state)."""
+        twin = copy.copy(self)
+        twin.settings = dataclasses.replace(self.settings, **changes)  # type: ignore[arg-type]
+        twin.timings, twin.total_timings = StageTimer(), StageTimer()
+        return twin
+
     def render(
         self, request: StereoRequest, *, record: KVCache | None = None, reference: KVCache | None = None
     ) -> StereoPair:
@@ -56,34 +71,23 @@ class DiffusionEngine:
         frame's left view, for temporal consistency); it must come from the same settings.
         """
         self._require_depth_model(False)
-        settings, model = self.settings, self.model
+        settings = self.settings
         self.timings = timer = StageTimer()
         height, width = request.image.shape[:2]
         size = self._processing_size(width, height)
-        denoiser = Denoiser(model, self.attention, settings.steps, settings.progress)
-        with timer("encode"):
-            latent = model.encode_image(_resize(_to_tensor(request.image[:, :, :3], self.compute.device), size))
-            cond, uncond = model.encode_text(settings.prompt), model.encode_text(settings.negative_prompt)
-        with timer("inversion"):
-            trajectory = ddim_inversion(denoiser, latent, cond)
-        if settings.inversion == "null-text":
-            if settings.guidance == 1:
-                raise SbsError("null-text inversion optimises the unconditional half of guidance; give --guidance above 1")
-            with timer("null-text"):
-                embeddings, trajectory = null_text_inversion(
-                    denoiser, trajectory, cond, uncond, settings.guidance, settings.null_text_iterations
-                )
-            guidance = Guidance(cond, embeddings, settings.guidance)
-        else:
-            guidance = self._guidance(cond, uncond)
         if request.eye == "both":  # the input is the centre: each eye moves by half, in opposite directions
             shifts = [-request.shift / 2, request.shift / 2]
         else:
             shifts = [request.shift]
-        latent_size = (latent.shape[3], latent.shape[2])
-        plans = [plan_latent_shift(shift, request.nearness, latent_size, self.compute.device) for shift in shifts]
-        with timer("denoise"):
-            source, targets = self._denoise(denoiser, trajectory, plans, guidance, None, record, reference)
+        # Native fill: crops at the photo's scale read this view's own keys/values as context.
+        native = settings.composite == "hybrid" and settings.fill_resolution == "native" and size[0] < width
+        context = record if record is not None or not native else KVCache()
+        source, targets = self._stereo_latents(request.image, request.nearness, shifts, size, context, reference)
+        if settings.composite == "hybrid":
+            views = self._hybrid_views(request.image, shifts, request.nearness, targets, context if native else None)
+            left, right = views if request.eye == "both" else (request.image, views[0])
+            self._add_to_totals()
+            return StereoPair(left=left, right=right)
         with timer("decode"):
             if request.eye == "both":
                 left, right = self._decode(targets, (width, height))
@@ -101,6 +105,40 @@ class DiffusionEngine:
         left, right = (self._with_alpha(view, request, shift) for view, shift in zip((left, right), geometry))
         self._add_to_totals()
         return StereoPair(left=left, right=right)
+
+    def _stereo_latents(
+        self,
+        image: np.ndarray,
+        nearness: np.ndarray,
+        shifts: list[np.ndarray],
+        size: tuple[int, int],
+        record: KVCache | None,
+        reference: KVCache | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image -> stereo in latent space: the photo (HxWxC) resized to `size` (width, height),
+        inverted, shifted by each of `shifts` (HxW pixels of the photo) at the shift step and
+        denoised with its targets. Returns the source latent and the target latents."""
+        settings, model, timer = self.settings, self.model, self.timings
+        denoiser = Denoiser(model, self.attention, settings.steps, settings.progress)
+        with timer("encode"):
+            latent = model.encode_image(_resize(_to_tensor(image[:, :, :3], self.compute.device), size))
+            cond, uncond = model.encode_text(settings.prompt), model.encode_text(settings.negative_prompt)
+        with timer("inversion"):
+            trajectory = ddim_inversion(denoiser, latent, cond)
+        if settings.inversion == "null-text":
+            if settings.guidance == 1:
+                raise SbsError("null-text inversion optimises the unconditional half of guidance; give --guidance above 1")
+            with timer("null-text"):
+                embeddings, trajectory = null_text_inversion(
+                    denoiser, trajectory, cond, uncond, settings.guidance, settings.null_text_iterations
+                )
+            guidance = Guidance(cond, embeddings, settings.guidance)
+        else:
+            guidance = self._guidance(cond, uncond)
+        latent_size = (latent.shape[3], latent.shape[2])
+        plans = [plan_latent_shift(shift, nearness, latent_size, self.compute.device) for shift in shifts]
+        with timer("denoise"):
+            return self._denoise(denoiser, trajectory, plans, guidance, None, record, reference)
 
     def generate(
         self,
@@ -121,6 +159,9 @@ class DiffusionEngine:
         size: output (width, height); default the depth map's size, else resolution x resolution.
         """
         self._require_depth_model(depth is not None)
+        if self.settings.fill_resolution == "native":
+            raise SbsError("--fill-resolution native paints a photo's holes at the photo's scale; a generated image is "
+                           "made at the model's resolution already (drop it)")
         if depth is None and disparity_for is None:
             raise ValueError("text -> stereo needs disparity_for (a depth estimator or a given map)")
         settings, model, device = self.settings, self.model, self.compute.device
@@ -157,11 +198,14 @@ class DiffusionEngine:
             extra = torch.cat([left_depth, _depth_condition(right_depth, latent_size, device)])
         with timer("denoise"):
             source, targets = self._denoise(denoiser, trajectory, plans, guidance, extra, None, None)
-        with timer("decode"):
-            if settings.attention == "bi":
-                left, right = self._decode(torch.cat([source, targets]), size)
-            else:  # the left is unchanged by the right view: the full generation decoded above
-                (right,) = self._decode(targets, size)
+        if settings.composite == "hybrid":  # the generated left is kept; its warp gets painted holes
+            (right,) = self._hybrid_views(left, [shift], disparity.values, targets)
+        else:
+            with timer("decode"):
+                if settings.attention == "bi":
+                    left, right = self._decode(torch.cat([source, targets]), size)
+                else:  # the left is unchanged by the right view: the full generation decoded above
+                    (right,) = self._decode(targets, size)
         self._add_to_totals()
         return StereoPair(left=left, right=right)
 
@@ -182,7 +226,7 @@ class DiffusionEngine:
             fills = [_noise_like(trajectory[start], settings.seed + index) for index in range(len(shifts))]
         # With bidirectional attention the source reads the targets, so it must be denoised
         # again; otherwise its trajectory is already known and is followed exactly.
-        plan = StereoPlan(trajectory, shifts, start, settings.attention != "bi", settings.spsmd, fills)
+        plan = StereoPlan(trajectory, shifts, start, settings.attention != "bi", settings.spsmd, fills, settings.spsmd_every)
         self.attention.record, self.attention.reference = record, reference
         try:
             return denoise_stereo(denoiser, plan, guidance, extra)
@@ -209,9 +253,75 @@ class DiffusionEngine:
         images = _resize(self.model.decode(latents), size)
         return [image.permute(1, 2, 0).cpu().numpy() for image in images]
 
+    def _hybrid_views(
+        self,
+        image: np.ndarray,
+        shifts: list[np.ndarray],
+        nearness: np.ndarray,
+        targets: torch.Tensor,
+        context: KVCache | None = None,
+    ) -> list[np.ndarray]:
+        """Per target view: the warp engine's view of `image` (HxWxC) for its shift, with the
+        disocclusions painted from the decoded target latent (see composite.py). With a `context`
+        (the keys/values of this view at the model's resolution) the holes are painted again at
+        the photo's own scale, crop by crop (see crops.py)."""
+        with self.timings("decode"):
+            painted = self.model.decode(targets)
+        pixels, near = self._tensor(image).permute(2, 0, 1), self._tensor(nearness)
+        views = []
+        for shift, view in zip(shifts, painted):
+            with self.timings("composite"):
+                warped, holes = self._warp.synthesize_with_holes(pixels, self._tensor(shift), near)
+            if bool(holes.any()):
+                with self.timings("composite"):
+                    fill = painted_fill(view, warped, holes)
+                if context is not None:
+                    fill = self._native_fill(image, nearness, shift, warped, holes, fill, context)
+                with self.timings("composite"):
+                    warped = hybrid_view(warped, holes, fill)
+            views.append(warped.clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        return views
+
+    def _native_fill(
+        self,
+        image: np.ndarray,
+        nearness: np.ndarray,
+        shift: np.ndarray,
+        warped: torch.Tensor,
+        holes: torch.Tensor,
+        fill: torch.Tensor,
+        context: KVCache,
+    ) -> torch.Tensor:
+        """`fill` (3 x H x W, from the model-resolution pass) with the holes under up to MAX_CROPS
+        model-sized crops painted again at the photo's scale; the crops' target views attend to
+        `context` too, so they see the whole view and not just their crop."""
+        height, width = holes.shape
+        multiple = self.model.size_multiple
+        side = self.settings.resolution or self.model.native_size
+        fit = lambda length: max(multiple, min(side, length) // multiple * multiple)
+        crops = plan_crops(holes, (fit(width), fit(height)))
+        canvas = torch.zeros_like(fill)
+        weights = torch.zeros_like(holes, dtype=torch.float32)
+        for crop in crops:
+            rows, columns = crop.rows, crop.columns
+            _, targets = self._stereo_latents(
+                image[rows, columns], nearness[rows, columns], [shift[rows, columns]], (crop.width, crop.height), None, context
+            )
+            with self.timings("decode"):
+                (painted,) = self.model.decode(targets)
+            with self.timings("composite"):
+                matched = match_colours(painted, warped[:3, rows, columns], holes[rows, columns]).clamp(0, 1)
+                weight = crop_weight(crop, (width, height), holes.device)
+                canvas[:, rows, columns] += matched * weight
+                weights[rows, columns] += weight
+        covered = weights.clamp(max=1)
+        return fill * (1 - covered) + canvas / weights.clamp(min=1e-6) * covered
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.compute.device)
+
     def _warp_map(self, values: np.ndarray, shift: np.ndarray, nearness: np.ndarray) -> np.ndarray:
-        to_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.compute.device)
-        warped = self._warp.synthesize(to_tensor(values)[None], to_tensor(shift), to_tensor(nearness))
+        warped = self._warp.synthesize(self._tensor(values)[None], self._tensor(shift), self._tensor(nearness))
         return warped[0].cpu().numpy()
 
     def _with_alpha(self, view: np.ndarray, request: StereoRequest, shift: np.ndarray | None) -> np.ndarray:

@@ -101,8 +101,19 @@ class StereoPlan:
     shifts: list[LatentShift]  # one per target view
     start: int  # the shift step
     replay: bool  # the source follows `trajectory` (its attention is unchanged) instead of being denoised
-    spsmd: bool  # after each step, targets outside their masks := shifted source
+    spsmd: bool  # re-impose the shifted source on the targets outside their masks (see composites_at)
     fills: list[torch.Tensor] | None = None  # initial content of each target's mask (deblur); None: zeros
+    spsmd_every: int = 1  # steps between two SPSMD composites
+
+    def composites_at(self, index: int, steps: int) -> bool:
+        """Whether SPSMD re-imposes the shifted source on trajectory latent `index` (the input of
+        denoising step `index`; `steps` is the clean result). The shift itself is the composite at
+        `start`; then every `spsmd_every` steps while steps remain, as the authors' code does
+        (shift at 10, composites at 20, 30, 40 of 50), so the last steps smooth the seams. Every
+        step (spsmd_every 1) also re-imposes it on the result, the engine's earlier behaviour."""
+        if not self.spsmd or index <= self.start or (index - self.start) % self.spsmd_every:
+            return False
+        return index < steps or self.spsmd_every == 1
 
 
 @torch.no_grad()
@@ -124,6 +135,6 @@ def denoise_stereo(
         stepped = denoiser.step(denoiser.predict(latents, step, guidance, extra), step, latents)
         source = plan.trajectory[step + 1] if plan.replay else stepped[:1]
         stacked = stepped[1:]
-        if plan.spsmd:
+        if plan.composites_at(step + 1, denoiser.steps):
             stacked = torch.cat([shift.compose(stacked[i : i + 1], source) for i, shift in enumerate(plan.shifts)])
     return source, stacked

@@ -10,6 +10,8 @@ DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_SD_DEPTH_MODEL = "stabilityai/stable-diffusion-2-depth"
 INVERSIONS = ("ddim", "null-text")
 ATTENTION_MODES = ("uni", "bi", "off")
+COMPOSITES = ("hybrid", "latent")
+FILL_RESOLUTIONS = ("model", "native")
 
 
 @dataclass
@@ -27,14 +29,22 @@ class DiffusionSettings:
     null_text_iterations: optimiser steps per denoising step for null-text inversion.
     attention:      "uni": the right view's self-attention reads the left view's keys/values (left
                     unchanged); "bi": every view reads all views' keys/values; "off": plain.
-    spsmd:          Symmetric Pixel Shift Masking Denoise: after each step, the right latent
-                    outside the disocclusion mask is replaced by the shifted left latent.
+    spsmd:          Symmetric Pixel Shift Masking Denoise: at the shift step and then every
+                    `spsmd_every` steps, the right latent outside the disocclusion mask is
+                    replaced by the shifted left latent.
+    spsmd_every:    steps between SPSMD composites; 1: after every step (and on the result).
     deblur:         fill the disocclusions with noise instead of zeros at the shift step.
     seed:           seed of every random draw (initial noise, deblur noise): same seed, same output.
     prompt:         text to generate from; for image->stereo, an optional caption of the photo.
     negative_prompt: text for the unconditional half of classifier-free guidance.
     resolution:     the model works on about resolution x resolution pixels (aspect kept);
                     None: the model's native size (512 for SD 1.5).
+    composite:      "hybrid": the right view is the warp engine's forward warp of the photo at its own
+                    resolution, and only the disocclusions come from the diffusion (see composite.py);
+                    "latent": the paper's output, the whole right view decoded from the latent.
+    fill_resolution: hybrid only. "model": the holes come from the whole view diffused at the
+                    model's resolution, upscaled; "native": they are painted again by up to
+                    MAX_CROPS model-sized crops at the photo's own scale (see crops.py).
     progress:       show progress bars per stage (stderr).
     """
 
@@ -46,11 +56,14 @@ class DiffusionSettings:
     null_text_iterations: int = 10
     attention: str = "uni"
     spsmd: bool = True
+    spsmd_every: int = 10
     deblur: bool = False
     seed: int = 0
     prompt: str = ""
     negative_prompt: str = ""
     resolution: int | None = None
+    composite: str = "hybrid"
+    fill_resolution: str = "model"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -58,12 +71,20 @@ class DiffusionSettings:
             raise SbsError(f"unknown inversion '{self.inversion}' (choose from {', '.join(INVERSIONS)})")
         if self.attention not in ATTENTION_MODES:
             raise SbsError(f"unknown attention mode '{self.attention}' (choose from {', '.join(ATTENTION_MODES)})")
+        if self.composite not in COMPOSITES:
+            raise SbsError(f"unknown composite '{self.composite}' (choose from {', '.join(COMPOSITES)})")
+        if self.fill_resolution not in FILL_RESOLUTIONS:
+            raise SbsError(f"unknown fill resolution '{self.fill_resolution}' (choose from {', '.join(FILL_RESOLUTIONS)})")
+        if self.fill_resolution == "native" and self.composite != "hybrid":
+            raise SbsError("--fill-resolution native paints the holes of the hybrid composite; it needs --composite hybrid")
         if not 1 <= self.steps <= 1000:
             raise SbsError(f"steps must be between 1 and 1000, got {self.steps}")
         if not 0 <= self.shift_step < 1:
             raise SbsError(f"shift step must be a fraction in [0, 1), got {self.shift_step}")
         if self.guidance < 1:
             raise SbsError(f"guidance must be at least 1 (1 = no guidance), got {self.guidance}")
+        if self.spsmd_every < 1:
+            raise SbsError(f"--spsmd-every must be at least 1 step, got {self.spsmd_every}")
         if self.null_text_iterations < 1:
             raise SbsError(f"null-text iterations must be at least 1, got {self.null_text_iterations}")
         if self.resolution is not None and self.resolution < 64:
