@@ -7,15 +7,15 @@ timestep timesteps[i], trajectory[steps] is the clean latent.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
-from tqdm import tqdm
 
 from sbsconvert.engines.diffusion.attention import AttentionState
 from sbsconvert.engines.diffusion.models import StableDiffusion
 from sbsconvert.engines.diffusion.shift import LatentShift
+from sbsconvert.progress import progress
 
 
 @dataclass
@@ -79,8 +79,12 @@ class Denoiser:
         """One DDIM step from timesteps[step] to the next (lower) timestep."""
         return self.scheduler.step(output, self.timesteps[step], latents).prev_sample
 
-    def bar(self, steps: range, stage: str) -> tqdm:
-        return tqdm(steps, desc=stage, unit="step", leave=False, disable=not self.progress, file=sys.stderr)
+    def bar(self, steps: range, stage: str) -> Iterator[int]:
+        """`steps`, counted on the shared progress display (a bar on a terminal, plain lines in logs)."""
+        with progress(len(steps), desc=stage, unit="step", enabled=self.progress) as counter:
+            for step in steps:
+                yield step
+                counter.update()
 
 
 @torch.no_grad()
