@@ -195,6 +195,18 @@ class ConvertCommand(click.Command):
 @click.option("--frames-out", is_flag=True, help="Write a video's (or a --sequence's) stereo frames as numbered "
               "images NAME_LR/000001.png ... (--type sets png or jpg [default: png]) instead of a video file; -o "
               "names the folder. Audio is not written. With --skip-existing finished frames are kept (resume).")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Videos: a long video is converted in "
+              "segments kept in a hidden work folder beside the output; a run that was killed goes on from its last "
+              "finished segment when run again with the same source and settings (they are checked). --no-resume "
+              "starts over.")
+@click.option("--segment-seconds", type=click.FloatRange(1, None), help="Videos: length of the segments (each starts "
+              "at a keyframe); a kill loses at most one, and --cluster spreads them over workers [default: 30].")
+@click.option("--start", "trim_start", help="Videos: convert from this time on (seconds or [HH:]MM:SS); the output "
+              "starts at 0, audio trimmed alike.")
+@click.option("--end", "trim_end", help="Videos: convert up to this time (seconds or [HH:]MM:SS).")
+@click.option("--preview", is_flag=True, help="Videos: convert only 10 seconds from the middle, to try settings.")
+@click.option("--max-fps", type=click.FloatRange(1, 1000), help="Videos: drop frames so that at most this many per "
+              "second remain (e.g. 30 for a 60 fps clip); timestamps of the kept frames are kept.")
 @click.option("-r", "--recursive", is_flag=True, help="Look for photos in sub-folders of folder INPUTs too; "
               "outputs mirror the folder tree.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
@@ -307,13 +319,21 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         convert_one = lambda job: convert_image(job, settings, engine, disparity_for)
     if video is not None:
         from sbsconvert.video.pipeline import convert_video
+        from sbsconvert.video.segments import convert_in_segments
 
+        segmenting = _segment_options(options)
         convert_photo = convert_one
+        convert_part = lambda job, segment: convert_video(
+            job, settings, engine, disparity_for, video, progress=not options["quiet"] and segment is None,
+            frame_rate=frame_rate, frames_out=options["frames_out"], segment=segment)
         convert_one = lambda job: (
-            convert_video(job, settings, engine, disparity_for, video, progress=not options["quiet"],
-                          frame_rate=frame_rate, frames_out=options["frames_out"])
+            convert_in_segments(job, segmenting, convert_part, video=None if options["frames_out"] else video,
+                                layout=settings.layout, force=settings.force, image_type=settings.image_type,
+                                frame_rate=frame_rate, report=reporter.info, progress=not options["quiet"])
             if is_video_path(job.source) or options["sequence"] else convert_photo(job)
         )
+    elif _given_flags(options, SEGMENT_OPTIONS):
+        raise SbsError(f"{', '.join(_given_flags(options, SEGMENT_OPTIONS))} only apply to videos, and no INPUT is a video")
     summary = run_batch(
         jobs,
         convert_one,
@@ -359,6 +379,27 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     video = VideoSettings(**preset)
     video.check()
     return video
+
+
+# Options that change the output of a video (everything but where and how verbosely it is written).
+_NOT_SHAPING_OUTPUT = {"quiet", "verbose", "json_summary", "force", "skip_existing", "resume", "output", "device"}
+SEGMENT_OPTIONS = ("segment_seconds", "trim_start", "trim_end", "preview", "max_fps")
+
+
+def _segment_options(options: dict[str, Any]) -> Any:
+    """How videos are cut into segments and trimmed (a SegmentOptions)."""
+    from sbsconvert.video.segments import DEFAULT_SEGMENT_SECONDS, SegmentOptions, parse_time
+
+    start = None if options["trim_start"] is None else parse_time(options["trim_start"], "--start")
+    end = None if options["trim_end"] is None else parse_time(options["trim_end"], "--end")
+    if options["preview"] and (start is not None or end is not None):
+        raise SbsError("--preview picks its own 10 seconds; drop --start/--end")
+    if start is not None and end is not None and end <= start:
+        raise SbsError(f"--end ({options['trim_end']}) must come after --start ({options['trim_start']})")
+    fingerprint = {name: str(value) for name, value in sorted(options.items()) if name not in _NOT_SHAPING_OUTPUT}
+    return SegmentOptions(seconds=options["segment_seconds"] or DEFAULT_SEGMENT_SECONDS, start=start, end=end,
+                          preview=10.0 if options["preview"] else None, max_fps=options["max_fps"],
+                          resume=options["resume"], fingerprint=fingerprint)
 
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:

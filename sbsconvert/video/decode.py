@@ -79,7 +79,11 @@ class VideoReader:
             audio=bool(self.container.streams.audio),
         )
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, seek: int | None = None) -> Iterator[Frame]:
+        """The frames in decode order; with `seek` (a pts) from the keyframe at or before it (a part
+        of the video: its length is not checked)."""
+        if seek is not None:
+            self.container.seek(seek, stream=self.stream, backward=True)
         time_base = self.info.time_base
         # Frames without a timestamp (rare, raw streams) continue from the last one at the nominal rate.
         step = max(1, round(1 / (self.info.frame_rate * time_base))) if self.info.frame_rate else 1
@@ -97,7 +101,7 @@ class VideoReader:
             raise SbsError(f"{self.path}: the video has no decodable frames")
         # A cut-off file whose index sits at the front decodes "fine", just shorter; the index says
         # how many frames there should be (a little slack: edit lists may hide a frame or two).
-        expected = self.info.frame_count
+        expected = self.info.frame_count if seek is None else 0
         if expected and count < expected - max(1, expected // 50):
             raise SbsError(f"{self.path}: the video is truncated ({count} of its {expected} frames decode)")
 
@@ -131,9 +135,9 @@ class FrameSequenceReader:
             _check_frame_size(path, _header_size(path), self.size, self.paths[0])
         self.info = VideoInfo(frame_rate=frame_rate, time_base=1 / frame_rate, frame_count=len(self.paths), codec="images")
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, seek: int | None = None) -> Iterator[Frame]:
         # One frame per time base unit: pts is the frame's index.
-        for index, path in enumerate(self.paths):
+        for index, path in enumerate(self.paths[seek or 0 :], start=seek or 0):
             pixels = load_picture(path).pixels[..., :3]  # the alpha channel of PNG frames is dropped
             _check_frame_size(path, (pixels.shape[1], pixels.shape[0]), self.size, self.paths[0])
             yield Frame(pixels=pixels, pts=index, time_base=self.info.time_base)

@@ -9,6 +9,7 @@ row/column repeating the last one (cropping would cut a column off one eye).
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -94,7 +95,11 @@ class VideoWriter:
     """Write frames (HxWx3 float [0, 1], same size each time) with their timestamps to `path`.
 
     `source` gives the audio streams to copy and the metadata to keep; `layout` the stereo mode
-    written where the container has a field for it (Matroska)."""
+    written where the container has a field for it (Matroska).
+
+    With `capture` nothing is written to `path`: the encoded packets are kept in `captured` (a
+    segment of a long video, see segments.py), encoded exactly as this container would take them.
+    `copy` muxes such packets into a real file instead of encoding frames."""
 
     def __init__(
         self,
@@ -106,6 +111,8 @@ class VideoWriter:
         source: Path | None = None,
         layout: str | None = None,
         container_suffix: str | None = None,
+        capture: bool = False,
+        audio_window: tuple[float, float] | None = None,
     ):
         suffix = (container_suffix or Path(path).suffix).lower()
         if suffix not in CONTAINERS:
@@ -115,12 +122,15 @@ class VideoWriter:
         self.frame_rate = frame_rate
         self.time_base = time_base
         self._format = CONTAINERS[suffix]
-        self.container = av.open(str(path), "w", format=self._format)
+        self.captured: list[av.Packet] | None = [] if capture else None
+        self.container = av.open(io.BytesIO() if capture else str(path), "w", format=self._format)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
         self._audio: _AudioCopy | None = None
         self._source = source
+        self._audio_window = audio_window
         self._last_pts: int | None = None
+        self._copied = False
 
     def _open_stream(self, width: int, height: int) -> None:
         settings = self.settings
@@ -143,7 +153,7 @@ class VideoWriter:
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
         if self._source is not None:
-            self._audio = _AudioCopy(self._source, self.container)
+            self._audio = _AudioCopy(self._source, self.container, self._audio_window)
             self._keep_metadata(self._audio.input)  # the source is open for its audio already
 
     def _keep_metadata(self, original: av.container.InputContainer) -> None:
@@ -168,7 +178,27 @@ class VideoWriter:
             self._audio.copy_until(float(pts * self.time_base))
         self._mux(self.stream.encode(frame))
 
+    def copy(self, packets: Iterator[av.Packet], width: int, height: int, extradata: bytes | None) -> None:
+        """Mux packets captured by a writer with the same settings (no re-encoding); their
+        codec headers must be the ones this writer's encoder makes, which is checked."""
+        if self.stream is None:
+            self._open_stream(width, height)
+        assert self.stream is not None
+        if not self.stream.codec_context.is_open:
+            self.stream.codec_context.open()
+        if (self.stream.codec_context.extradata or None) != (extradata or None):
+            raise SbsError(f"{self.path}: a segment was encoded with other settings; it cannot be joined")
+        for packet in packets:
+            packet.stream = self.stream
+            if self._audio is not None:
+                self._audio.copy_until(float(packet.dts * packet.time_base))
+            self._mux([packet])
+        self._copied = True
+
     def _mux(self, packets: list[av.Packet]) -> None:
+        if self.captured is not None:
+            self.captured.extend(packets)
+            return
         try:
             self.container.mux(packets)
         except av.FFmpegError as error:
@@ -177,7 +207,7 @@ class VideoWriter:
     def close(self) -> None:
         """Flush the encoder, copy the rest of the audio and finish the file."""
         try:
-            if self.stream is not None:
+            if self.stream is not None and not self._copied:
                 self._mux(self.stream.encode(None))
             if self._audio is not None:
                 self._audio.copy_until(float("inf"))
@@ -203,9 +233,13 @@ def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
 
 
 class _AudioCopy:
-    """Remux the source's audio streams packet by packet, in step with the video being written."""
+    """Remux the source's audio streams packet by packet, in step with the video being written.
 
-    def __init__(self, source: Path, output: av.container.OutputContainer):
+    With a `window` (start, end seconds: a trimmed video) only the packets that start in it are
+    copied, moved earlier by its start."""
+
+    def __init__(self, source: Path, output: av.container.OutputContainer, window: tuple[float, float] | None = None):
+        self.window = window
         self.input = av.open(str(source))
         self.output = output
         self.streams = {}
@@ -233,8 +267,15 @@ class _AudioCopy:
             if packet.dts is None or packet.size == 0:  # demuxer flush markers carry nothing
                 self.pending = None
                 continue
-            if float(packet.dts * packet.time_base) > seconds:
+            start, end = self.window or (0.0, float("inf"))
+            if float(packet.dts * packet.time_base) > seconds + start:
                 return
+            if self.window is not None:
+                if not start <= float(packet.pts * packet.time_base) < end:
+                    self.pending = None
+                    continue
+                shift = round(start / packet.time_base)
+                packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
             packet.stream = self.streams[packet.stream_index]
             try:
                 self.output.mux(packet)

@@ -7,7 +7,7 @@ import contextlib
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from tqdm import tqdm
 
@@ -22,6 +22,9 @@ from sbsconvert.video.decode import VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
 from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
 
+if TYPE_CHECKING:
+    from sbsconvert.video.segments import Segment
+
 
 def convert_video(
     job: Job,
@@ -34,12 +37,14 @@ def convert_video(
     progress: bool = True,
     frame_rate: Fraction | None = None,
     frames_out: bool = False,
+    segment: Segment | None = None,
 ) -> JobResult:
     """Convert one video job and write its output file(s); `disparity_for` is asked once per frame
     (with the frame as a Picture) and its answers are smoothed over time by `smoother`.
 
     The source is a video file, or a folder of numbered frames played at `frame_rate`; with
-    `frames_out` each output is a folder of numbered images instead of a video file."""
+    `frames_out` each output is a folder of numbered images instead of a video file. A `segment`
+    converts only its frames, into its files (see segments.py)."""
     smoother = smoother if smoother is not None else TemporalSmoother()
     timer = StageTimer()
     flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
@@ -48,7 +53,9 @@ def convert_video(
     render = ShotRenderer(engine)
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_frames(job.source, frame_rate))
-        if frames_out:
+        if segment is not None:
+            writers = segment.writers(video, reader.info, settings.image_type, settings.quality)
+        elif frames_out:
             writers: list[VideoWriter | FrameFolderWriter | None] = [
                 FrameFolderWriter(folder, "." + (settings.image_type or "png"), force=settings.force,
                                   skip_existing=settings.skip_existing, quality=settings.quality)
@@ -60,10 +67,12 @@ def convert_video(
             writers = _video_writers(stack, job, settings, video, reader.info)
         stack.callback(_abort_all, writers)  # closes files if anything below fails
         bar = stack.enter_context(
-            tqdm(total=reader.info.frame_count or None, unit="frame", desc=job.source.name, leave=False,
+            tqdm(total=len(segment.frames) if segment else reader.info.frame_count or None, unit="frame", desc=job.source.name, leave=False,
                  disable=not progress, file=sys.stderr)
         )
-        frames = iter(reader.frames())
+        frames = iter(reader.frames() if segment is None else segment.read(
+            reader, lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source)))
+        ))
         while True:
             with timer("decode"):
                 frame = next(frames, None)
