@@ -98,7 +98,8 @@ class VideoWriter:
     written where the container has a field for it (Matroska).
 
     With `capture` nothing is written to `path`: the encoded packets are kept in `captured` (a
-    segment of a long video, see segments.py), encoded exactly as this container would take them.
+    segment of a long video, see segments.py) as (pts, dts, keyframe, data), encoded exactly as
+    this container would take them.
     `copy` muxes such packets into a real file instead of encoding frames."""
 
     def __init__(
@@ -122,7 +123,7 @@ class VideoWriter:
         self.frame_rate = frame_rate
         self.time_base = time_base
         self._format = CONTAINERS[suffix]
-        self.captured: list[av.Packet] | None = [] if capture else None
+        self.captured: list[tuple[int, int, bool, bytes]] | None = [] if capture else None
         self.container = av.open(io.BytesIO() if capture else str(path), "w", format=self._format)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
@@ -197,7 +198,8 @@ class VideoWriter:
 
     def _mux(self, packets: list[av.Packet]) -> None:
         if self.captured is not None:
-            self.captured.extend(packets)
+            # Copied now: the encoder may reuse a packet's memory once it is closed.
+            self.captured.extend((packet.pts, packet.dts, packet.is_keyframe, bytes(packet)) for packet in packets)
             return
         try:
             self.container.mux(packets)

@@ -39,7 +39,7 @@ from sbsconvert.batch import JobResult
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
-from sbsconvert.video.decode import Frame, FrameSequenceReader, VideoInfo, VideoReader
+from sbsconvert.video.decode import Frame, FrameSequenceReader, VideoInfo, VideoReader, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter, frame_name, numbered_frames
 
 DEFAULT_SEGMENT_SECONDS = 30.0
@@ -65,7 +65,7 @@ class FrameIndex:
 def read_index(source: Path, frame_rate: Fraction | None = None) -> FrameIndex:
     """The FrameIndex of a video file, or of a folder of frames (every frame a keyframe)."""
     if source.is_dir():
-        with FrameSequenceReader(source, frame_rate) as sequence:
+        with open_frames(source, frame_rate) as sequence:
             count, info = len(sequence.paths), sequence.info
         return FrameIndex(list(range(count)), frozenset(range(count)), info.time_base, info.frame_rate)
     try:
@@ -174,14 +174,13 @@ class SegmentWriter:
         self.writer.close()
         stream = self.writer.stream
         assert stream is not None and self.writer.captured is not None
-        packets = self.writer.captured
-        data = [bytes(packet) for packet in packets]
+        pts, dts, keyframe, data = zip(*self.writer.captured)
         with atomic_path(self.path, force=True) as temp, open(temp, "wb") as handle:
             np.savez(
                 handle,
-                pts=np.array([packet.pts for packet in packets], np.int64),
-                dts=np.array([packet.dts for packet in packets], np.int64),
-                keyframe=np.array([packet.is_keyframe for packet in packets], bool),
+                pts=np.array(pts, np.int64),
+                dts=np.array(dts, np.int64),
+                keyframe=np.array(keyframe, bool),
                 sizes=np.array([len(chunk) for chunk in data], np.int64),
                 data=np.frombuffer(b"".join(data), np.uint8),
                 extradata=np.frombuffer(stream.codec_context.extradata or b"", np.uint8),
