@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -207,6 +208,12 @@ class ConvertCommand(click.Command):
 @click.option("--preview", is_flag=True, help="Videos: convert only 10 seconds from the middle, to try settings.")
 @click.option("--max-fps", type=click.FloatRange(1, 1000), help="Videos: drop frames so that at most this many per "
               "second remain (e.g. 30 for a 60 fps clip); timestamps of the kept frames are kept.")
+@click.option("--cluster", metavar="auto|ADDRESS", help="Run the jobs of the batch (photos, videos, and the segments "
+              "of long videos) on Ray workers: auto joins the Ray cluster of this machine (ray start --head) or starts "
+              "a local one; ADDRESS joins another (e.g. ray://head:10001). Needs pip install \"sbsconvert[cluster]\"; "
+              "inputs and outputs must be on a file system all workers share.")
+@click.option("--workers", type=click.IntRange(1, None), help="With --cluster: how many workers [default: one per GPU "
+              "of the cluster, else one per CPU].")
 @click.option("-r", "--recursive", is_flag=True, help="Look for photos in sub-folders of folder INPUTs too; "
               "outputs mirror the folder tree.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
@@ -250,6 +257,48 @@ def _run_cli(action: Any) -> None:
     sys.exit(code or 0)
 
 
+def _converters(
+    options: dict[str, Any], merged: dict[str, Any], video: Any, frame_rate: Any, generating: bool, verbosity: int
+) -> tuple[Any, Any, Any]:
+    """(engine, convert photo or generated image, convert a video or one segment of it): built once per
+    process, here or in each --cluster worker."""
+    reporter = Reporter(verbosity)
+    settings = ConvertSettings(
+        layout=merged["format"],
+        divergence=merged["divergence"],
+        convergence=merged["convergence"],
+        eye=options["eye"],
+        max_eye_width=merged["max_eye_width"],
+        image_type=merged["image_type"],
+        quality=merged["jpeg_quality"],
+        force=options["force"],
+        skip_existing=options["skip_existing"],
+    )
+    compute = select_compute(options["device"])
+    engine_name = "diffusion" if generating else options["engine"]
+    engine = create_engine(engine_name, compute, **_engine_options(engine_name, merged, options))
+    disparity_for = DisparityProvider(
+        options["disparity_path"],
+        options["disparity_kind"],
+        "model" if generating else options["depth_source"],
+        make_estimator=lambda: _make_estimator(options["depth_model"], compute, options["depth_resolution"]),
+        report=reporter.info,
+    )
+    if generating:
+        depth = load_disparity_file(options["depth_image"], options["disparity_kind"]) if options["depth_image"] else None
+        convert_photo = lambda job: _generate_image(job, settings, engine, disparity_for, depth)
+    else:
+        convert_photo = lambda job: convert_image(job, settings, engine, disparity_for)
+    convert_part = None
+    if video is not None:
+        from sbsconvert.video.pipeline import convert_video
+
+        convert_part = lambda job, segment: convert_video(
+            job, settings, engine, disparity_for, video, progress=verbosity > 0 and segment is None,
+            frame_rate=frame_rate, frames_out=options["frames_out"], segment=segment)
+    return engine, convert_photo, convert_part
+
+
 def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
     preset = load_preset(options["preset"]) if options.get("preset") else {}
     merged = dict(DEFAULTS)
@@ -291,55 +340,33 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
                 check_frame_folder(folder, options["force"], options["skip_existing"])
     else:
         check_targets(jobs, options["force"], options["skip_existing"])
-    settings = ConvertSettings(
-        layout=merged["format"],
-        divergence=merged["divergence"],
-        convergence=merged["convergence"],
-        eye=options["eye"],
-        max_eye_width=merged["max_eye_width"],
-        image_type=merged["image_type"],
-        quality=merged["jpeg_quality"],
-        force=options["force"],
-        skip_existing=options["skip_existing"],
-    )
-    compute = select_compute(options["device"])
-    engine_name = "diffusion" if generating else options["engine"]
-    engine = create_engine(engine_name, compute, **_engine_options(engine_name, merged, options))
-    disparity_for = DisparityProvider(
-        options["disparity_path"],
-        options["disparity_kind"],
-        "model" if generating else options["depth_source"],
-        make_estimator=lambda: _make_estimator(options["depth_model"], compute, options["depth_resolution"]),
-        report=reporter.info,
-    )
-    if generating:
-        depth = load_disparity_file(options["depth_image"], options["disparity_kind"]) if options["depth_image"] else None
-        convert_one = lambda job: _generate_image(job, settings, engine, disparity_for, depth)
-    else:
-        convert_one = lambda job: convert_image(job, settings, engine, disparity_for)
+    setup = functools.partial(_converters, options, merged, video, frame_rate, generating, reporter.verbosity)
+    is_video = lambda job: is_video_path(job.source) or options["sequence"]
+    convert_video_job = None
     if video is not None:
-        from sbsconvert.video.pipeline import convert_video
         from sbsconvert.video.segments import convert_in_segments
 
         segmenting = _segment_options(options)
-        convert_photo = convert_one
-        convert_part = lambda job, segment: convert_video(
-            job, settings, engine, disparity_for, video, progress=not options["quiet"] and segment is None,
-            frame_rate=frame_rate, frames_out=options["frames_out"], segment=segment)
-        convert_one = lambda job: (
-            convert_in_segments(job, segmenting, convert_part, video=None if options["frames_out"] else video,
-                                layout=settings.layout, force=settings.force, image_type=settings.image_type,
-                                frame_rate=frame_rate, report=reporter.info, progress=not options["quiet"])
-            if is_video_path(job.source) or options["sequence"] else convert_photo(job)
-        )
+        convert_video_job = lambda job, convert_part, runner=None: convert_in_segments(
+            job, segmenting, convert_part, video=None if options["frames_out"] else video, layout=merged["format"],
+            force=options["force"], image_type=merged["image_type"], frame_rate=frame_rate, report=reporter.info,
+            progress=not options["quiet"] and runner is None, runner=runner)
     elif _given_flags(options, SEGMENT_OPTIONS):
         raise SbsError(f"{', '.join(_given_flags(options, SEGMENT_OPTIONS))} only apply to videos, and no INPUT is a video")
-    summary = run_batch(
-        jobs,
-        convert_one,
-        reporter,
-        skip_existing=options["skip_existing"],
-    )
+    engine = None
+    if options["workers"] is not None and options["cluster"] is None:
+        raise SbsError("--workers sets the number of --cluster workers; add --cluster auto (or an address)")
+    if options["cluster"] is not None:
+        from sbsconvert.cluster import run_on_cluster
+
+        summary = run_on_cluster(options["cluster"], options["workers"], jobs, setup, reporter, is_video=is_video,
+                                 convert_video_job=convert_video_job, skip_existing=options["skip_existing"])
+    else:
+        engine, convert_photo, convert_part = setup()
+        convert_one = lambda job: (
+            convert_video_job(job, convert_part) if convert_video_job is not None and is_video(job) else convert_photo(job)
+        )
+        summary = run_batch(jobs, convert_one, reporter, skip_existing=options["skip_existing"])
     if len(jobs) > 1 or summary.interrupted:
         reporter.info(summary.line())
     stage_times = getattr(engine, "total_timings", None)
@@ -382,7 +409,8 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
 
 
 # Options that change the output of a video (everything but where and how verbosely it is written).
-_NOT_SHAPING_OUTPUT = {"quiet", "verbose", "json_summary", "force", "skip_existing", "resume", "output", "device"}
+_NOT_SHAPING_OUTPUT = {"quiet", "verbose", "json_summary", "force", "skip_existing", "resume", "output", "device",
+                       "cluster", "workers"}
 SEGMENT_OPTIONS = ("segment_seconds", "trim_start", "trim_end", "preview", "max_fps")
 
 
