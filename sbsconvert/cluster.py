@@ -13,7 +13,9 @@ again; a segment that was finished stays finished (the work folder's manifest).
 
 from __future__ import annotations
 
+import os
 import queue
+import socket
 import sys
 import threading
 import time
@@ -61,11 +63,18 @@ def _worker_class(ray: Any) -> Any:
             _, self.photo, self.part = setup()
 
         def convert(self, job: Job) -> JobResult:
-            return self.photo(job)
+            return self._signed(self.photo(job), job)
 
         def convert_part(self, job: Job, segment: Any) -> JobResult:
             assert self.part is not None
-            return self.part(job, segment)
+            return self._signed(self.part(job, segment), job)
+
+        @staticmethod
+        def _signed(result: JobResult, job: Job) -> JobResult:
+            # For --verbose: which worker did what.
+            where = f"worker {os.getpid()}@{socket.gethostname()}"
+            result.details.append(f"{', '.join(path.name for path in job.outputs)}: converted by {where}")
+            return result
 
     return ConvertWorker
 
