@@ -350,7 +350,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         convert_video_job = lambda job, convert_part, runner=None: convert_in_segments(
             job, segmenting, convert_part, video=None if options["frames_out"] else video, layout=merged["format"],
             force=options["force"], image_type=merged["image_type"], frame_rate=frame_rate, report=reporter.info,
-            progress=not options["quiet"] and runner is None, runner=runner)
+            progress=not options["quiet"], runner=runner)
     elif _given_flags(options, SEGMENT_OPTIONS):
         raise SbsError(f"{', '.join(_given_flags(options, SEGMENT_OPTIONS))} only apply to videos, and no INPUT is a video")
     engine = None

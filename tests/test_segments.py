@@ -248,6 +248,14 @@ def test_start_and_end_trim_video_and_audio_to_the_range(short_film, tmp_path):
     assert 6.5 < audio_end <= 7.0
 
 
+def test_end_alone_cuts_video_and_audio_there(short_film, tmp_path):
+    out = tmp_path / "head.mp4"
+    assert run(short_film, "--disparity", DISPARITY, "-o", out, "--end", "4", "-q")[0] == 0
+    result = streams(out)
+    assert len(result["pts"]) == 8 and result["pts"][0] == 0
+    assert 3.5 < max(float(pts / SAMPLE_RATE) for pts, _ in result["audio"]) <= 4.0
+
+
 def test_preview_is_ten_seconds_from_the_middle(short_film, tmp_path):
     out = tmp_path / "preview.mp4"
     assert run(short_film, "--disparity", DISPARITY, "-o", out, "--preview", "-q")[0] == 0

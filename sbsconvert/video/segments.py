@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -433,7 +433,8 @@ def convert_in_segments(
     if video is None:
         join_frame_folders(segments, job, image_type, force)
     else:
-        window = None if start is None else (index.seconds(frames[0]), float("inf") if end is None else end)
+        trimmed = start is not None or end is not None
+        window = (index.seconds(segments[0].offset), end or float("inf")) if trimmed else None
         join_videos(segments, job, video, frame_rate=rate, time_base=index.time_base, layout=layout, force=force,
                     window=window)
     folder.remove()
