@@ -62,6 +62,9 @@ def _worker_class(ray: Any) -> Any:
         def __init__(self, setup: Callable[[], tuple[Any, Callable, Callable | None]]):
             _, self.photo, self.part = setup()
 
+        def ready(self) -> None:
+            """Returns once the worker is built (a failing set-up surfaces here)."""
+
         def convert(self, job: Job) -> JobResult:
             return self._signed(self.photo(job), job)
 
@@ -90,6 +93,11 @@ class WorkerPool:
         count = count or gpus or max(1, int(resources.get("CPU", 1)))
         worker = _worker_class(ray).options(num_gpus=1, num_cpus=0) if gpus else _worker_class(ray).options(num_cpus=1)
         self.actors = [worker.remote(setup) for _ in range(count)]
+        try:
+            ray.get([actor.ready.remote() for actor in self.actors])
+        except ray.exceptions.RayActorError as error:
+            cause = getattr(error, "cause", None) or getattr(error, "error_msg", error)
+            raise SbsError(f"the workers could not start: {first_line(cause)}") from None
         self.idle: queue.Queue = queue.Queue()
         for actor in self.actors:
             self.idle.put(actor)
@@ -134,8 +142,13 @@ def run_on_cluster(
     ray = import_ray()
     started = connect(address)
     summary = BatchSummary()
-    begun = time.perf_counter()
-    pool = WorkerPool(ray, setup, workers)
+    try:
+        pool = WorkerPool(ray, setup, workers)
+    except BaseException:
+        if started:
+            ray.shutdown()
+        raise
+    begun = time.perf_counter()  # the batch, once the workers are up
     reporter.info(f"cluster: {len(pool)} workers")
     progress = tqdm(total=len(jobs), unit="file", disable=reporter.verbosity == 0, file=sys.stderr)
     lock = threading.Lock()
