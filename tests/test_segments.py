@@ -91,7 +91,8 @@ def assert_same(a: dict, b: dict) -> None:
     assert a["types"] == b["types"] and a["time_base"] == b["time_base"] and a["rate"] == b["rate"]
     assert a["pts"] == b["pts"]
     assert len(a["pixels"]) == len(b["pixels"])
-    assert max(np.abs(x.astype(float) - y).mean() for x, y in zip(a["pixels"], b["pixels"])) < 1.0
+    # 2 levels of 255 on average per frame: a neighbouring frame of the 1 px/frame pan differs by ~6.
+    assert max(np.abs(x.astype(float) - y).mean() for x, y in zip(a["pixels"], b["pixels"])) < 2.0
     assert a["audio"] == b["audio"]
 
 

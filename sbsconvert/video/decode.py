@@ -80,8 +80,8 @@ class VideoReader:
         )
 
     def frames(self, seek: int | None = None) -> Iterator[Frame]:
-        """The frames in decode order; with `seek` (a pts) from the keyframe at or before it (a part
-        of the video: its length is not checked)."""
+        """The frames as the decoder returns them; with `seek` (a pts) from the keyframe at or before
+        it on (a part of the video, whose length is then not checked)."""
         if seek is not None:
             self.container.seek(seek, stream=self.stream, backward=True)
         time_base = self.info.time_base

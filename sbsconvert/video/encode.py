@@ -95,7 +95,8 @@ class VideoWriter:
     """Write frames (HxWx3 float [0, 1], same size each time) with their timestamps to `path`.
 
     `source` gives the audio streams to copy and the metadata to keep; `layout` the stereo mode
-    written where the container has a field for it (Matroska).
+    written where the container has a field for it (Matroska); `audio_window` (start, end seconds)
+    copies only that stretch of the audio (a trimmed video).
 
     With `capture` nothing is written to `path`: the encoded packets are kept in `captured` (a
     segment of a long video, see segments.py) as (pts, dts, keyframe, data), encoded exactly as
