@@ -275,6 +275,7 @@ def test_max_fps_keeps_every_other_frame_with_its_timestamp(short_film, tmp_path
     (("--start", "abc"), "--start 'abc' is not a time"),
     (("--start", "9", "--end", "3"), "--end (3) must come after --start (9)"),
     (("--preview", "--start", "3"), "--preview picks its own 10 seconds"),
+    (("--start", "1:00"), "no frames between --start and --end (the video lasts 29.5 s)"),
 ])
 def test_bad_trim_options_are_one_line(short_film, tmp_path, args, words):
     code, output = run(short_film, "--disparity", DISPARITY, "-o", tmp_path / "x.mp4", *args)

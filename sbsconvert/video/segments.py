@@ -143,9 +143,7 @@ class Segment:
 
 
 def plan_segments(frames: list[int], index: FrameIndex, seconds: float, *, trim: bool) -> list[Segment]:
-    """Cut `frames` into segments of at least `seconds`, each starting at a keyframe."""
-    if not frames:
-        raise SbsError("no frames to convert in the chosen time range")
+    """Cut `frames` (not empty) into segments of at least `seconds`, each starting at a keyframe."""
     starts = [0]
     for number, pts in enumerate(frames):
         if pts in index.keyframes and index.seconds(pts - frames[starts[-1]]) >= seconds:
@@ -400,8 +398,15 @@ def convert_in_segments(
     join the segments into the outputs. `convert_segment(job, segment)` converts one segment into
     its files (`segment` None: the whole video at once, for a video of one segment)."""
     index = read_index(job.source, frame_rate)
+    if not index.pts:  # no timestamps to plan with (a raw stream, or no frames): one piece, as before
+        if options.trimmed:
+            raise SbsError(f"{job.source}: its frames carry no timestamps to trim by")
+        return convert_segment(job, None)
     start, end = options.window(index)
     frames = select_frames(index, start, end, options.max_fps)
+    if not frames:
+        raise SbsError(f"{job.source}: no frames between --start and --end (the video lasts "
+                       f"{index.seconds(index.pts[-1] - index.pts[0]):.1f} s)")
     segments = plan_segments(frames, index, options.seconds, trim=start is not None)
     if len(segments) == 1 and not options.trimmed:
         return convert_segment(job, None)
