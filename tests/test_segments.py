@@ -286,3 +286,23 @@ def test_bad_trim_options_are_one_line(short_film, tmp_path, args, words):
 def test_segment_options_on_photos_are_refused(tmp_path):
     code, output = run(SAMPLES / "synthetic.png", "--max-fps", "10", "-o", tmp_path / "x.jpg")
     assert code != 0 and "--max-fps only apply to videos" in output
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "h264"), (".mkv", "hevc"), (".mov", "hevc")])
+def test_joined_file_has_the_tags_and_stereo_metadata_of_a_one_piece_run(short_film, tmp_path, suffix, codec):
+    pieces, whole = tmp_path / f"pieces{suffix}", tmp_path / f"whole{suffix}"
+    for out, seconds in ((pieces, "6"), (whole, "1000")):
+        assert run(short_film, "--disparity", DISPARITY, "-o", out, "--codec", codec, "--segment-seconds", seconds,
+                   "-q")[0] == 0
+
+    def described(path):
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            return (dict(container.metadata), dict(video.metadata), video.codec_context.name,
+                    video.codec_context.codec_tag, [stream.type for stream in container.streams])
+
+    assert described(pieces) == described(whole)
+    if suffix != ".mkv":
+        assert (b"st3d" in pieces.read_bytes()) and (b"st3d" in whole.read_bytes())
+    else:
+        assert described(pieces)[1].get("stereo_mode") == "left_right"
