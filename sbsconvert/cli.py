@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -229,6 +230,24 @@ class ConvertCommand(click.Command):
 @click.option("--frames-out", is_flag=True, help="Write a video's (or a --sequence's) stereo frames as numbered "
               "images NAME_LR/000001.png ... (--type sets png or jpg [default: png]) instead of a video file; -o "
               "names the folder. Audio is not written. With --skip-existing finished frames are kept (resume).")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Videos: a long video is converted in "
+              "segments kept in a hidden work folder beside the output; a run that was killed goes on from its last "
+              "finished segment when run again with the same source and settings (they are checked). --no-resume "
+              "starts over.")
+@click.option("--segment-seconds", type=click.FloatRange(1, None), help="Videos: length of the segments (each starts "
+              "at a keyframe); a kill loses at most one, and --cluster spreads them over workers [default: 30].")
+@click.option("--start", "trim_start", help="Videos: convert from this time on (seconds or [HH:]MM:SS); the output "
+              "starts at 0, audio trimmed alike.")
+@click.option("--end", "trim_end", help="Videos: convert up to this time (seconds or [HH:]MM:SS).")
+@click.option("--preview", is_flag=True, help="Videos: convert only 10 seconds from the middle, to try settings.")
+@click.option("--max-fps", type=click.FloatRange(1, 1000), help="Videos: drop frames so that at most this many per "
+              "second remain (e.g. 30 for a 60 fps clip); timestamps of the kept frames are kept.")
+@click.option("--cluster", metavar="auto|ADDRESS", help="Run the jobs of the batch (photos, videos, and the segments "
+              "of long videos) on Ray workers: auto joins the Ray cluster of this machine (ray start --head) or starts "
+              "a local one; ADDRESS joins another (e.g. ray://head:10001). Needs pip install \"sbsconvert[cluster]\"; "
+              "inputs and outputs must be on a file system all workers share.")
+@click.option("--workers", type=click.IntRange(1, None), help="With --cluster: how many workers [default: one per GPU "
+              "of the cluster, else one per CPU].")
 @click.option("-r", "--recursive", is_flag=True, help="Look for photos in sub-folders of folder INPUTs too; "
               "outputs mirror the folder tree.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
@@ -265,6 +284,50 @@ main.add_command(eval_command)
 def echo_refusal(message: str) -> None:
     """--json's summary of a run refused before any work: nothing converted, and why."""
     click.echo(json.dumps(BatchSummary(refused=message).as_json(), indent=2))
+
+
+def _converters(
+    options: dict[str, Any], merged: dict[str, Any], video: Any, frame_rate: Any, generating: bool, verbosity: int
+) -> tuple[Any, Any, Any]:
+    """(engine, convert photo or generated image, convert a video or one segment of it): built once per
+    process, here or in each --cluster worker."""
+    reporter = Reporter(verbosity)
+    settings = ConvertSettings(
+        layout=merged["format"],
+        divergence=merged["divergence"],
+        convergence=merged["convergence"],
+        eye=options["eye"],
+        max_eye_width=merged["max_eye_width"],
+        image_type=merged["image_type"],
+        quality=merged["jpeg_quality"],
+        force=options["force"],
+        skip_existing=options["skip_existing"],
+        **_spatial_camera(options, merged),
+    )
+    compute = select_compute(options["device"])
+    engine_name = "diffusion" if generating else options["engine"]
+    engine_compute = select_compute(options["device"], options["precision"]) if options["precision"] else compute
+    engine = create_engine(engine_name, engine_compute, **_engine_options(engine_name, merged, options))
+    disparity_for = DisparityProvider(
+        options["disparity_path"],
+        options["disparity_kind"],
+        "model" if generating else options["depth_source"],
+        make_estimator=lambda: _make_estimator(options["depth_model"], compute, options["depth_resolution"]),
+        report=reporter.info,
+    )
+    if generating:
+        depth = load_disparity_file(options["depth_image"], options["disparity_kind"]) if options["depth_image"] else None
+        convert_photo = lambda job: _generate_image(job, settings, engine, disparity_for, depth)
+    else:
+        convert_photo = lambda job: convert_image(job, settings, engine, disparity_for)
+    convert_part = None
+    if video is not None:
+        from sbsconvert.video.pipeline import convert_video
+
+        convert_part = lambda job, segment: convert_video(
+            job, settings, engine, disparity_for, video, progress=verbosity > 0 and segment is None,
+            frame_rate=frame_rate, frames_out=options["frames_out"], segment=segment)
+    return engine, convert_photo, convert_part
 
 
 def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
@@ -326,49 +389,39 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
                 check_frame_folder(folder, options["force"], options["skip_existing"])
     else:
         check_targets(jobs, options["force"], options["skip_existing"])
-    settings = ConvertSettings(
-        layout=merged["format"],
-        divergence=merged["divergence"],
-        convergence=merged["convergence"],
-        eye=options["eye"],
-        max_eye_width=merged["max_eye_width"],
-        image_type=merged["image_type"],
-        quality=merged["jpeg_quality"],
-        force=options["force"],
-        skip_existing=options["skip_existing"],
-        **_spatial_camera(options, merged),
-    )
-    compute = select_compute(options["device"])
-    engine_name = "diffusion" if generating else options["engine"]
-    engine_compute = select_compute(options["device"], options["precision"]) if options["precision"] else compute
-    engine = create_engine(engine_name, engine_compute, **_engine_options(engine_name, merged, options))
-    disparity_for = DisparityProvider(
-        options["disparity_path"],
-        options["disparity_kind"],
-        "model" if generating else options["depth_source"],
-        make_estimator=lambda: _make_estimator(options["depth_model"], compute, options["depth_resolution"]),
-        report=reporter.info,
-    )
-    if generating:
-        depth = load_disparity_file(options["depth_image"], options["disparity_kind"]) if options["depth_image"] else None
-        convert_one = lambda job: _generate_image(job, settings, engine, disparity_for, depth)
-    else:
-        convert_one = lambda job: convert_image(job, settings, engine, disparity_for)
-    if video is not None:
-        from sbsconvert.video.pipeline import convert_video
+    setup = functools.partial(_converters, options, merged, video, frame_rate, generating, reporter.verbosity)
+    is_video = lambda job: is_video_path(job.source) or options["sequence"]
+    convert_video_job = None
+    if video is not None and merged["format"] == "spatial":
+        # The two-layer MV-HEVC stream is assembled from two whole-clip encodes: it is made in one piece.
+        if _given_flags(options, SEGMENT_OPTIONS):
+            raise SbsError(f"{', '.join(_given_flags(options, SEGMENT_OPTIONS))} do not apply to --format spatial "
+                           "(its MV-HEVC stream is made in one piece); trim with another format first")
+        convert_video_job = lambda job, convert_part, runner=None: convert_part(job, None)
+    elif video is not None:
+        from sbsconvert.video.segments import convert_in_segments
 
-        convert_photo = convert_one
+        segmenting = _segment_options(options)
+        convert_video_job = lambda job, convert_part, runner=None: convert_in_segments(
+            job, segmenting, convert_part, video=None if options["frames_out"] else video, layout=merged["format"],
+            force=options["force"], image_type=merged["image_type"], frame_rate=frame_rate, report=reporter.info,
+            progress=not options["quiet"], runner=runner)
+    elif _given_flags(options, SEGMENT_OPTIONS):
+        raise SbsError(f"{', '.join(_given_flags(options, SEGMENT_OPTIONS))} only apply to videos, and no INPUT is a video")
+    engine = None
+    if options["workers"] is not None and options["cluster"] is None:
+        raise SbsError("--workers sets the number of --cluster workers; add --cluster auto (or an address)")
+    if options["cluster"] is not None:
+        from sbsconvert.cluster import run_on_cluster
+
+        summary = run_on_cluster(options["cluster"], options["workers"], jobs, setup, reporter, is_video=is_video,
+                                 convert_video_job=convert_video_job, skip_existing=options["skip_existing"])
+    else:
+        engine, convert_photo, convert_part = setup()
         convert_one = lambda job: (
-            convert_video(job, settings, engine, disparity_for, video, progress=not options["quiet"],
-                          frame_rate=frame_rate, frames_out=options["frames_out"])
-            if is_video_path(job.source) or options["sequence"] else convert_photo(job)
+            convert_video_job(job, convert_part) if convert_video_job is not None and is_video(job) else convert_photo(job)
         )
-    summary = run_batch(
-        jobs,
-        convert_one,
-        reporter,
-        skip_existing=options["skip_existing"],
-    )
+        summary = run_batch(jobs, convert_one, reporter, skip_existing=options["skip_existing"])
     if len(jobs) > 1 or summary.interrupted:
         reporter.info(summary.line())
     stage_times = getattr(engine, "total_timings", None)
@@ -430,6 +483,28 @@ def _spatial_camera(options: dict[str, Any], merged: dict[str, Any]) -> dict[str
         raise SbsError(f"{', '.join(named)} only apply to --format spatial (the camera it describes)")
     camera = {"baseline_mm": options["baseline_mm"], "hfov_degrees": options["hfov"]}
     return {name: value for name, value in camera.items() if value is not None}
+
+
+# Options that change the output of a video (everything but where and how verbosely it is written).
+_NOT_SHAPING_OUTPUT = {"quiet", "verbose", "json_summary", "force", "skip_existing", "resume", "output", "device",
+                       "cluster", "workers"}
+SEGMENT_OPTIONS = ("segment_seconds", "trim_start", "trim_end", "preview", "max_fps")
+
+
+def _segment_options(options: dict[str, Any]) -> Any:
+    """How videos are cut into segments and trimmed (a SegmentOptions)."""
+    from sbsconvert.video.segments import DEFAULT_SEGMENT_SECONDS, SegmentOptions, parse_time
+
+    start = None if options["trim_start"] is None else parse_time(options["trim_start"], "--start")
+    end = None if options["trim_end"] is None else parse_time(options["trim_end"], "--end")
+    if options["preview"] and (start is not None or end is not None):
+        raise SbsError("--preview picks its own 10 seconds; drop --start/--end")
+    if start is not None and end is not None and end <= start:
+        raise SbsError(f"--end ({options['trim_end']}) must come after --start ({options['trim_start']})")
+    fingerprint = {name: str(value) for name, value in sorted(options.items()) if name not in _NOT_SHAPING_OUTPUT}
+    return SegmentOptions(seconds=options["segment_seconds"] or DEFAULT_SEGMENT_SECONDS, start=start, end=end,
+                          preview=10.0 if options["preview"] else None, max_fps=options["max_fps"],
+                          resume=options["resume"], fingerprint=fingerprint)
 
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:

@@ -99,8 +99,12 @@ class VideoReader:
             bit_depth=_bits(context.format),
         )
 
-    def frames(self) -> Iterator[Frame]:
-        """The frames in presentation order, each with its own timestamp (see presentation_order)."""
+    def frames(self, seek: int | None = None) -> Iterator[Frame]:
+        """The frames in presentation order, each with its own timestamp (see presentation_order);
+        with `seek` (a pts) from the keyframe at or before it on (a part of the video, whose length
+        is then not checked)."""
+        if seek is not None:
+            self.container.seek(seek, stream=self.stream, backward=True)
         time_base = self.info.time_base
         step = max(1, round(1 / (self.info.frame_rate * time_base))) if self.info.frame_rate else 1
         count, first, end = 0, None, None
@@ -115,6 +119,8 @@ class VideoReader:
         if count == 0:
             raise SbsError(f"{self.path}: the video has no decodable frames")
         assert first is not None and end is not None
+        if seek is not None:
+            return
         # Measured from 0 (files differ on whether a duration counts from 0 or from the first frame).
         self._check_complete(count, (end - min(first, 0)) * time_base)
 
@@ -162,9 +168,9 @@ class FrameSequenceReader:
             _check_frame_size(path, _header_size(path), self.size, self.paths[0])
         self.info = VideoInfo(frame_rate=frame_rate, time_base=1 / frame_rate, frame_count=len(self.paths), codec="images")
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, seek: int | None = None) -> Iterator[Frame]:
         # One frame per time base unit: pts is the frame's index.
-        for index, path in enumerate(self.paths):
+        for index, path in enumerate(self.paths[seek or 0 :], start=seek or 0):
             pixels = load_picture(path).pixels[..., :3]  # the alpha channel of PNG frames is dropped
             _check_frame_size(path, (pixels.shape[1], pixels.shape[0]), self.size, self.paths[0])
             yield Frame(pixels=pixels, pts=index, time_base=self.info.time_base)

@@ -10,6 +10,7 @@ row/column repeating the last one (cropping would cut a column off one eye).
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -126,7 +127,13 @@ class VideoWriter:
 
     `source` gives the audio streams to copy and the metadata to keep; `layout` the stereo mode
     written where the container has a field for it (Matroska); `colour` and `source_bits` describe
-    the source's pixels, kept as far as the output format allows."""
+    the source's pixels, kept as far as the output format allows; `audio_window` (start, end
+    seconds) copies only that stretch of the audio and subtitles (a trimmed video).
+
+    With `capture` nothing is written to `path`: the encoded packets are kept in `captured` (a
+    segment of a long video, see segments.py) as (pts, dts, keyframe, data), encoded exactly as
+    this container would take them.
+    `copy` muxes such packets into a real file instead of encoding frames."""
 
     def __init__(
         self,
@@ -140,6 +147,8 @@ class VideoWriter:
         container_suffix: str | None = None,
         colour: Colour = Colour(),
         source_bits: int = 8,
+        capture: bool = False,
+        audio_window: tuple[float, float] | None = None,
     ):
         suffix = (container_suffix or Path(path).suffix).lower()
         if suffix not in CONTAINERS:
@@ -149,7 +158,8 @@ class VideoWriter:
         self.frame_rate = frame_rate
         self.time_base = time_base
         self._format = CONTAINERS[suffix]
-        self.container = av.open(str(path), "w", format=self._format)
+        self.captured: list[tuple[int, int, bool, bytes]] | None = [] if capture else None
+        self.container = av.open(io.BytesIO() if capture else str(path), "w", format=self._format)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
         self._copy: _StreamCopy | None = None
@@ -160,6 +170,8 @@ class VideoWriter:
         self.deep = self.pixel_format.endswith("10le")
         if source_bits > (10 if self.deep else 8):
             self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, settings.codec, colour))
+        self._audio_window = audio_window
+        self._copied = False
 
     def _open_stream(self, width: int, height: int) -> None:
         settings = self.settings
@@ -182,7 +194,7 @@ class VideoWriter:
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
         if self._source is not None:
-            self._copy = _StreamCopy(self._source, self.container)
+            self._copy = _StreamCopy(self._source, self.container, self._audio_window)
             self.notes += self._copy.notes
             self._keep_metadata(self._copy.input)  # the source is open for its audio already
 
@@ -202,7 +214,28 @@ class VideoWriter:
             self._copy.copy_until(float(pts * self.time_base))
         self._mux(self.stream.encode(frame))
 
+    def copy(self, packets: Iterator[av.Packet], width: int, height: int, extradata: bytes | None) -> None:
+        """Mux packets captured by a writer with the same settings (no re-encoding); their
+        codec headers must be the ones this writer's encoder makes, which is checked."""
+        if self.stream is None:
+            self._open_stream(width, height)
+        assert self.stream is not None
+        if not self.stream.codec_context.is_open:
+            self.stream.codec_context.open()
+        if (self.stream.codec_context.extradata or None) != (extradata or None):
+            raise SbsError(f"{self.path}: a segment was encoded with other settings; it cannot be joined")
+        for packet in packets:
+            packet.stream = self.stream
+            if self._copy is not None:
+                self._copy.copy_until(float(packet.dts * packet.time_base))
+            self._mux([packet])
+        self._copied = True
+
     def _mux(self, packets: list[av.Packet]) -> None:
+        if self.captured is not None:
+            # Copied now: the encoder may reuse a packet's memory once it is closed.
+            self.captured.extend((packet.pts, packet.dts, packet.is_keyframe, bytes(packet)) for packet in packets)
+            return
         try:
             self.container.mux(packets)
         except av.FFmpegError as error:
@@ -211,7 +244,7 @@ class VideoWriter:
     def close(self) -> None:
         """Flush the encoder, copy the rest of the audio and finish the file."""
         try:
-            if self.stream is not None:
+            if self.stream is not None and not self._copied:
                 self._mux(self.stream.encode(None))
             if self._copy is not None:
                 self._copy.copy_until(float("inf"))
@@ -254,9 +287,13 @@ class _StreamCopy:
     when they are text, else left out. Data streams (GoPro telemetry...) are left out: FFmpeg's
     muxers take few of them and would refuse the whole file; a timecode track is the exception, it is
     written anew from the timecode tag. Attachments (the fonts of ASS subtitles) are kept in Matroska
-    only. `notes` says what was left out."""
+    only. `notes` says what was left out.
 
-    def __init__(self, source: Path, output: av.container.OutputContainer):
+    With a `window` (start, end seconds: a trimmed video) only the packets that start in it are
+    copied, moved earlier by its start."""
+
+    def __init__(self, source: Path, output: av.container.OutputContainer, window: tuple[float, float] | None = None):
+        self.window = window
         self.input = av.open(str(source))
         self.output = output
         self.streams: dict[int, av.stream.Stream] = {}
@@ -320,9 +357,15 @@ class _StreamCopy:
             if packet.dts is None or packet.size == 0:  # demuxer flush markers carry nothing
                 self.pending = None
                 continue
-            if float(packet.dts * packet.time_base) > seconds:
+            start, end = self.window or (0.0, float("inf"))
+            if float(packet.dts * packet.time_base) > seconds + start:
                 return
             self.pending = None
+            if self.window is not None:
+                if not start <= float(packet.pts * packet.time_base) < end:
+                    continue
+                shift = round(start / packet.time_base)
+                packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
             kind, target = packet.stream.type, self.streams[packet.stream_index]
             if packet.stream_index in self.converters:
                 packet = self._convert(packet, self.converters[packet.stream_index], target)

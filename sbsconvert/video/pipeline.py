@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sbsconvert.batch import JobResult
 from sbsconvert.convert import ConvertSettings, StageTimer, layout_frames, stereo_request
@@ -20,6 +20,9 @@ from sbsconvert.video.decode import VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
 from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
 
+if TYPE_CHECKING:
+    from sbsconvert.video.segments import Segment
+
 
 def convert_video(
     job: Job,
@@ -32,12 +35,14 @@ def convert_video(
     progress: bool = True,
     frame_rate: Fraction | None = None,
     frames_out: bool = False,
+    segment: Segment | None = None,
 ) -> JobResult:
     """Convert one video job and write its output file(s); `disparity_for` is asked once per frame
     (with the frame as a Picture) and its answers are smoothed over time by `smoother`.
 
     The source is a video file, or a folder of numbered frames played at `frame_rate`; with
-    `frames_out` each output is a folder of numbered images instead of a video file."""
+    `frames_out` each output is a folder of numbered images instead of a video file. A `segment`
+    converts only its frames, into its files (see segments.py)."""
     smoother = smoother if smoother is not None else TemporalSmoother()
     timer = StageTimer()
     flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
@@ -46,7 +51,9 @@ def convert_video(
     render = ShotRenderer(engine)
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_frames(job.source, frame_rate))
-        if frames_out:
+        if segment is not None:
+            writers = segment.writers(video, reader.info, settings.image_type, settings.quality)
+        elif frames_out:
             writers: list[VideoWriter | FrameFolderWriter | None] = [
                 FrameFolderWriter(folder, "." + (settings.image_type or "png"), force=settings.force,
                                   skip_existing=settings.skip_existing, quality=settings.quality,
@@ -58,9 +65,11 @@ def convert_video(
         else:
             writers = _video_writers(stack, job, settings, video, reader.info)
         stack.callback(_abort_all, writers)  # closes files if anything below fails
-        bar = stack.enter_context(progress_counter(reader.info.expected_frames, desc=job.source.name, unit="frame",
-                                                   enabled=progress))
-        frames = iter(reader.frames())
+        total = len(segment.frames) if segment is not None else reader.info.expected_frames
+        bar = stack.enter_context(progress_counter(total, desc=job.source.name, unit="frame", enabled=progress))
+        frames = iter(reader.frames() if segment is None else segment.read(
+            reader, lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source)))
+        ))
         while True:
             with timer("decode"):
                 frame = next(frames, None)

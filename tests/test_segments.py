@@ -1,0 +1,308 @@
+"""Segmented, resumable video: a long clip converted in keyframe-aligned segments through a work
+folder, killed and resumed, joined without re-encoding; trimming (--start/--end/--preview/--max-fps)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import sbsconvert.video.pipeline as pipeline
+from conftest import SAMPLES, run
+from sbsconvert.video.segments import (
+    FrameIndex,
+    parse_time,
+    plan_segments,
+    read_index,
+    select_frames,
+    work_folder,
+)
+from sbsconvert.jobs import Job
+from test_video import scene_frames
+
+RATE = 2  # frames per second of the short clips
+SAMPLE_RATE = 16000  # audio: enough to tell packets apart, cheap to encode
+WIDTH, HEIGHT = 64, 48
+DISPARITY = SAMPLES / "disparity" / "clip.png"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def long_clip(path: Path, seconds: int, gop: int = 10, rate: int = RATE) -> Path:
+    """H.264 (a keyframe every `gop` frames, B-frames) plus AAC, 64x48 at `rate` fps, a slow pan."""
+    frames = seconds * rate
+    time_base = Fraction(1, rate * 100)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=rate, options={"crf": "12", "g": str(gop), "keyint_min": str(gop)})
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.time_base = video.codec_context.time_base = time_base
+        sound = container.add_stream("aac", rate=SAMPLE_RATE)
+        for index, image in enumerate(scene_frames(frames, WIDTH, HEIGHT, motion=1)):
+            frame = av.VideoFrame.from_ndarray(np.round(image * 255).astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index * 100, time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        tone = (0.2 * np.sin(np.arange(SAMPLE_RATE * seconds) * 2 * np.pi * 440 / SAMPLE_RATE)).astype(np.float32)
+        for start in range(0, tone.size, 1024):
+            block = av.AudioFrame.from_ndarray(np.stack([tone[start : start + 1024]] * 2), format="fltp", layout="stereo")
+            block.sample_rate, block.pts = SAMPLE_RATE, start
+            container.mux(sound.encode(block))
+        container.mux(sound.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_minutes(tmp_path_factory):
+    return long_clip(tmp_path_factory.mktemp("long") / "film.mp4", 120, gop=5, rate=1)  # 120 frames
+
+
+@pytest.fixture(scope="module")
+def short_film(tmp_path_factory):
+    return long_clip(tmp_path_factory.mktemp("short") / "short.mp4", 30, gop=6)
+
+
+def streams(path: Path) -> dict:
+    """What a player gets: every video frame with its timestamp, every audio packet, the stream layout."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = [(frame.pts, frame.to_ndarray(format="rgb24")) for frame in container.decode(video)]
+        container.seek(0)
+        audio = [(packet.pts, bytes(packet)) for packet in container.demux(container.streams.audio[0]) if packet.size]
+        return {
+            "types": [stream.type for stream in container.streams],
+            "time_base": video.time_base,
+            "rate": video.average_rate,
+            "pts": [pts for pts, _ in frames],
+            "pixels": [pixels for _, pixels in frames],
+            "audio": audio,
+        }
+
+
+def assert_same(a: dict, b: dict) -> None:
+    """Same streams, frames, timestamps and audio packets. Frames are compared to within x264's
+    run-to-run wobble: even a one-piece run re-encodes a frame a few levels differently now and then
+    on a busy machine (identical encoder input, different bitstream), so bit equality would be luck."""
+    assert a["types"] == b["types"] and a["time_base"] == b["time_base"] and a["rate"] == b["rate"]
+    assert a["pts"] == b["pts"]
+    assert len(a["pixels"]) == len(b["pixels"])
+    # 2 levels of 255 on average per frame: a neighbouring frame of the 1 px/frame pan differs by ~6.
+    assert max(np.abs(x.astype(float) - y).mean() for x, y in zip(a["pixels"], b["pixels"])) < 2.0
+    assert a["audio"] == b["audio"]
+
+
+def command(source: Path, out: Path, *extra: object) -> list[str]:
+    return [sys.executable, "-m", "sbsconvert", str(source), "--disparity", str(DISPARITY), "-o", str(out),
+            "--segment-seconds", "30", "-v", *map(str, extra)]
+
+
+def converted_segments(stderr: str) -> int:
+    """Segments this run converted: each prints its '<name>: N frames, ...' timing line with -v."""
+    return sum(1 for line in stderr.splitlines() if " frames, decode " in line)
+
+
+def done_segments(out: Path) -> int:
+    try:
+        manifest = json.loads((work_folder(Job(Path(), [out])) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(entry["done"] for entry in manifest["segments"])
+
+
+def test_killed_video_resumes_only_the_unfinished_segments(two_minutes, tmp_path):
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    reference = tmp_path / "reference.mp4"
+    whole = subprocess.run(command(two_minutes, reference), capture_output=True, text=True, env=environment, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    assert converted_segments(whole.stderr) == 4  # 120 frames, 30 s segments
+    assert not work_folder(Job(two_minutes, [reference])).exists()
+
+    out = tmp_path / "killed.mp4"
+    process = subprocess.Popen(command(two_minutes, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+    deadline = time.monotonic() + 300
+    while done_segments(out) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    done = done_segments(out)
+    assert 2 <= done < 4 and not out.exists(), "the run was not killed mid-way"
+    folder = work_folder(Job(two_minutes, [out]))
+    finished = {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in folder.glob("*.npz")}
+
+    resumed = subprocess.Popen(command(two_minutes, out, "--resume"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=environment)
+    # The finished segments' files are never rewritten: same inode and time while the rest is redone.
+    while resumed.poll() is None and folder.exists():
+        for path in folder.glob("*.npz"):
+            if path.name in finished:
+                stat = path.stat() if path.exists() else None
+                assert stat is None or (stat.st_ino, stat.st_mtime_ns) == finished[path.name]
+        time.sleep(0.05)
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert f"resuming, {done} of 4 segments already done" in stderr
+    assert converted_segments(stderr) == 4 - done
+    assert_same(streams(out), streams(reference))
+    assert not folder.exists()
+
+
+def test_segmented_output_has_the_timestamps_audio_and_stream_layout_of_a_one_piece_run(short_film, tmp_path):
+    pieces, whole = tmp_path / "pieces.mp4", tmp_path / "whole.mp4"
+    assert run(short_film, "--disparity", DISPARITY, "-o", pieces, "--segment-seconds", "6", "-q")[0] == 0
+    assert run(short_film, "--disparity", DISPARITY, "-o", whole, "--segment-seconds", "1000", "-q")[0] == 0
+    a, b = streams(pieces), streams(whole)
+    assert a["types"] == b["types"] == ["video", "audio"]
+    assert (a["time_base"], a["rate"], a["pts"], a["audio"]) == (b["time_base"], b["rate"], b["pts"], b["audio"])
+    # The frames differ only by the encoder's choices (a new GOP per segment), not in content.
+    difference = np.mean([np.abs(x.astype(float) - y).mean() for x, y in zip(a["pixels"], b["pixels"])])
+    assert difference < 2.0
+
+
+class Killed(Exception):
+    """Stands for the process dying after some segments were finished."""
+
+
+def interrupted_run(monkeypatch, after: int, *args: object) -> None:
+    real = pipeline.convert_video
+    calls = []
+
+    def dies_after(*call_args, **options):
+        if len(calls) == after:
+            raise Killed
+        calls.append(1)
+        return real(*call_args, **options)
+
+    monkeypatch.setattr(pipeline, "convert_video", dies_after)
+    with pytest.raises(Killed):
+        run(*args)
+    monkeypatch.setattr(pipeline, "convert_video", real)
+
+
+@pytest.mark.parametrize("extra", [("-f", "lr-pair"), ("--frames-out", "--type", "png")])
+def test_resume_works_for_two_file_layouts_and_frame_folders(short_film, tmp_path, monkeypatch, extra):
+    base = ("--disparity", DISPARITY, "--segment-seconds", "6", "-q", *extra)
+    suffix = "" if "--frames-out" in extra else ".mp4"
+    assert run(short_film, "-o", tmp_path / f"whole{suffix}", *base)[0] == 0
+    interrupted_run(monkeypatch, 2, short_film, "-o", tmp_path / f"resumed{suffix}", *base)
+    assert run(short_film, "-o", tmp_path / f"resumed{suffix}", *base, "--resume")[0] == 0
+    names = ["whole_L", "whole_R"] if "lr-pair" in extra else ["whole"]
+    for name in names:
+        whole = tmp_path / f"{name}{suffix}"
+        resumed = tmp_path / f"{name.replace('whole', 'resumed')}{suffix}"
+        if suffix:
+            assert_same(streams(resumed), streams(whole))
+        else:
+            assert sorted(p.name for p in resumed.iterdir()) == sorted(p.name for p in whole.iterdir())
+            assert len(list(whole.iterdir())) == 60
+            assert all((resumed / p.name).read_bytes() == p.read_bytes() for p in whole.iterdir())
+
+
+def test_changed_settings_or_source_start_over_with_one_line(short_film, tmp_path, monkeypatch):
+    out = tmp_path / "out.mp4"
+    base = (short_film, "--disparity", DISPARITY, "-o", out, "--segment-seconds", "6")
+    interrupted_run(monkeypatch, 2, *base)
+    code, output = run(*base, "--divergence", "4")
+    assert code == 0
+    assert output.count("starting over, the settings changed") == 1 and "resuming" not in output
+    interrupted_run(monkeypatch, 2, *base, "--force")
+    os.utime(short_film, ns=(time.time_ns(), time.time_ns()))
+    code, output = run(*base, "--force")
+    assert code == 0 and "starting over, the source changed" in output
+    interrupted_run(monkeypatch, 1, *base, "--force")
+    code, output = run(*base, "--force", "--no-resume")
+    assert code == 0 and "starting over, --no-resume was given" in output
+
+
+def test_segments_start_at_keyframes_and_warm_up_on_the_frames_before():
+    index = FrameIndex(pts=list(range(0, 1000, 10)), keyframes=frozenset(range(0, 1000, 70)), time_base=Fraction(1, 100),
+                       frame_rate=Fraction(10))
+    frames = select_frames(index, None, None, None)
+    segments = plan_segments(frames, index, 2.0, trim=False)
+    assert [segment.frames[0] for segment in segments] == [0, 210, 420, 630, 840]
+    assert sum(len(segment.frames) for segment in segments) == 100
+    assert segments[0].warmup == [] and segments[1].warmup == list(range(90, 210, 10))
+    # Trimming and frame-rate caps pick frames by time; a trimmed video starts at 0.
+    assert select_frames(index, 1.0, 2.0, None) == list(range(100, 200, 10))
+    assert select_frames(index, None, None, 5) == list(range(0, 1000, 20))
+    assert plan_segments(select_frames(index, 1.0, None, None), index, 100, trim=True)[0].offset == 100
+
+
+def test_the_index_lists_every_frame_and_the_keyframes(short_film):
+    index = read_index(short_film)
+    assert len(index.pts) == 60 and len(index.keyframes) == 10
+    assert parse_time("1:30", "--start") == 90.0 and parse_time("0:01:02.5", "--start") == 62.5
+
+
+def test_start_and_end_trim_video_and_audio_to_the_range(short_film, tmp_path):
+    out = tmp_path / "trim.mp4"
+    assert run(short_film, "--disparity", DISPARITY, "-o", out, "--start", "5", "--end", "0:12", "-q")[0] == 0
+    result = streams(out)
+    assert len(result["pts"]) == 14 and result["pts"][0] == 0  # 7 s at 2 fps, from 0
+    seconds = [float(pts * result["time_base"]) for pts in result["pts"]]
+    assert seconds == pytest.approx([index / RATE for index in range(14)])
+    audio_end = max(float(pts / SAMPLE_RATE) for pts, _ in result["audio"])
+    assert 6.5 < audio_end <= 7.0
+
+
+def test_end_alone_cuts_video_and_audio_there(short_film, tmp_path):
+    out = tmp_path / "head.mp4"
+    assert run(short_film, "--disparity", DISPARITY, "-o", out, "--end", "4", "-q")[0] == 0
+    result = streams(out)
+    assert len(result["pts"]) == 8 and result["pts"][0] == 0
+    assert 3.5 < max(float(pts / SAMPLE_RATE) for pts, _ in result["audio"]) <= 4.0
+
+
+def test_preview_is_ten_seconds_from_the_middle(short_film, tmp_path):
+    out = tmp_path / "preview.mp4"
+    assert run(short_film, "--disparity", DISPARITY, "-o", out, "--preview", "-q")[0] == 0
+    assert len(streams(out)["pts"]) == 20
+
+
+def test_max_fps_keeps_every_other_frame_with_its_timestamp(short_film, tmp_path):
+    out = tmp_path / "half.mp4"
+    assert run(short_film, "--disparity", DISPARITY, "-o", out, "--max-fps", "1", "-q")[0] == 0
+    result = streams(out)
+    assert len(result["pts"]) == 30 and result["rate"] == 1
+    assert [float(pts * result["time_base"]) for pts in result["pts"]] == pytest.approx(list(range(30)))
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--start", "abc"), "--start 'abc' is not a time"),
+    (("--start", "9", "--end", "3"), "--end (3) must come after --start (9)"),
+    (("--preview", "--start", "3"), "--preview picks its own 10 seconds"),
+    (("--start", "1:00"), "no frames between --start and --end (the video lasts 29.5 s)"),
+])
+def test_bad_trim_options_are_one_line(short_film, tmp_path, args, words):
+    code, output = run(short_film, "--disparity", DISPARITY, "-o", tmp_path / "x.mp4", *args)
+    assert code != 0 and words in output and "Traceback" not in output
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_segment_options_on_photos_are_refused(tmp_path):
+    code, output = run(SAMPLES / "synthetic.png", "--max-fps", "10", "-o", tmp_path / "x.jpg")
+    assert code != 0 and "--max-fps only apply to videos" in output
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "h264"), (".mkv", "hevc"), (".mov", "hevc")])
+def test_joined_file_has_the_tags_and_stereo_metadata_of_a_one_piece_run(short_film, tmp_path, suffix, codec):
+    pieces, whole = tmp_path / f"pieces{suffix}", tmp_path / f"whole{suffix}"
+    for out, seconds in ((pieces, "6"), (whole, "1000")):
+        assert run(short_film, "--disparity", DISPARITY, "-o", out, "--codec", codec, "--segment-seconds", seconds,
+                   "-q")[0] == 0
+
+    def described(path):
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            return (dict(container.metadata), dict(video.metadata), video.codec_context.name,
+                    video.codec_context.codec_tag, [stream.type for stream in container.streams])
+
+    assert described(pieces) == described(whole)
+    if suffix != ".mkv":
+        assert (b"st3d" in pieces.read_bytes()) and (b"st3d" in whole.read_bytes())
+    else:
+        assert described(pieces)[1].get("stereo_mode") == "left_right"
