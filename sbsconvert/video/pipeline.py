@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 from sbsconvert.batch import JobResult
@@ -18,7 +20,8 @@ from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
-from sbsconvert.video.decode import VideoInfo, open_frames
+from sbsconvert.video.ahead import Ahead
+from sbsconvert.video.decode import Frame, VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
 from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
 
@@ -34,12 +37,17 @@ def convert_video(
     progress: bool = True,
     frame_rate: Fraction | None = None,
     frames_out: bool = False,
+    pipelined: bool = True,
 ) -> JobResult:
     """Convert one video job and write its output file(s); `disparity_for` is asked once per frame
     (with the frame as a Picture) and its answers are smoothed over time by `smoother`.
 
     The source is a video file, or a folder of numbered frames played at `frame_rate`; with
-    `frames_out` each output is a folder of numbered images instead of a video file."""
+    `frames_out` each output is a folder of numbered images instead of a video file.
+
+    `pipelined` runs decoding, disparity plus engine, and layout plus encoding in threads of
+    their own (a few frames in flight between them); without it they take turns on one thread.
+    Both give the same frames in the same order."""
     smoother = smoother if smoother is not None else TemporalSmoother()
     timer = StageTimer()
     flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
@@ -63,31 +71,43 @@ def convert_video(
             tqdm(total=reader.info.frame_count or None, unit="frame", desc=job.source.name, leave=False,
                  disable=not progress, file=sys.stderr)
         )
-        frames = iter(reader.frames())
-        while True:
-            with timer("decode"):
-                frame = next(frames, None)
-            if frame is None:
-                break
+        stop = threading.Event()
+        frames: Iterable[Frame] = _timed(timer, "decode", reader.frames())
+        if pipelined:
+            frames = decoded = Ahead(frames, "decode", stop)
+            stack.callback(decoded.join)  # decoding ends before the source closes
+
+        def stereo_views(frame: Frame) -> list[np.ndarray]:
             picture = Picture(frame.pixels, source=job.source)
             with timer("disparity"):
                 disparity = smoother(frame.pixels, disparity_for(job.source, picture))
             request = stereo_request(frame.pixels, disparity, settings)
             with timer(engine.name):
                 pair = render(request, shot=smoother.cuts)
-            flicker.add(pair.right)
+            with timer("layout"):
+                flicker.add(pair.right)
+                return layout_frames(pair, settings)
+
+        stereo: Iterable[tuple[int, list[np.ndarray]]] = ((frame.pts, stereo_views(frame)) for frame in frames)
+        if pipelined:
+            stereo = Ahead(stereo, "stereo", stop)
+            # The stereo stage holds no file; after Ctrl-C it is not waited for (a diffusion frame
+            # can take minutes).
+            stack.push(_join_unless_interrupted(stereo))
+            stack.callback(stop.set)  # first thing on the way out: every stage ends at its next frame
+        views: list[np.ndarray] = []
+        for pts, views in stereo:
             with timer("encode"):
-                views = layout_frames(pair, settings)
                 for writer, view in zip(writers, views):
                     if writer is not None:
-                        writer.write(view, frame.pts)
+                        writer.write(view, pts)
             frames_done += 1
             bar.update()
         with timer("encode"):
             for writer in writers:
                 if writer is not None:
                     writer.close()
-        if not frames_out and any(size % 2 for size in views[0].shape[:2]):
+        if not frames_out and views and any(size % 2 for size in views[0].shape[:2]):
             notes.append(f"{job.source.name}: frame size {views[0].shape[1]}x{views[0].shape[0]} is odd; "
                          "padded by one pixel (edge repeated) for yuv420")
     details = [f"{job.source.name}: {frames_done} frames, {timer}, right-view flicker {flicker.value:.4f}"]
@@ -142,6 +162,32 @@ def _video_writers(
         )
         for temp, target in zip(temps, targets)
     ]
+
+
+T = TypeVar("T")
+
+
+def _timed(timer: StageTimer, stage: str, items: Iterable[T]) -> Iterator[T]:
+    """`items`, the time spent producing each one counted as `stage`."""
+    iterator = iter(items)
+    while True:
+        with timer(stage):
+            item = next(iterator, _END)
+        if item is _END:
+            return
+        yield item  # type: ignore[misc]
+
+
+_END = object()
+
+
+def _join_unless_interrupted(stage: Ahead) -> Callable[..., bool]:
+    def exit_(kind: type[BaseException] | None, *_: object) -> bool:
+        if kind is None or not issubclass(kind, KeyboardInterrupt):
+            stage.join()
+        return False
+
+    return exit_
 
 
 def _abort_all(writers: list[VideoWriter | FrameFolderWriter | None]) -> None:

@@ -1,0 +1,109 @@
+"""The pipelined video path: same output as the sequential one, errors and Ctrl-C end every
+thread and leave no output; the stage threads themselves (Ahead)."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sbsconvert.convert import ConvertSettings
+from sbsconvert.disparity import Disparity, normalize
+from sbsconvert.engines.warp import WarpEngine
+from sbsconvert.errors import SbsError
+from sbsconvert.jobs import Job
+from sbsconvert.synthetic import render_scene
+from sbsconvert.video.ahead import Ahead
+from sbsconvert.video.encode import VideoSettings
+from sbsconvert.video.pipeline import convert_video
+from test_video import HEIGHT, WIDTH, decoded, make_clip
+
+TRUTH = normalize(render_scene(WIDTH, HEIGHT).disparity)
+
+
+def constant_disparity(source, picture):
+    return Disparity(TRUTH)
+
+
+def no_stage_threads():
+    return not [thread for thread in threading.enumerate() if thread.name in ("decode", "stereo")]
+
+
+def test_pipelined_output_is_the_sequential_output_byte_for_byte(tmp_path):
+    clip = tmp_path / "pan.mp4"
+    make_clip(clip, frames=16)
+    outputs = {}
+    for pipelined in (False, True):
+        out = tmp_path / f"pan_{pipelined}_LR.mp4"
+        result = convert_video(Job(clip, [out]), ConvertSettings(), WarpEngine(), constant_disparity, VideoSettings(),
+                               progress=False, pipelined=pipelined)
+        assert "16 frames" in result.details[0]
+        outputs[pipelined] = out.read_bytes()
+    assert outputs[True] == outputs[False]
+    frames, times, _ = decoded(tmp_path / "pan_True_LR.mp4")
+    assert len(frames) == 16 and times == sorted(times)
+    assert no_stage_threads()
+
+
+@pytest.mark.parametrize("failure", [SbsError("depth model failed"), KeyboardInterrupt()])
+@pytest.mark.parametrize("where", ["disparity", "engine"])
+def test_a_failure_mid_stream_reaches_the_caller_and_leaves_nothing(tmp_path, failure, where):
+    clip = tmp_path / "pan.mp4"
+    make_clip(clip, frames=12, audio=False)
+    calls = []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 6:
+            raise failure
+        return constant_disparity(*args) if where == "disparity" else render(*args)
+
+    engine = WarpEngine()
+    render = engine.render
+    if where == "engine":
+        engine.render = failing
+    out = tmp_path / "pan_LR.mp4"
+    with pytest.raises(type(failure)):
+        convert_video(Job(clip, [out]), ConvertSettings(), engine,
+                      failing if where == "disparity" else constant_disparity, VideoSettings(), progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pan.mp4"]  # no output, no temp file
+    if not isinstance(failure, KeyboardInterrupt):
+        assert no_stage_threads()  # Ctrl-C does not wait for the frame in hand
+    assert len(calls) == 6  # the stream stopped at the failure
+
+
+def test_ahead_keeps_order_and_stays_bounded():
+    produced = []
+
+    def numbers():
+        for number in range(100):
+            produced.append(number)
+            yield number
+
+    stop = threading.Event()
+    stage = Ahead(numbers(), "test", stop, depth=2)
+    reader = iter(stage)
+    assert next(reader) == 0
+    time.sleep(0.5)  # time for the worker to run ahead as far as it may
+    assert len(produced) <= 4  # the item read, two queued, one waiting to be put
+    assert list(reader) == list(range(1, 100))
+    stage.join(5)
+
+
+def test_stopping_an_ahead_ends_its_thread_and_closes_its_source():
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield np.zeros(4)
+        finally:
+            closed.set()
+
+    stop = threading.Event()
+    stage = Ahead(endless(), "test", stop, depth=1)
+    next(iter(stage))
+    stop.set()
+    stage.join(5)
+    assert closed.is_set()
+    assert not any(thread.name == "test" for thread in threading.enumerate())
