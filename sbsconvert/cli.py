@@ -29,6 +29,7 @@ from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs, plan_str
 from sbsconvert.layout import LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.video import is_video_path
+from sbsconvert.video.encoders import CODEC_CHOICES
 
 MAX_DIVERGENCE = 10.0
 DEFAULTS: dict[str, Any] = {
@@ -178,12 +179,15 @@ class ConvertCommand(click.Command):
 @click.option("--type", "image_type", type=click.Choice(["jpg", "png", "webp", "tif"]),
               help="Output image type [default: same as the input when possible, else jpg].")
 @click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP quality [default: 95].")
-@click.option("--codec", type=click.Choice(["h264", "hevc"]), help="Videos: h264 (libx264, plays everywhere) or hevc "
-              "(libx265, smaller files, 10-bit; Apple Vision Pro) [default: the preset's, else h264].")
+@click.option("--codec", type=click.Choice(CODEC_CHOICES), help="Videos: h264 (libx264, plays everywhere), hevc "
+              "(libx265, smaller files, 10-bit; Apple Vision Pro), auto (a hardware encoder when one works here: "
+              "NVENC, VideoToolbox, Quick Sync, AMF; HEVC for 10-bit, else H.264; software otherwise) or an FFmpeg "
+              "encoder by name (a hardware one that does not work falls back to software, saying so) "
+              "[default: the preset's, else h264].")
 @click.option("--crf", type=click.IntRange(0, 51), help="Videos: constant quality, lower is better and larger (18 is "
-              "near transparent for h264, 20 for hevc) [default: 18/20, unless a bitrate is set].")
+              "near transparent for h264, 20 for hevc) [default: 18/20, unless the preset sets a rate].")
 @click.option("--bitrate", help="Videos: target bitrate such as 12M or 800k instead of constant quality "
-              "[default: the preset's, if any].")
+              "[default: the preset's bits per pixel x width x height x frames/s, if it sets one].")
 @click.option("--pix-fmt", "pix_fmt", type=click.Choice(["yuv420p", "yuv420p10le"]),
               help="Videos: yuv420p (8-bit, widest support) or yuv420p10le (10-bit, less banding) "
               "[default: the preset's, else yuv420p].")
@@ -351,13 +355,14 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     from sbsconvert.video.encode import VideoSettings
 
     preset = dict(load_preset(options["preset"]).get("video", {})) if options.get("preset") else {}
-    if options["crf"] is not None:
-        preset.pop("bitrate", None)  # an explicit quality replaces the preset's bitrate
-    if options["bitrate"] is not None:
-        preset.pop("crf", None)
+    if options["crf"] is not None or options["bitrate"] is not None:
+        for rate in ("crf", "bitrate", "bits_per_pixel"):  # an explicit rate replaces the preset's
+            preset.pop(rate, None)
     preset.update(given)
     video = VideoSettings(**preset)
-    video.check()
+    note = video.check()  # probes the encoder; a hardware one that does not work gives way to software
+    if note and not options["quiet"]:
+        click.echo(note, err=True)
     return video
 
 

@@ -23,7 +23,13 @@ PRESET_KEYS: dict[str, type | tuple[type, ...]] = {
     "fill": str,
     "video": dict,
 }
-VIDEO_KEYS: dict[str, type | tuple[type, ...]] = {"codec": str, "pixel_format": str, "bitrate": str, "crf": int}
+VIDEO_KEYS: dict[str, type | tuple[type, ...]] = {
+    "codec": str,
+    "pixel_format": str,
+    "bitrate": str,
+    "crf": int,
+    "bits_per_pixel": (int, float),  # a bitrate that follows the output's width x height x frames/s
+}
 
 
 def preset_folder() -> Path:

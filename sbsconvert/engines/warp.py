@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from sbsconvert.engines.base import StereoPair, StereoRequest
-from sbsconvert.engines.warp_kernel import warp_and_fill
 from sbsconvert.errors import SbsError
 
 FILL_METHODS = ("inpaint", "background", "stretch", "blank")
@@ -199,6 +198,8 @@ class WarpEngine:
         # small for any image size. Row-wise fills run per band too; inpainting needs the whole picture.
         whole_picture_fill = self.fill == "inpaint"
         if self.compiled:
+            from sbsconvert.engines.warp_kernel import warp_and_fill  # numba loads only when needed
+
             warped, valid, winner_near = (
                 torch.from_numpy(array).to(image.device)
                 for array in warp_and_fill(image.cpu().numpy(), shift.cpu().numpy(), nearness.cpu().numpy(),
