@@ -196,18 +196,10 @@ class WarpEngine:
         # times faster). Elsewhere: rows warp independently (the shift is horizontal), so bands of
         # rows give the same result while the candidate buffers (several times the image) stay
         # small for any image size. Row-wise fills run per band too; inpainting needs the whole picture.
-        whole_picture_fill = self.fill == "inpaint"
         if self.compiled:
-            from sbsconvert.engines.warp_kernel import warp_and_fill  # numba loads only when needed
-
-            warped, valid, winner_near = (
-                torch.from_numpy(array).to(image.device)
-                for array in warp_and_fill(image.cpu().numpy(), shift.cpu().numpy(), nearness.cpu().numpy(),
-                                           self.max_stretch, self.fill)
-            )
-            if not whole_picture_fill:
-                return warped
-            return fill_holes(WarpResult(image=warped, valid=valid, nearness=winner_near), self.fill)
+            warped = self._warp_compiled(image.cpu().numpy(), shift.cpu().numpy(), nearness.cpu().numpy())
+            return torch.from_numpy(warped).to(image.device)
+        whole_picture_fill = self.fill == "inpaint"
         rows = max(1, self.band_pixels // image.shape[2])
         bands = []
         for top in range(0, image.shape[1], rows):
@@ -222,14 +214,31 @@ class WarpEngine:
         )
         return fill_holes(result, self.fill)
 
+    def _warp_compiled(self, image: np.ndarray, shift: np.ndarray, nearness: np.ndarray) -> np.ndarray:
+        """synthesize() with the compiled kernel, on arrays (CxHxW in and out)."""
+        from sbsconvert.engines.warp_kernel import warp_and_fill  # numba loads only when needed
+
+        warped, valid, winner_near = warp_and_fill(image, shift, nearness, self.max_stretch, self.fill)
+        if self.fill != "inpaint":
+            return warped
+        result = WarpResult(torch.from_numpy(warped), torch.from_numpy(valid), torch.from_numpy(winner_near))
+        return fill_holes(result, self.fill).numpy()
+
     def render(self, request: StereoRequest) -> StereoPair:
-        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-        image = to_tensor(request.image).permute(2, 0, 1).float()
-        shift, nearness = to_tensor(request.shift), to_tensor(request.nearness)
-        to_array = lambda t: t.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        if self.compiled:
+            # numpy throughout: no torch op, so no OpenMP threads waiting on cores a video's
+            # decoder and encoder keep busy.
+            image = np.asarray(request.image, dtype=np.float32).transpose(2, 0, 1)
+            shift = np.asarray(request.shift, dtype=np.float32)
+            synthesize = lambda shift: self._warp_compiled(image, shift, request.nearness)
+            to_array = lambda warped: np.ascontiguousarray(np.clip(warped.transpose(1, 2, 0), 0, 1))
+        else:
+            to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+            image = to_tensor(request.image).permute(2, 0, 1).float()
+            shift, nearness = to_tensor(request.shift), to_tensor(request.nearness)
+            synthesize = lambda shift: self.synthesize(image, shift, nearness)
+            to_array = lambda t: t.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
         if request.eye == "right":
-            return StereoPair(left=request.image, right=to_array(self.synthesize(image, shift, nearness)))
+            return StereoPair(left=request.image, right=to_array(synthesize(shift)))
         half = shift / 2
-        left = self.synthesize(image, -half, nearness)
-        right = self.synthesize(image, half, nearness)
-        return StereoPair(left=to_array(left), right=to_array(right))
+        return StereoPair(left=to_array(synthesize(-half)), right=to_array(synthesize(half)))

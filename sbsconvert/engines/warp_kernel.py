@@ -23,7 +23,8 @@ def warp_and_fill(image: np.ndarray, shift: np.ndarray, nearness: np.ndarray, ma
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image warped and, for row-wise fills, filled (CxHxW), valid mask, winning nearness)."""
     channels, height, width = image.shape
-    out = np.empty((channels, height, width), dtype=np.float32)
+    # Written channel-last (as views are held) and handed back as a CxHxW view of that memory.
+    out = np.empty((height, width, channels), dtype=np.float32).transpose(2, 0, 1)
     valid = np.empty((height, width), dtype=np.bool_)
     winner_near = np.empty((height, width), dtype=np.float32)
     as_float = lambda array: np.asarray(array, dtype=np.float32)
