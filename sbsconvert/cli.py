@@ -311,10 +311,13 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         convert_one = lambda job: convert_image(job, settings, engine, disparity_for)
     if video is not None:
         from sbsconvert.video.pipeline import convert_video
+        from sbsconvert.video.temporal import TemporalSmoother
 
         convert_photo = convert_one
+        # A depth model's per-frame maps get each shot's range steadied; a given map is kept as it is.
+        smoother = lambda: TemporalSmoother(normalize_range=options["disparity_path"] is None)
         convert_one = lambda job: (
-            convert_video(job, settings, engine, disparity_for, video, progress=not options["quiet"],
+            convert_video(job, settings, engine, disparity_for, video, smoother=smoother(), progress=not options["quiet"],
                           frame_rate=frame_rate, frames_out=options["frames_out"])
             if is_video_path(job.source) or options["sequence"] else convert_photo(job)
         )

@@ -77,18 +77,25 @@ def convert_video(
             frames = decoded = Ahead(frames, "decode", stop)
             stack.callback(decoded.join)  # decoding ends before the source closes
 
-        def stereo_views(frame: Frame) -> list[np.ndarray]:
-            picture = Picture(frame.pixels, source=job.source)
-            with timer("disparity"):
-                disparity = smoother(frame.pixels, disparity_for(job.source, picture))
+        def with_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+            for frame in frames:
+                with timer("disparity"):
+                    disparity = disparity_for(job.source, Picture(frame.pixels, source=job.source))
+                yield frame, frame.pixels, disparity
+
+        def stereo_views(frame: Frame, disparity: Disparity, shot: int) -> list[np.ndarray]:
             request = stereo_request(frame.pixels, disparity, settings)
             with timer(engine.name):
-                pair = render(request, shot=smoother.cuts)
+                pair = render(request, shot=shot)
             with timer("layout"):
                 flicker.add(pair.right)
                 return layout_frames(pair, settings)
 
-        stereo: Iterable[tuple[int, list[np.ndarray]]] = ((frame.pts, stereo_views(frame)) for frame in frames)
+        # Smoothing holds a few frames back (its look-ahead) and gives them back in order.
+        stereo: Iterable[tuple[int, list[np.ndarray]]] = (
+            (frame.pts, stereo_views(frame, disparity, shot))
+            for frame, disparity, shot in smoother.smooth(with_disparity(frames))
+        )
         if pipelined:
             stereo = Ahead(stereo, "stereo", stop)
             # The stereo stage holds no file; after Ctrl-C it is not waited for (a diffusion frame
