@@ -65,7 +65,7 @@ class _Held(Generic[T]):
     payload: T
     shot: int
     disparity: Disparity
-    average: np.ndarray  # the causal average up to this frame
+    average: np.ndarray  # the causal average up to this frame (never changed in place)
     range: np.ndarray  # its robust range, causally averaged (normalising only)
     own_range: np.ndarray  # its own robust range (normalising only)
 
@@ -125,22 +125,26 @@ class TemporalSmoother:
             self.cuts += 1
         self._probe = probe
         own_range = robust_range(disparity.values) if self._normalizes(disparity) else np.zeros(2, np.float32)
+        previous = self._average
         if restart or self.weight == 1:
-            self._average = Disparity(disparity.values.astype(np.float32, copy=True), disparity.absolute)
-            self._range = own_range.copy()
+            self._average, self._range = disparity, own_range
+        elif previous is not None and previous.values is disparity.values:
+            pass  # the same map again (a fixed --disparity map): its average is itself, nothing to compute
         else:
-            assert self._average is not None and self._range is not None
-            values = self._average.values
-            values *= 1 - self.weight  # in place: the average is ours alone
+            assert previous is not None and self._range is not None
+            values = previous.values * (1 - self.weight)  # a new array: held frames keep the old one
             values += self.weight * disparity.values
+            self._average = Disparity(values, disparity.absolute)
             self._range = (1 - self.weight) * self._range + self.weight * own_range
-        return _Held(payload, self.cuts, disparity, self._average.values.copy(), self._range.copy(), own_range)
+        return _Held(payload, self.cuts, disparity, self._average.values, self._range, own_range)
 
     def _combine(self, current: _Held[T], later: list[_Held[T]]) -> Disparity:
         """The centred average: the causal average plus the later frames of the same shot."""
         decay = 1 - self.weight
         values, value_range, total = current.average, current.range, 1.0
         future = [frame for frame in later if frame.shot == current.shot][: self.look_ahead]
+        if all(frame.disparity.values is values for frame in future):
+            future = []  # one fixed map throughout: the average is that map
         if future and self.weight < 1:
             values = values.copy()
             for distance, frame in enumerate(future, start=1):
