@@ -76,7 +76,9 @@ def warp_rows(image, shift, nearness, max_stretch, fill, out, valid, winner_near
             near_end = nearness[y, x + 1]
             for step in range(steps):
                 covered = first + np.float32(step)
-                if covered > end or covered < 0 or covered > last:
+                if covered > end or covered > last:
+                    break  # covered only grows
+                if covered < 0:
                     continue
                 fraction = (covered - target) / length
                 weight = min(max(fraction, _F0), _F1)
