@@ -31,6 +31,8 @@ from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.video import is_video_path
 from sbsconvert.video.encoders import CODEC_CHOICES
 
+DEFAULT_GPU_BATCH = 8  # video frames per depth model pass on CUDA
+
 MAX_DIVERGENCE = 10.0
 DEFAULTS: dict[str, Any] = {
     "format": "sbs",
@@ -191,6 +193,8 @@ class ConvertCommand(click.Command):
 @click.option("--pix-fmt", "pix_fmt", type=click.Choice(["yuv420p", "yuv420p10le"]),
               help="Videos: yuv420p (8-bit, widest support) or yuv420p10le (10-bit, less banding) "
               "[default: the preset's, else yuv420p].")
+@click.option("--batch-size", type=click.IntRange(1, 256), help="Videos: frames the depth model sees in one pass; "
+              f"more keeps a GPU busy, and costs memory [default: {DEFAULT_GPU_BATCH} on CUDA, else 1].")
 @click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
               "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
               "the folder (or -o FILE), encoded with the video options. Without it a folder is an album of photos.")
@@ -316,9 +320,10 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         convert_photo = convert_one
         # A depth model's per-frame maps get each shot's range steadied; a given map is kept as it is.
         smoother = lambda: TemporalSmoother(normalize_range=options["disparity_path"] is None)
+        batch_size = options["batch_size"] or (DEFAULT_GPU_BATCH if compute.device.type == "cuda" else 1)
         convert_one = lambda job: (
             convert_video(job, settings, engine, disparity_for, video, smoother=smoother(), progress=not options["quiet"],
-                          frame_rate=frame_rate, frames_out=options["frames_out"])
+                          frame_rate=frame_rate, frames_out=options["frames_out"], batch_size=batch_size)
             if is_video_path(job.source) or options["sequence"] else convert_photo(job)
         )
     summary = run_batch(

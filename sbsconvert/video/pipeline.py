@@ -38,6 +38,7 @@ def convert_video(
     frame_rate: Fraction | None = None,
     frames_out: bool = False,
     pipelined: bool = True,
+    batch_size: int = 1,
 ) -> JobResult:
     """Convert one video job and write its output file(s); `disparity_for` is asked once per frame
     (with the frame as a Picture) and its answers are smoothed over time by `smoother`.
@@ -47,7 +48,8 @@ def convert_video(
 
     `pipelined` runs decoding, disparity plus engine, and layout plus encoding in threads of
     their own (a few frames in flight between them); without it they take turns on one thread.
-    Both give the same frames in the same order."""
+    Both give the same frames in the same order. A `disparity_for` with a `many(source, pictures)`
+    method (DisparityProvider) is asked for `batch_size` frames at a time."""
     smoother = smoother if smoother is not None else TemporalSmoother()
     timer = StageTimer()
     flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
@@ -78,10 +80,14 @@ def convert_video(
             stack.callback(decoded.join)  # decoding ends before the source closes
 
         def with_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
-            for frame in frames:
+            # A provider that can (a depth model) is asked for `batch_size` frames at once.
+            many = getattr(disparity_for, "many", None)
+            for group in _groups(frames, batch_size if many is not None else 1):
+                pictures = [Picture(frame.pixels, source=job.source) for frame in group]
                 with timer("disparity"):
-                    disparity = disparity_for(job.source, Picture(frame.pixels, source=job.source))
-                yield frame, frame.pixels, disparity
+                    maps = many(job.source, pictures) if many is not None and len(group) > 1 else [
+                        disparity_for(job.source, picture) for picture in pictures]
+                yield from ((frame, frame.pixels, disparity) for frame, disparity in zip(group, maps))
 
         def stereo_views(frame: Frame, disparity: Disparity, shot: int) -> list[np.ndarray]:
             request = stereo_request(frame.pixels, disparity, settings)
@@ -186,6 +192,18 @@ def _timed(timer: StageTimer, stage: str, items: Iterable[T]) -> Iterator[T]:
 
 
 _END = object()
+
+
+def _groups(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last may be shorter)."""
+    group: list[T] = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _join_unless_interrupted(stage: Ahead) -> Callable[..., bool]:
