@@ -152,3 +152,32 @@ def test_batch_size_gives_the_same_video(tmp_path, tiny_depth_model):
     assert len(videos[0]) == len(videos[1]) == 7
     for one, three in zip(*videos):
         assert np.abs(one - three).max() <= 2 / 255  # batched convolutions may round differently
+
+
+def test_ctrl_c_stops_a_pipelined_conversion_at_once_and_leaves_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from test_video import disparity_map
+
+    clip = tmp_path / "long.mp4"
+    make_clip(clip, frames=200, width=192, height=128, audio=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "sbsconvert", str(clip), "--disparity", str(disparity_map(tmp_path, 192, 128)),
+               "-o", str(out / "long_LR.mp4")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(out.iterdir()):  # the temp output appears once frames are being written
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    interrupted = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - interrupted < 10  # not after the remaining frames
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert list(out.iterdir()) == []  # no output, no temp file
