@@ -44,13 +44,13 @@ MATROSKA_STEREO_MODES = {
     "anaglyph": "anaglyph_cyan_red",
 }
 # Tags describing the old encode that would be wrong on ours.
-DEFAULT_FRAME_RATE = 30  # for a rate per pixel when the source does not say its frame rate
 _STALE_TAGS = {"encoder", "rotate", "duration", "major_brand", "minor_version", "compatible_brands", "bps",
                "number_of_frames", "number_of_bytes"}
 
 
 # Encoders without a constant-quality mode get this many bits per pixel and frame by default.
 DEFAULT_BITS_PER_PIXEL = {"h264": 0.1, "hevc": 0.07}
+DEFAULT_FRAME_RATE = 30  # for a rate per pixel when the source does not say its frame rate
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The video pipeline: the still-image stages run frame by frame on a stream, so memory stays flat
-with length. decode -> disparity (smoothed over time) -> stereo engine -> layout -> encode."""
+with length. decode -> disparity (smoothed over time) -> stereo engine -> layout -> encode, the
+decoder and the encoder each in a thread beside the rest (video/ahead.py)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ def convert_video(
     The source is a video file, or a folder of numbered frames played at `frame_rate`; with
     `frames_out` each output is a folder of numbered images instead of a video file.
 
-    `pipelined` runs decoding, disparity plus engine, and layout plus encoding in threads of
-    their own (a few frames in flight between them); without it they take turns on one thread.
+    `pipelined` runs decoding; disparity, smoothing, engine and layout; and encoding in threads
+    of their own (a few frames in flight between them); without it they take turns on one thread.
     Both give the same frames in the same order. A `disparity_for` with a `many(source, pictures)`
     method (DisparityProvider) is asked for `batch_size` frames at a time."""
     smoother = smoother if smoother is not None else TemporalSmoother()
