@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_video.py
 	$(BIN)/python bench/bench_depth.py
 	$(BIN)/python bench/bench_diffusion.py
+	$(BIN)/python bench/bench_photo_formats.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

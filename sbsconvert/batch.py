@@ -17,7 +17,9 @@ from tqdm import tqdm
 from sbsconvert.device import memory_guard
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job
+from sbsconvert.locks import claim
 from sbsconvert.output import check_writable_target
+from sbsconvert.progress import progress
 
 VERBOSITY = {"quiet": 0, "normal": 1, "verbose": 2}
 
@@ -53,6 +55,7 @@ class Outcome:
     status: str  # "converted", "skipped" or "failed"
     message: str = ""
     seconds: float = 0.0
+    stops_batch: bool = False  # a failure every remaining job would hit too (BatchStop)
 
     def as_dict(self) -> dict[str, object]:
         entry: dict[str, object] = {"input": str(self.source), "outputs": [str(path) for path in self.outputs]}
@@ -69,6 +72,7 @@ class BatchSummary:
     seconds: float = 0.0
     interrupted: bool = False
     stopped: bool = False  # a problem every remaining job would hit ended the batch early
+    refused: str | None = None  # why the run was refused before any job started
 
     def with_status(self, status: str) -> list[Outcome]:
         return [outcome for outcome in self.outcomes if outcome.status == status]
@@ -85,6 +89,7 @@ class BatchSummary:
             "failed": [outcome.as_dict() for outcome in self.with_status("failed")],
             "interrupted": self.interrupted,
             "stopped": self.stopped,
+            "refused": self.refused,
             "seconds": round(self.seconds, 3),
         }
 
@@ -112,38 +117,52 @@ def run_batch(
     unit: str = "file",
 ) -> BatchSummary:
     """Convert each job with `convert_one`. SbsError (and running out of memory) fails just that job;
-    BatchStop and Ctrl-C end the batch (the job in progress leaves no output), as the summary says."""
+    BatchStop and Ctrl-C end the batch (the job in progress leaves no output), as the summary says.
+
+    Each job is claimed with a lock file beside its output first, so runs started together on one
+    folder share the work: a job another run holds, or has finished since this run started, is skipped."""
     summary = BatchSummary()
-    started = time.perf_counter()
-    progress = tqdm(jobs, unit=unit, disable=reporter.verbosity == 0 or len(jobs) < 2, file=sys.stderr)
+    started, wall_start = time.perf_counter(), time.time()
+    bar = progress(len(jobs), desc="batch", unit=unit, enabled=reporter.verbosity > 0 and len(jobs) > 1)
     try:
-        for job in progress:
-            progress.set_postfix_str(job.source.name, refresh=False)
-            if skip_existing and is_finished(job):
-                summary.outcomes.append(Outcome(job.source, job.outputs, "skipped", "outputs exist"))
-                reporter.detail(f"skipped {job.source}: outputs exist")
-                continue
-            job_started = time.perf_counter()
-            try:
-                with memory_guard(f"converting {job.source}"):
-                    result = convert_one(job)
-            except SbsError as error:
-                summary.outcomes.append(Outcome(job.source, job.outputs, "failed", str(error)))
-                reporter.error(str(error))
-                if isinstance(error, BatchStop):
-                    summary.stopped = True
-                    break
-                continue
-            seconds = time.perf_counter() - job_started
-            summary.outcomes.append(Outcome(job.source, job.outputs, "converted", seconds=seconds))
-            for note in result.notes:
-                reporter.info(f"note: {note}")
-            for detail in result.details:
-                reporter.detail(detail)
-            reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
+        for job in jobs:
+            bar.set_postfix_str(job.source.name, refresh=False)
+            outcome = _run_job(job, convert_one, reporter, skip_existing, wall_start)
+            summary.outcomes.append(outcome)
+            bar.update()
+            if outcome.status == "failed" and outcome.stops_batch:
+                summary.stopped = True
+                break
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
-        progress.close()
+        bar.close()
         summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Reporter, skip_existing: bool,
+             run_started: float) -> Outcome:
+    if skip_existing and is_finished(job):
+        reporter.detail(f"skipped {job.source}: outputs exist")
+        return Outcome(job.source, job.outputs, "skipped", "outputs exist")
+    job_started = time.perf_counter()
+    try:
+        with claim(job.outputs[0]) as holder:
+            if holder is not None:
+                reporter.info(f"skipped {job.source}: another sbsconvert ({holder}) is converting it")
+                return Outcome(job.source, job.outputs, "skipped", f"another sbsconvert ({holder}) is converting it")
+            if is_finished(job) and all(path.stat().st_mtime >= run_started for path in job.outputs):
+                reporter.info(f"skipped {job.source}: another sbsconvert wrote it meanwhile")
+                return Outcome(job.source, job.outputs, "skipped", "another sbsconvert wrote it meanwhile")
+            with memory_guard(f"converting {job.source}"):
+                result = convert_one(job)
+    except SbsError as error:
+        reporter.error(str(error))
+        return Outcome(job.source, job.outputs, "failed", str(error), stops_batch=isinstance(error, BatchStop))
+    for note in result.notes:
+        reporter.info(f"note: {note}")
+    for detail in result.details:
+        reporter.detail(detail)
+    reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
+    return Outcome(job.source, job.outputs, "converted", seconds=time.perf_counter() - job_started)

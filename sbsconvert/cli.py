@@ -13,7 +13,7 @@ import click
 import cv2
 from click.core import ParameterSource
 from sbsconvert import __version__
-from sbsconvert.batch import JobResult, Reporter, check_targets, run_batch
+from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_targets, run_batch
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
@@ -25,9 +25,10 @@ from sbsconvert.engines.diffusion.settings import ATTENTION_MODES, DEFAULT_SD_DE
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.command import eval_command
-from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs, plan_stream_jobs
+from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
+from sbsconvert.spatial_photo import DEFAULT_HFOV
 from sbsconvert.video import is_video_path
 from sbsconvert.video.encoders import CODEC_CHOICES
 
@@ -62,6 +63,10 @@ class ConvertByDefault(click.Group):
             return super().main(*args, **kwargs)
         except click.ClickException as error:
             click.echo(f"error: {error.format_message()}", err=True)
+            arguments = kwargs.get("args", args[0] if args else None)
+            arguments = sys.argv[1:] if arguments is None else list(arguments)
+            if "--json" in arguments and (arguments[0] not in self.commands or arguments[0] == "convert"):
+                echo_refusal(error.format_message())
             sys.exit(error.exit_code)
         except click.Abort:
             click.echo("error: aborted", err=True)
@@ -180,7 +185,7 @@ class ConvertCommand(click.Command):
               help="Downscale each eye to at most this width in pixels (presets set it per headset).")
 @click.option("--type", "image_type", type=click.Choice(["jpg", "png", "webp", "tif"]),
               help="Output image type [default: same as the input when possible, else jpg].")
-@click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP quality [default: 95].")
+@click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIC quality [default: 95].")
 @click.option("--codec", type=click.Choice(CODEC_CHOICES), help="Videos: h264 (libx264, plays everywhere), hevc "
               "(libx265, smaller files, 10-bit; Apple Vision Pro), auto (a hardware encoder when one works here: "
               "NVENC, VideoToolbox, Quick Sync, AMF; HEVC for 10-bit, else H.264; software otherwise) or an FFmpeg "
@@ -195,6 +200,14 @@ class ConvertCommand(click.Command):
               "[default: the preset's, else yuv420p].")
 @click.option("--batch-size", type=click.IntRange(1, 256), help="Videos: frames the depth model sees in one pass; "
               f"more keeps a GPU busy, and costs memory [default: {DEFAULT_GPU_BATCH} on CUDA, else 1].")
+@click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
+              help="With --format spatial: the distance between the two eyes' cameras the file states, in "
+              f"millimetres (Apple Vision Pro uses it to show the depth at scale) [default: {ConvertSettings.baseline_mm:g}, "
+              "an average adult's interpupillary distance].")
+@click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
+              help="With --format spatial: the horizontal field of view of the picture the file states, in degrees "
+              "(how wide Apple Vision Pro shows it) [default: the photo's own, from the 35 mm equivalent focal "
+              f"length in its EXIF; else {DEFAULT_HFOV:g}, about a phone's main camera].")
 @click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
               "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
               "the folder (or -o FILE), encoded with the video options. Without it a folder is an album of photos.")
@@ -210,11 +223,13 @@ class ConvertCommand(click.Command):
               help="Where models and the warp run: auto picks CUDA, then Apple MPS, then CPU.")
 @click.option("--skip-existing", is_flag=True, help="Skip photos whose outputs already exist and write only "
               "missing ones: run the same command again to finish an interrupted batch (outputs are only ever "
-              "published complete, so an existing one is finished).")
+              "published complete, so an existing one is finished). Runs started together on one folder share "
+              "the work (each job is locked while converted).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print where each disparity came from and the time per stage.")
 @click.option("--json", "json_summary", is_flag=True, help="Print a machine-readable summary on stdout at the end: "
-              "converted, skipped and failed inputs with their outputs and errors.")
+              "converted, skipped and failed inputs with their outputs and errors; for a run refused before it "
+              "starts, \"refused\" gives the reason.")
 def convert(inputs: tuple[Path, ...], **options: Any) -> None:
     """Convert photos, videos, or folders of them (INPUT...) into stereo images and videos.
 
@@ -228,17 +243,24 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
     """
-    _run_cli(lambda: _convert(list(inputs), options))
+    _run_cli(lambda: _convert(list(inputs), options), json_summary=options["json_summary"])
 
 
 main.add_command(eval_command)
 
 
-def _run_cli(action: Any) -> None:
+def echo_refusal(message: str) -> None:
+    """--json's summary of a run refused before any work: nothing converted, and why."""
+    click.echo(json.dumps(BatchSummary(refused=message).as_json(), indent=2))
+
+
+def _run_cli(action: Any, json_summary: bool = False) -> None:
     try:
         code = action()
     except SbsError as error:
         click.echo(f"error: {error}", err=True)
+        if json_summary:
+            echo_refusal(str(error))
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted: finished outputs are complete, unfinished ones were not written", err=True)
@@ -255,6 +277,8 @@ def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
         merged["format"] = options["layout"]
     if preset.get("fill") and options.get("fill") is None:
         merged["fill"] = preset["fill"]
+    if options.get("image_type") is None and photo_container(merged["format"]):
+        merged["image_type"] = None  # a preset's image type is for plain images, not .mpo/.heic files
     return merged
 
 
@@ -297,6 +321,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         quality=merged["jpeg_quality"],
         force=options["force"],
         skip_existing=options["skip_existing"],
+        **_spatial_camera(options, merged),
     )
     compute = select_compute(options["device"])
     engine_name = "diffusion" if generating else options["engine"]
@@ -372,6 +397,15 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     if note and not options["quiet"]:
         click.echo(note, err=True)
     return video
+
+
+def _spatial_camera(options: dict[str, Any], merged: dict[str, Any]) -> dict[str, float]:
+    """ConvertSettings' baseline_mm / hfov_degrees from --baseline-mm / --hfov (spatial only)."""
+    named = _given_flags(options, ("baseline_mm", "hfov"))
+    if named and merged["format"] != "spatial":
+        raise SbsError(f"{', '.join(named)} only apply to --format spatial (the camera it describes)")
+    camera = {"baseline_mm": options["baseline_mm"], "hfov_degrees": options["hfov"]}
+    return {name: value for name, value in camera.items() if value is not None}
 
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:

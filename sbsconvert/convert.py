@@ -15,10 +15,11 @@ from sbsconvert.decode import Picture, load_picture
 from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.errors import BatchStop, SbsError
-from sbsconvert.jobs import Job
+from sbsconvert.jobs import Job, photo_container
 from sbsconvert.layout import compose, fit_width, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
-from sbsconvert.output import write_image
+from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
+from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, SPATIAL_EXTENSION, photo_cameras, write_spatial_heic
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
 DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
@@ -35,6 +36,11 @@ class ConvertSettings:
     quality: int = 95
     force: bool = False
     skip_existing: bool = False
+    # --format spatial: the stereo camera the file describes. Converted 2D photos have none, so the
+    # default baseline is an average adult's distance between the pupils; the field of view is the
+    # photo's own (from its EXIF) unless given.
+    baseline_mm: float = DEFAULT_BASELINE_MM
+    hfov_degrees: float | None = None
 
 
 class DisparityProvider:
@@ -122,7 +128,13 @@ def convert_image(
         pair = engine.render(stereo_request(picture.pixels, disparity, settings))
     with timer("write"):
         write_pair(pair, job, settings, picture)
-    return JobResult(notes=picture.notes, details=[f"{job.source.name}: {timer}"])
+    notes = list(picture.notes)
+    if picture.bit_depth > 8 and IMAGE_FORMATS.get(job.outputs[0].suffix.lower()) not in SIXTEEN_BIT_FORMATS:
+        # --type cannot change the images inside an .mpo or .heic
+        hint = "" if photo_container(settings.layout) else f" (--type png or tif keeps {picture.bit_depth})"
+        notes.append(f"{job.source.name}: its {picture.bit_depth}-bit pixels are written with 8 bits "
+                     f"in {job.outputs[0].suffix}{hint}")
+    return JobResult(notes=notes, details=[f"{job.source.name}: {timer}"])
 
 
 def stereo_request(pixels: np.ndarray, disparity: Disparity, settings: ConvertSettings) -> StereoRequest:
@@ -146,6 +158,12 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
     kept = {"icc_profile": picture.icc_profile, "exif": picture.exif} if picture else {}
     if get_layout(settings.layout).extension == MPO_EXTENSION:  # both eyes in one file
         write_mpo(frames, job.outputs[0], force=settings.force, quality=settings.quality, **kept)
+        return
+    if photo_container(settings.layout) == SPATIAL_EXTENSION:
+        exif = picture.exif if picture else None
+        cameras = photo_cameras(settings.baseline_mm, settings.hfov_degrees, exif, frames[0])
+        write_spatial_heic(frames, job.outputs[0], force=settings.force, quality=settings.quality, cameras=cameras,
+                           **kept)
         return
     for frame, target in zip(frames, job.outputs):
         if settings.skip_existing and target.exists():

@@ -127,18 +127,21 @@ def _pillow_pixels(image: Image.Image) -> np.ndarray:
 
 
 def _high_bit_depth_pixels(path: Path, orientation: int) -> np.ndarray | None:
-    """16-bit colour PNG/TIFF: Pillow would reduce these to 8 bits, OpenCV keeps them."""
+    """16-bit PNG/TIFF, colour or grey: Pillow would reduce these to 8 bits, OpenCV keeps them.
+    Grey becomes three equal channels (the stereo pair is written as RGB)."""
     if path.suffix.lower() not in (".png", ".tif", ".tiff"):
         return None
     data = np.fromfile(path, dtype=np.uint8)
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3:
+    if decoded is None or decoded.dtype != np.uint16:
         return None
-    channels = decoded.shape[2]
+    channels = 1 if decoded.ndim == 2 else decoded.shape[2]
     if channels == 4:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
     elif channels == 3:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    elif channels == 1:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB)
     else:
         return None
     pixels = decoded.astype(np.float32) / 65535.0

@@ -11,10 +11,14 @@ from sbsconvert.errors import SbsError
 from sbsconvert.layout import LAYOUTS, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, is_stereo_mpo
 from sbsconvert.output import IMAGE_FORMATS
+from sbsconvert.spatial_photo import SPATIAL_EXTENSION, is_stereo_heic
 from sbsconvert.video import VIDEO_OUTPUT_EXTENSIONS, is_video_path, video_output_extension
 
 FOLDER_OUTPUT_SUFFIX = "_stereo"
 _OUR_SUFFIXES = tuple(sorted({suffix.lower() for layout in LAYOUTS.values() for suffix in layout.suffixes if suffix}))
+# Layouts whose photo is one file of a type of its own holding both eyes: that file type, the codec
+# of the images inside and the --type values that name it.
+PHOTO_CONTAINERS = {"mpo": (MPO_EXTENSION, "JPEG", ("jpg", "jpeg")), "spatial": (SPATIAL_EXTENSION, "HEVC", ())}
 
 
 @dataclass
@@ -29,9 +33,12 @@ def natural_key(path: Path) -> list[object]:
 
 
 def looks_like_our_output(path: Path) -> bool:
-    """Named with a layout suffix, or an MPO that already holds a stereo pair (ours or a 3D camera's)."""
+    """Named with a layout suffix, or an MPO or HEIC that already holds a stereo pair (ours, a 3D
+    camera's or an iPhone's spatial photo)."""
     if path.suffix.lower() == MPO_EXTENSION:
         return is_stereo_mpo(path)
+    if path.suffix.lower() == SPATIAL_EXTENSION and is_stereo_heic(path):
+        return True
     stem = path.stem.lower()
     return any(stem.endswith(suffix) for suffix in _OUR_SUFFIXES)
 
@@ -60,10 +67,16 @@ def output_extension(source: Path, image_type: str | None) -> str:
     return extension if extension in IMAGE_FORMATS else ".jpg"
 
 
+def photo_container(layout_name: str) -> str | None:
+    """The file type of a photo of this layout when it has one of its own (.mpo, .heic), else None."""
+    container = PHOTO_CONTAINERS.get(get_layout(layout_name).name)
+    return container[0] if container else None
+
+
 def output_types(layout_name: str) -> tuple[str, ...]:
-    """File extensions an output of this layout may have: its own (.mpo), else any image type."""
-    extension = get_layout(layout_name).extension
-    return (extension,) if extension else tuple(IMAGE_FORMATS)
+    """File extensions an output of this layout may have: its own (.mpo, .heic), else any image type."""
+    container = photo_container(layout_name)
+    return (container,) if container else tuple(IMAGE_FORMATS)
 
 
 def plan_jobs(
@@ -73,8 +86,10 @@ def plan_jobs(
         raise SbsError("no INPUT given (a photo, or a folder of photos)")
     layout = get_layout(layout_name)
     types = output_types(layout_name)
-    if layout.extension and image_type and image_type.lower().lstrip(".") not in ("jpg", "jpeg"):
-        raise SbsError(f"--format {layout.name} writes JPEG images into a {layout.extension} file; drop --type {image_type}")
+    container = PHOTO_CONTAINERS.get(layout.name)
+    if container and image_type and image_type.lower().lstrip(".") not in container[2]:
+        raise SbsError(f"--format {layout.name} writes {container[1]} images into a {container[0]} file; "
+                       f"drop --type {image_type}")
     pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
     for given in inputs:
         if given.is_dir():
@@ -92,6 +107,9 @@ def plan_jobs(
     videos = [source for source, _ in pairs if is_video_path(source)]
     if layout.extension and videos:
         raise SbsError(f"--format {layout.name} is for photos; {videos[0]} is a video (use sbs, tb, lr-pair...)")
+    if layout.name == "spatial" and videos:
+        raise SbsError(f"--format spatial is written for photos only in this version; {videos[0]} is a video "
+                       "(use sbs, tb, lr-pair...)")
     if len(pairs) == 1 and is_video_path(pairs[0][0]):
         types = VIDEO_OUTPUT_EXTENSIONS  # a video keeps its container (see sbsconvert.video)
 
@@ -113,7 +131,7 @@ def plan_jobs(
             if is_video_path(source):
                 extension = video_output_extension(source)
             else:
-                extension = layout.extension or output_extension(source, image_type)
+                extension = photo_container(layout.name) or output_extension(source, image_type)
             target_folder = _target_folder(source, folder, output)
             names = [target_folder / f"{source.stem}{suffix}{extension}" for suffix in layout.suffixes]
         jobs.append(Job(source=source, outputs=names))
@@ -131,6 +149,9 @@ def plan_stream_jobs(
     layout = get_layout(layout_name)
     if layout.extension:
         raise SbsError(f"--format {layout.name} is for photos; --sequence and --frames-out make video frames")
+    if layout.name == "spatial":
+        raise SbsError("--format spatial is written for photos only in this version; --sequence and --frames-out "
+                       "make video frames")
     for given in inputs:
         if sequence and not given.is_dir():
             what = "a file" if given.exists() else "missing"
@@ -166,10 +187,12 @@ def file_outputs(output: Path, layout_name: str) -> list[Path]:
 
 def _wrong_type(output: Path, layout_name: str) -> str:
     """Why `-o OUTPUT` cannot hold this layout: a .mpo needs --format mpo, which needs a .mpo."""
-    layout = get_layout(layout_name)
-    if layout.extension:
-        return f"-o {output}: --format {layout.name} writes a {layout.extension} file; name it {output.stem}{layout.extension}"
-    hint = f"; {MPO_EXTENSION} needs --format mpo" if output.suffix.lower() == MPO_EXTENSION else ""
+    container = photo_container(layout_name)
+    if container:
+        return f"-o {output}: --format {layout_name} writes a {container} file; name it {output.stem}{container}"
+    suffix = output.suffix.lower()
+    owner = next((name for name, (extension, _, _) in PHOTO_CONTAINERS.items() if extension == suffix), None)
+    hint = f"; {suffix} needs --format {owner}" if owner else ""
     return f"-o {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder{hint})"
 
 

@@ -43,6 +43,8 @@ LAYOUTS = {
         Layout("lr-pair", ("_L", "_R"), "two separate files, one per eye"),
         Layout("mpo", ("",), "one Multi Picture Object file holding both eyes as JPEGs (CIPA stereo type; "
                "3D cameras, Nintendo 3DS, stereo photo viewers)", extension=".mpo"),
+        Layout("spatial", ("_spatial",), "Apple spatial photo: one .heic holding both eyes as a stereo pair with "
+               "camera metadata, left = the 2D image (Apple Vision Pro, iPhone; photos)"),
     )
 }
 
@@ -55,7 +57,7 @@ def get_layout(name: str) -> Layout:
 
 
 def compose(left: np.ndarray, right: np.ndarray, layout_name: str) -> list[np.ndarray]:
-    """Arrange HxWxC views; returns one frame, or two (left, right) for `lr-pair` and `mpo`."""
+    """Arrange HxWxC views; returns one frame, or two (left, right) for `lr-pair`, `mpo` and `spatial`."""
     if left.shape != right.shape:
         raise ValueError(f"left {left.shape} and right {right.shape} views differ in size")
     name = get_layout(layout_name).name

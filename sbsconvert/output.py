@@ -22,6 +22,7 @@ os.umask(_UMASK)
 _DEFAULT_FILE_MODE = 0o666 & ~_UMASK
 
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")  # the others hold 8 bits per channel
 
 
 def check_writable_target(path: Path, force: bool) -> None:
@@ -70,12 +71,12 @@ def remove_stale_temps(path: Path) -> None:
     """Delete temp files for `path` left by processes that no longer run (e.g. killed with SIGKILL)."""
     for temp in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
         owner = temp.name[len(path.stem) + 2 :].split(".", 1)[0]
-        if owner.isdigit() and not _process_alive(int(owner)):
+        if owner.isdigit() and not process_alive(int(owner)):
             with contextlib.suppress(OSError):
                 temp.unlink()
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -141,7 +142,7 @@ def _encode(
 ) -> None:
     if image_format == "JPEG" and pixels.shape[2] == 4:
         pixels = pixels[:, :, :3] * np.clip(pixels[:, :, 3:4], 0.0, 1.0)  # JPEG has no alpha: composite over black
-    if image_format in ("PNG", "TIFF") and bit_depth == 16:
+    if image_format in SIXTEEN_BIT_FORMATS and bit_depth == 16:
         _encode_16bit(pixels, path)
         return
     image = Image.fromarray(_quantize(pixels, 255, np.uint8), "RGBA" if pixels.shape[2] == 4 else "RGB")

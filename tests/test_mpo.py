@@ -169,7 +169,7 @@ def test_cli_16_bit_input_gives_8_bit_frames(tmp_path):
 def test_help_mentions_mpo():
     code, output = run("--help")
     text = " ".join(output.split())  # undo the help's line wrapping
-    assert code == 0 and "lr-pair|mpo]" in text and "mpo: one Multi Picture Object file" in text and "(.mpo)" in text
+    assert code == 0 and "lr-pair|mpo" in text and "mpo: one Multi Picture Object file" in text and "(.mpo)" in text
 
 
 def test_output_names(tmp_path):

@@ -1,7 +1,7 @@
 """Evaluation protocols: what size the pairs are scored at and what disparity the engines get.
 
 native  Full resolution; the engines get the true disparity in pixels as the shift.
-paper   StereoDiffusion's protocol (../shared/docs/METHOD.md): every view resized to 512x512 (KITTI:
+paper   StereoDiffusion's protocol (docs/METHOD.md): every view resized to 512x512 (KITTI:
         scaled so the shorter side is 512, then centre-cropped; Middlebury and generic sets:
         resized directly, as the paper does for Middlebury), disparities scaled with the width.
         Middlebury's ground truth is blurred with a Gaussian of radius 3 (taken as PIL's radius,

@@ -8,7 +8,6 @@ from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from sbsconvert.device import Compute
 from sbsconvert.engines import ENGINES, create_engine
@@ -18,6 +17,7 @@ from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.datasets import PairSource
 from sbsconvert.evaluate.metrics import Lpips, RightViewMasks, masked_mean, psnr, right_view_masks, ssim_map
 from sbsconvert.evaluate.protocol import EvalPair, prepare
+from sbsconvert.progress import progress as progress_counter
 
 DISPARITY_SOURCES = ("gt", "model")
 REGIONS = ("all", "nonocc", "disocc")  # scored pixels, non-occluded, disoccluded (metrics.RightViewMasks)
@@ -116,7 +116,7 @@ def evaluate(
     """Score every run on every pair. `estimate` (left view -> relative disparity in [0, 1]) replaces
     the ground truth as the engines' disparity; its shift is then the paper's s times it."""
     result = Evaluation()
-    with tqdm(total=len(sources) * len(runs), desc="eval", unit="view", disable=not progress) as bar:
+    with progress_counter(len(sources) * len(runs), desc="eval", unit="view", enabled=progress) as bar:
         for source in sources:
             pair = prepare(source.load(), layout, protocol)
             masks = right_view_masks(pair.disparity, pair.known)

@@ -3,10 +3,13 @@ frames (float32 [0, 1]) with their own timestamps."""
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import av
 import numpy as np
@@ -15,6 +18,7 @@ from PIL import Image
 from sbsconvert.decode import is_image_path, load_picture
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.jobs import natural_key
+from sbsconvert.video.colour import Colour
 
 
 @dataclass
@@ -35,6 +39,18 @@ class VideoInfo:
     frame_count: int  # from the container header; 0 when it does not say
     codec: str
     audio: bool = False  # the source has an audio stream
+    duration: Fraction | None = None  # seconds the video stream lasts, when the file says
+    colour: Colour = Colour()
+    bit_depth: int = 8  # bits per sample of the source's pixels
+
+    @property
+    def expected_frames(self) -> int | None:
+        """Frames to expect, for progress: the header's count, else duration x rate (Matroska has no count)."""
+        if self.frame_count:
+            return self.frame_count
+        if self.duration and self.frame_rate:
+            return max(1, round(self.duration * self.frame_rate))
+        return None
 
 
 class VideoReader:
@@ -68,7 +84,8 @@ class VideoReader:
 
     def _read_info(self) -> VideoInfo:
         stream = self.stream
-        width, height = stream.codec_context.width, stream.codec_context.height
+        context = stream.codec_context
+        width, height = context.width, context.height
         if 0 < min(width, height) < 2:
             raise SbsError(f"{self.path}: video is {width}x{height}, too small to convert")
         return VideoInfo(
@@ -77,29 +94,43 @@ class VideoReader:
             frame_count=stream.frames or 0,
             codec=stream.codec_context.name,
             audio=bool(self.container.streams.audio),
+            duration=_stream_duration(self.container, stream),
+            colour=Colour.of(context.color_primaries, context.color_trc, context.colorspace, context.color_range),
+            bit_depth=_bits(context.format),
         )
 
     def frames(self) -> Iterator[Frame]:
+        """The frames in presentation order, each with its own timestamp (see presentation_order)."""
         time_base = self.info.time_base
-        # Frames without a timestamp (rare, raw streams) continue from the last one at the nominal rate.
         step = max(1, round(1 / (self.info.frame_rate * time_base))) if self.info.frame_rate else 1
-        last_pts: int | None = None
-        count = 0
+        count, first, end = 0, None, None
         try:
-            for frame in self.container.decode(self.stream):
-                pts = frame.pts if frame.pts is not None else (0 if last_pts is None else last_pts + step)
-                last_pts = pts
+            for frame, pts in presentation_order(self.container.decode(self.stream), lambda f: f.pts, step):
                 count += 1
+                first = pts if first is None else first
+                end = pts + (frame.duration or step)
                 yield Frame(pixels=_upright_rgb(frame), pts=pts, time_base=time_base)
         except av.FFmpegError as error:
             raise SbsError(f"{self.path}: video data is corrupt or truncated after {count} frames ({first_line(error)})") from None
         if count == 0:
             raise SbsError(f"{self.path}: the video has no decodable frames")
-        # A cut-off file whose index sits at the front decodes "fine", just shorter; the index says
-        # how many frames there should be (a little slack: edit lists may hide a frame or two).
-        expected = self.info.frame_count
-        if expected and count < expected - max(1, expected // 50):
-            raise SbsError(f"{self.path}: the video is truncated ({count} of its {expected} frames decode)")
+        assert first is not None and end is not None
+        # Measured from 0 (files differ on whether a duration counts from 0 or from the first frame).
+        self._check_complete(count, (end - min(first, 0)) * time_base)
+
+    def _check_complete(self, count: int, decoded: Fraction) -> None:
+        """A cut-off file whose index sits at the front decodes "fine", just shorter. Completeness is
+        judged by time: capture tools leave skipped (unchanged) frames out of an AVI's index while its
+        header still counts them, so fewer frames than the header says is no proof of a cut. The frame
+        count decides only when the file gives no duration. Some slack: edit lists may hide a frame or two."""
+        info = self.info
+        if info.duration:
+            slack = max(Fraction(2) / info.frame_rate if info.frame_rate else Fraction(0), info.duration / 50)
+            if decoded < info.duration - slack:
+                raise SbsError(f"{self.path}: the video is truncated (its frames reach {float(decoded):.2f} s "
+                               f"of its {float(info.duration):.2f} s)")
+        elif info.frame_count and count < info.frame_count - max(1, info.frame_count // 50):
+            raise SbsError(f"{self.path}: the video is truncated ({count} of its {info.frame_count} frames decode)")
 
     def close(self) -> None:
         self.container.close()
@@ -155,6 +186,67 @@ def open_frames(path: Path, frame_rate: Fraction | None = None) -> VideoReader |
     return VideoReader(path)
 
 
+Item = TypeVar("Item")
+# Decoded frames held to sort their timestamps: packed B-frames displace a stamp by one or two frames.
+REORDER_WINDOW = 4
+
+
+def presentation_order(
+    frames: Iterable[Item], stamp: Callable[[Item], int | None], step: int, window: int = REORDER_WINDOW
+) -> Iterator[tuple[Item, int]]:
+    """Pair each decoded frame with its presentation timestamp, never dropping or repeating one.
+
+    A decoder hands out pictures in display order, but the timestamps attached to them can come
+    shuffled: XviD/DivX "packed B-frames" in AVI decode as 1, 3, 2, 5, 4, ... So the k-th frame gets
+    the k-th smallest timestamp, sorted within a window of a few frames. A frame without one
+    continues from the latest one at the nominal rate (`step` ticks); a repeated one moves one tick
+    on. A clock that jumps back further than the window (joined recordings) is shifted so that the
+    timeline goes on at the nominal rate."""
+    pending: deque[Item] = deque()
+    stamps: list[int] = []
+    latest: int | None = None
+    last: int | None = None
+    offset = 0
+    for frame in frames:
+        pts = stamp(frame)
+        if pts is None:
+            pts = 0 if latest is None else latest + step
+        else:
+            pts += offset
+            if latest is not None and pts < latest - window * step:
+                offset += latest + step - pts
+                pts = latest + step
+        latest = pts if latest is None else max(latest, pts)
+        heapq.heappush(stamps, pts)
+        pending.append(frame)
+        if len(pending) > window:
+            last = _next_stamp(stamps, last)
+            yield pending.popleft(), last
+    while pending:
+        last = _next_stamp(stamps, last)
+        yield pending.popleft(), last
+
+
+def _next_stamp(stamps: list[int], last: int | None) -> int:
+    pts = heapq.heappop(stamps)
+    return pts if last is None or pts > last else last + 1
+
+
+def _stream_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Fraction | None:
+    """Seconds the video stream lasts: its own duration, Matroska's per-track DURATION tag, or the
+    file's duration when the video is its only stream (another stream may run longer)."""
+    if stream.duration and stream.time_base:
+        return stream.duration * stream.time_base
+    tag = next((value for key, value in stream.metadata.items() if key.upper() == "DURATION"), None)
+    if tag:
+        with contextlib.suppress(ValueError):
+            hours, minutes, seconds = tag.split(":")
+            return Fraction(int(hours) * 3600 + int(minutes) * 60) + Fraction(seconds)
+    if container.duration and len(container.streams) == 1:
+        return Fraction(container.duration, av.time_base)
+    return None
+
+
 DEFAULT_SEQUENCE_RATE = Fraction(30)
 # Nominal NTSC rates people write as decimals: 23.976 means 24000/1001, 29.97 means 30000/1001.
 _NTSC_RATES = {round(base * 1000 / 1001, 2): Fraction(base * 1000, 1001) for base in (24, 30, 48, 60, 120)}
@@ -190,11 +282,16 @@ def _check_frame_size(path: Path, size: tuple[int, int], expected: tuple[int, in
                        "all frames of a sequence must be the same size")
 
 
+def _bits(pixel_format: av.VideoFormat | None) -> int:
+    return max((component.bits for component in pixel_format.components), default=8) if pixel_format else 8
+
+
 def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     """The frame as displayed: FFmpeg hands the container's display matrix (phones record portrait
     clips as rotated landscape frames) to every frame; its rotation is counter-clockwise degrees."""
     # 10/12-bit sources go through 16-bit RGB so their extra precision reaches the warp.
-    deep = max(component.bits for component in frame.format.components) > 8
+    deep = _bits(frame.format) > 8
+    # swscale reads the frame's own matrix and range (BT.2020, full range...) from its tags.
     pixels = frame.to_ndarray(format="rgb48le" if deep else "rgb24")
     pixels = pixels.astype(np.float32) / (65535.0 if deep else 255.0)
     turns = round(frame.rotation / 90) % 4

@@ -1,4 +1,4 @@
-"""Encode stereo frames to H.264/HEVC with PyAV as they come, copying the source's audio.
+"""Encode stereo frames to H.264/HEVC with PyAV as they come, copying the source's audio and subtitles.
 
 Each frame keeps its source timestamp (variable frame rate survives) and the stream keeps the
 source's time base and nominal rate. Audio packets are remuxed unchanged (no re-encoding), read
@@ -9,6 +9,7 @@ row/column repeating the last one (cropping would cut a column off one eye).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,7 +20,8 @@ import av
 import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.output import IMAGE_FORMATS, _quantize, write_image
+from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
+from sbsconvert.video.colour import Colour
 from sbsconvert.video.encoders import (
     CODEC_CHOICES,
     SOFTWARE,
@@ -29,6 +31,7 @@ from sbsconvert.video.encoders import (
     rate_options,
     video_format,
 )
+from sbsconvert.video.hdr import hdr10_x265_params
 from sbsconvert.video.st3d import add_st3d
 
 PIXEL_FORMATS = ("yuv420p", "yuv420p10le")
@@ -59,7 +62,7 @@ class VideoSettings:
     crf: int | None = None  # constant quality (lower = better); the default when no rate is set
     bitrate: str | None = None  # e.g. "12M", "800k"
     bits_per_pixel: float | None = None  # a rate that follows the output: width x height x frames/s x this
-    pixel_format: str = "yuv420p"
+    pixel_format: str | None = None  # None: 10-bit for HEVC from a deeper source, else 8-bit
     encoder: str | None = None  # the FFmpeg encoder; check() picks it from `codec`
 
     def check(self) -> str | None:
@@ -67,7 +70,7 @@ class VideoSettings:
         encoder asked for does not work here and software stands in."""
         if self.codec not in CODEC_CHOICES:
             raise SbsError(f"unknown video codec '{self.codec}' (choose from {', '.join(CODEC_CHOICES)})")
-        if self.pixel_format not in PIXEL_FORMATS:
+        if self.pixel_format is not None and self.pixel_format not in PIXEL_FORMATS:
             raise SbsError(f"unknown pixel format '{self.pixel_format}' (choose from {', '.join(PIXEL_FORMATS)})")
         rates = [name for name, value in (("--crf", self.crf), ("--bitrate", self.bitrate),
                                           ("bits_per_pixel", self.bits_per_pixel)) if value is not None]
@@ -79,13 +82,13 @@ class VideoSettings:
             parse_bitrate(self.bitrate)
         if self.bits_per_pixel is not None and not 0 < self.bits_per_pixel <= 24:
             raise SbsError(f"bits_per_pixel must be above 0 and at most 24, got {self.bits_per_pixel}")
-        self.encoder, note = pick_encoder(self.codec, self.pixel_format)
+        self.encoder, note = pick_encoder(self.codec, self.pixel_format or "yuv420p")
         return note
 
     @property
     def format(self) -> str:
         """h264 or hevc."""
-        return video_format(self.codec, self.pixel_format)
+        return video_format(self.codec, self.pixel_format or "yuv420p")
 
     def bit_rate(self, width: int, height: int, frame_rate: Fraction | None) -> int | None:
         """Bits per second for a `width` x `height` output, None for constant quality."""
@@ -110,6 +113,14 @@ def parse_bitrate(text: str) -> int:
     return int(value)
 
 
+def output_pixel_format(settings: VideoSettings, source_bits: int) -> str:
+    """The chosen pixel format, else 10-bit when HEVC can keep a deeper source's precision (8-bit
+    H.264 stays the default: 10-bit H.264 plays on few devices)."""
+    if settings.pixel_format is not None:
+        return settings.pixel_format
+    return "yuv420p10le" if settings.format == "hevc" and source_bits > 8 else "yuv420p"
+
+
 def even_size(pixels: np.ndarray) -> np.ndarray:
     """Pad an odd width/height by one pixel (repeating the edge) for yuv420's 2x2 chroma blocks."""
     height, width = pixels.shape[:2]
@@ -122,7 +133,8 @@ class VideoWriter:
     """Write frames (HxWx3 float [0, 1], same size each time) with their timestamps to `path`.
 
     `source` gives the audio streams to copy and the metadata to keep; `layout` the stereo mode
-    written where the container has a field for it (Matroska)."""
+    written where the container has a field for it (Matroska); `colour` and `source_bits` describe
+    the source's pixels, kept as far as the output format allows."""
 
     def __init__(
         self,
@@ -134,6 +146,8 @@ class VideoWriter:
         source: Path | None = None,
         layout: str | None = None,
         container_suffix: str | None = None,
+        colour: Colour = Colour(),
+        source_bits: int = 8,
     ):
         suffix = (container_suffix or Path(path).suffix).lower()
         if suffix not in CONTAINERS:
@@ -146,35 +160,45 @@ class VideoWriter:
         self.container = av.open(str(path), "w", format=self._format)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
-        self._audio: _AudioCopy | None = None
+        self._copy: _StreamCopy | None = None
+        self.notes: list[str] = []  # what of the source the output cannot keep
         self._source = source
-        self._last_pts: int | None = None
+        self.colour = colour
+        self.pixel_format = output_pixel_format(settings, source_bits)
+        self.deep = self.pixel_format.endswith("10le")
+        if source_bits > (10 if self.deep else 8):
+            self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, settings.format, colour))
 
     def _open_stream(self, width: int, height: int) -> None:
         settings = self.settings
-        encoder = settings.encoder or pick_encoder(settings.codec, settings.pixel_format)[0]
+        encoder = settings.encoder or pick_encoder(settings.codec, self.pixel_format)[0]
         bit_rate = settings.bit_rate(width, height, self.frame_rate)
         options = {} if bit_rate is not None else rate_options(
             encoder, settings.crf if settings.crf is not None else DEFAULT_CRF[settings.format])
         if encoder == "libx265":
-            options["x265-params"] = "log-level=error"  # x265 prints its settings on stderr otherwise
+            # x265 prints its settings on stderr otherwise; an HDR10 source's metadata goes in the stream.
+            hdr10 = hdr10_x265_params(self._source) if self.colour.hdr == "PQ" and self._source else []
+            options["x265-params"] = ":".join(["log-level=error", *hdr10])
         stream = self.container.add_stream(encoder, rate=self.frame_rate, options=options)
         stream.width, stream.height = width, height
-        stream.pix_fmt = encoder_pixel_format(encoder, settings.pixel_format)
+        stream.pix_fmt = encoder_pixel_format(encoder, self.pixel_format)
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
         if bit_rate is not None:
             stream.bit_rate = bit_rate
-        # BT.709 is what players assume for HD; say so rather than leave it unspecified.
-        stream.codec_context.colorspace = stream.codec_context.color_primaries = stream.codec_context.color_trc = 1
+        # The source's colour description (BT.709 where it says nothing: what players assume for HD).
+        context = stream.codec_context
+        context.color_primaries, context.color_trc = self.colour.primaries, self.colour.transfer
+        context.colorspace, context.color_range = self.colour.matrix, self.colour.range
         if settings.format == "hevc" and self.container.format.name in ("mp4", "mov"):
             stream.codec_tag = "hvc1"  # Apple players (and Vision Pro) only accept this tag for HEVC
         if self._layout in MATROSKA_STEREO_MODES and self.container.format.name == "matroska":
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
         if self._source is not None:
-            self._audio = _AudioCopy(self._source, self.container)
-            self._keep_metadata(self._audio.input)  # the source is open for its audio already
+            self._copy = _StreamCopy(self._source, self.container)
+            self.notes += self._copy.notes
+            self._keep_metadata(self._copy.input)  # the source is open for its audio already
 
     def _keep_metadata(self, original: av.container.InputContainer) -> None:
         self.container.metadata.update(_fresh_tags(original.metadata))
@@ -186,16 +210,14 @@ class VideoWriter:
         pixels = even_size(pixels)
         if self.stream is None:
             self._open_stream(pixels.shape[1], pixels.shape[0])
-        if self._last_pts is not None and pts <= self._last_pts:
-            return  # a duplicate timestamp (broken source) cannot be muxed; the frame is dropped
-        self._last_pts = pts
-        deep = self.settings.pixel_format.endswith("10le")
+        deep = self.deep
         data = _quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
         frame = av.VideoFrame.from_ndarray(data, format="rgb48le" if deep else "rgb24")
-        frame = frame.reformat(format=self.stream.pix_fmt, dst_colorspace="ITU709")
+        frame = frame.reformat(format=self.stream.pix_fmt, dst_colorspace=self.colour.swscale_matrix,
+                               dst_color_range=self.colour.range)
         frame.pts, frame.time_base = pts, self.time_base
-        if self._audio is not None:
-            self._audio.copy_until(float(pts * self.time_base))
+        if self._copy is not None:
+            self._copy.copy_until(float(pts * self.time_base))
         self._mux(self.stream.encode(frame))
 
     def _mux(self, packets: list[av.Packet]) -> None:
@@ -209,17 +231,17 @@ class VideoWriter:
         try:
             if self.stream is not None:
                 self._mux(self.stream.encode(None))
-            if self._audio is not None:
-                self._audio.copy_until(float("inf"))
+            if self._copy is not None:
+                self._copy.copy_until(float("inf"))
         finally:
             self.abort()
         if self._format in ("mp4", "mov") and self._layout is not None:
             add_st3d(self.path, self._layout)  # MP4/MOV stereo signalling (Matroska has StereoMode)
 
     def abort(self) -> None:
-        if self._audio is not None:
-            self._audio.close()
-            self._audio = None
+        if self._copy is not None:
+            self._copy.close()
+            self._copy = None
         if self.container is not None:
             container, self.container = self.container, None
             try:
@@ -228,30 +250,83 @@ class VideoWriter:
                 raise SbsError(f"{self.path}: cannot finish the video ({first_line(error)})") from None
 
 
+def _precision_note(source: Path, source_bits: int, pixel_format: str, codec: str, colour: Colour) -> str:
+    what = f"{source_bits}-bit {colour.hdr} HDR" if colour.hdr else f"{source_bits}-bit"
+    bits = 10 if pixel_format.endswith("10le") else 8
+    hint = "" if bits >= 10 else " (--pix-fmt yuv420p10le keeps 10 bits)" if codec == "hevc" else " (--codec hevc keeps 10 bits)"
+    return f"{Path(source).name}: its {what} video is written with {bits} bits, so fine gradients may band{hint}"
+
+
 def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in tags.items() if key.lower() not in _STALE_TAGS and not key.startswith("_STATISTICS")}
 
 
-class _AudioCopy:
-    """Remux the source's audio streams packet by packet, in step with the video being written."""
+# The text subtitle format of each container, for text subtitles it cannot hold as they are.
+TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "ass"}
+
+
+class _StreamCopy:
+    """Remux the source's audio and subtitle streams packet by packet, in step with the video being written.
+
+    Subtitles the output cannot hold as they are (SubRip in MP4, mov_text in Matroska) are converted
+    when they are text, else left out. Data streams (GoPro telemetry...) are left out: FFmpeg's
+    muxers take few of them and would refuse the whole file; a timecode track is the exception, it is
+    written anew from the timecode tag. Attachments (the fonts of ASS subtitles) are kept in Matroska
+    only. `notes` says what was left out."""
 
     def __init__(self, source: Path, output: av.container.OutputContainer):
         self.input = av.open(str(source))
         self.output = output
-        self.streams = {}
-        for stream in self.input.streams.audio:
-            try:
-                copy = output.add_stream_from_template(stream)
-            except (av.FFmpegError, ValueError) as error:
-                self.input.close()
-                raise SbsError(f"{source}: its {stream.codec_context.name} audio cannot be copied into "
-                               f"{output.format.name} ({first_line(error)})") from None
-            copy.metadata.update(_fresh_tags(stream.metadata))
-            self.streams[stream.index] = copy
-        self.packets: Iterator[av.Packet] = (
-            iter(self.input.demux(*self.input.streams.audio)) if self.streams else iter(())
-        )
+        self.streams: dict[int, av.stream.Stream] = {}
+        self.converters: dict[int, av.codec.context.CodecContext] = {}  # input index -> its decoder
+        self.notes: list[str] = []
+        try:
+            self._add_streams(source)
+        except BaseException:
+            self.input.close()
+            raise
+        copied = [stream for stream in self.input.streams if stream.index in self.streams]
+        self.packets: Iterator[av.Packet] = iter(self.input.demux(*copied)) if copied else iter(())
         self.pending: av.Packet | None = None
+
+    def _add_streams(self, source: Path) -> None:
+        output = self.output
+        holds = _codec_ids(output.supported_codecs)
+        left_out: list[str] = []
+        for stream in self.input.streams:
+            if stream.type == "audio":
+                try:
+                    self.streams[stream.index] = output.add_stream_from_template(stream)
+                except (av.FFmpegError, ValueError) as error:
+                    raise SbsError(f"{source}: its {stream.codec_context.name} audio cannot be copied into "
+                                   f"{output.format.name} ({first_line(error)})") from None
+            elif stream.type == "subtitle":
+                codec = stream.codec_context.codec if stream.codec_context is not None else None
+                if codec is not None and codec.id in holds:
+                    self.streams[stream.index] = output.add_stream_from_template(stream)
+                elif codec is not None and codec.text_sub and output.format.name in TEXT_SUBTITLES:
+                    self.streams[stream.index] = self._converted(stream, TEXT_SUBTITLES[output.format.name])
+                else:
+                    left_out.append(f"{codec.name if codec is not None else 'unknown'} subtitles")
+            elif stream.type == "attachment" and output.format.name == "matroska":
+                output.add_attachment(stream.name, stream.mimetype, stream.data)
+            elif stream.type == "data" and "timecode" in stream.metadata:
+                pass  # a timecode track: the muxer writes it anew from the timecode tag kept on the video
+            elif stream.type in ("data", "attachment"):
+                left_out.append(f"{stream.type} stream {(stream.metadata.get('handler_name') or stream.name or '').strip()}".strip())
+            if stream.index in self.streams:
+                self.streams[stream.index].metadata.update(_fresh_tags(stream.metadata))
+        if left_out:
+            self.notes.append(f"{source.name}: {', '.join(left_out)} left out ({output.format.name} output cannot hold them)")
+
+    def _converted(self, stream: av.subtitles.stream.SubtitleStream, codec: str) -> av.stream.Stream:
+        decoder = stream.codec_context
+        decoder.open(strict=False)  # its ASS header (styles) is what the new encoder starts from
+        copy = self.output.add_stream(codec)
+        copy.time_base = copy.codec_context.time_base = stream.time_base
+        copy.codec_context.subtitle_header = decoder.subtitle_header
+        self.converters[stream.index] = decoder
+        return copy
 
     def copy_until(self, seconds: float) -> None:
         while True:
@@ -265,15 +340,45 @@ class _AudioCopy:
                 continue
             if float(packet.dts * packet.time_base) > seconds:
                 return
-            packet.stream = self.streams[packet.stream_index]
+            self.pending = None
+            kind, target = packet.stream.type, self.streams[packet.stream_index]
+            if packet.stream_index in self.converters:
+                packet = self._convert(packet, self.converters[packet.stream_index], target)
+                if packet is None:
+                    continue
+            packet.stream = target
             try:
                 self.output.mux(packet)
             except av.FFmpegError as error:
-                raise SbsError(f"cannot copy audio into {self.output.format.name} ({first_line(error)})") from None
-            self.pending = None
+                raise SbsError(f"cannot copy {kind} into {self.output.format.name} ({first_line(error)})") from None
+
+    @staticmethod
+    def _convert(packet: av.Packet, decoder: av.codec.context.CodecContext, target: av.stream.Stream) -> av.Packet | None:
+        """One subtitle packet re-encoded in the target's text format, at the same time."""
+        try:
+            subtitle = decoder.decode2(packet)
+            if subtitle is None:
+                return None
+            converted = target.codec_context.encode_subtitle(subtitle)
+        except (av.FFmpegError, ValueError) as error:
+            raise SbsError(f"cannot convert subtitles to {target.codec_context.name} ({first_line(error)})") from None
+        converted.pts, converted.dts, converted.duration = packet.pts, packet.dts, packet.duration
+        converted.time_base = packet.time_base
+        return converted
 
     def close(self) -> None:
         self.input.close()
+
+
+def _codec_ids(names: set[str]) -> set[int]:
+    """The codec ids behind codec names (FFmpeg names decoders and encoders of one format apart: srt, subrip)."""
+    ids = set()
+    for name in names:
+        for mode in ("r", "w"):
+            with contextlib.suppress(av.FFmpegError, ValueError):
+                ids.add(av.Codec(name, mode).id)
+                break
+    return ids
 
 
 FRAME_DIGITS = 6  # 000001.png: a day of 60 fps video still sorts by name
@@ -304,9 +409,11 @@ class FrameFolderWriter:
     """Write each frame as a numbered image (000001.png, ...) in `folder`, with VideoWriter's interface.
 
     Every image is published atomically, so a frame that exists is complete: with `skip_existing` an
-    interrupted run resumes by writing only the missing ones. Timestamps are not kept, only the order."""
+    interrupted run resumes by writing only the missing ones. Timestamps are not kept, only the order.
+    A source deeper than 8 bits gives 16-bit PNG/TIFF frames."""
 
-    def __init__(self, folder: Path, extension: str, *, force: bool, skip_existing: bool, quality: int = 95):
+    def __init__(self, folder: Path, extension: str, *, force: bool, skip_existing: bool, quality: int = 95,
+                 source_bits: int = 8, source_name: str = ""):
         if extension.lower() not in IMAGE_FORMATS:
             raise SbsError(f"unsupported frame image type '{extension}' (use {', '.join(IMAGE_FORMATS)})")
         self.folder = Path(folder)
@@ -315,13 +422,16 @@ class FrameFolderWriter:
         self.skip_existing = skip_existing
         self.quality = quality
         self.count = 0
+        self.bit_depth = 16 if source_bits > 8 and IMAGE_FORMATS[extension.lower()] in SIXTEEN_BIT_FORMATS else 8
+        self.notes = [] if self.bit_depth >= source_bits else [
+            f"{source_name}: its {source_bits}-bit video is written as 8-bit {extension} frames (--type png keeps 16 bits)"]
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         self.count += 1
         path = self.folder / frame_name(self.count, self.extension)
         if self.skip_existing and path.exists():
             return  # finished by an earlier, interrupted run
-        write_image(pixels, path, force=self.force, quality=self.quality)
+        write_image(pixels, path, force=self.force, quality=self.quality, bit_depth=self.bit_depth)
 
     def close(self) -> None:
         """Each frame was complete when written. With --force the folder is replaced as a whole:

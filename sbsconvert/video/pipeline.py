@@ -5,14 +5,12 @@ decoder and the encoder each in a thread beside the rest (video/ahead.py)."""
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
-from tqdm import tqdm
 
 from sbsconvert.batch import JobResult
 from sbsconvert.convert import ConvertSettings, StageTimer, layout_frames, stereo_request
@@ -21,6 +19,7 @@ from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
+from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.ahead import Ahead
 from sbsconvert.video.decode import Frame, VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
@@ -62,7 +61,8 @@ def convert_video(
         if frames_out:
             writers: list[VideoWriter | FrameFolderWriter | None] = [
                 FrameFolderWriter(folder, "." + (settings.image_type or "png"), force=settings.force,
-                                  skip_existing=settings.skip_existing, quality=settings.quality)
+                                  skip_existing=settings.skip_existing, quality=settings.quality,
+                                  source_bits=reader.info.bit_depth, source_name=job.source.name)
                 for folder in job.outputs
             ]
             if reader.info.audio:
@@ -70,10 +70,8 @@ def convert_video(
         else:
             writers = _video_writers(stack, job, settings, video, reader.info)
         stack.callback(_abort_all, writers)  # closes files if anything below fails
-        bar = stack.enter_context(
-            tqdm(total=reader.info.frame_count or None, unit="frame", desc=job.source.name, leave=False,
-                 disable=not progress, file=sys.stderr)
-        )
+        bar = stack.enter_context(progress_counter(reader.info.expected_frames, desc=job.source.name, unit="frame",
+                                                   enabled=progress))
         stop = threading.Event()
         frames: Iterable[Frame] = _timed(timer, "decode", reader.frames())
         if pipelined:
@@ -121,6 +119,7 @@ def convert_video(
             for writer in writers:
                 if writer is not None:
                     writer.close()
+        notes += dict.fromkeys(note for writer in writers if writer is not None for note in writer.notes)
         if not frames_out and views and any(size % 2 for size in views[0].shape[:2]):
             notes.append(f"{job.source.name}: frame size {views[0].shape[1]}x{views[0].shape[0]} is odd; "
                          "padded by one pixel (edge repeated) for yuv420")
@@ -173,6 +172,7 @@ def _video_writers(
         None if temp is None or target is None else VideoWriter(
             temp, video, frame_rate=info.frame_rate, time_base=info.time_base,
             source=source, layout=settings.layout, container_suffix=target.suffix,
+            colour=info.colour, source_bits=info.bit_depth,
         )
         for temp, target in zip(temps, targets)
     ]

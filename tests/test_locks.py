@@ -1,0 +1,87 @@
+"""Two runs on one folder share the work: each job is claimed with a lock file beside its output;
+a job another live process holds is skipped (not failed), a dead process's lock is taken over."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+from PIL import Image
+
+from sbsconvert.cli import main
+from sbsconvert.locks import claim, lock_path
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+PHOTO, MAP = SAMPLES / "synthetic.png", SAMPLES / "disparity" / "synthetic.pfm"
+
+
+def make_album(root, count, size=None):
+    photos, maps = root / "photos", root / "maps"
+    photos.mkdir()
+    maps.mkdir()
+    image = Image.open(SAMPLES / "chelsea.jpg")
+    image = image.resize(size) if size else image
+    for index in range(count):
+        image.rotate(index * 7).save(photos / f"p{index:02d}.png")
+        shutil.copy(SAMPLES / "disparity" / "chelsea.png", maps / f"p{index:02d}.png")
+    return photos, maps
+
+
+def test_two_runs_on_one_folder_share_the_work(tmp_path):
+    """Both started at once with --skip-existing (how concurrent runs are meant to be started: a
+    run started without it refuses to begin where outputs already exist)."""
+    photos, maps = make_album(tmp_path, 6, (320, 214))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "sbsconvert", str(photos), "--disparity", str(maps), "-o", str(out), "-q",
+               "--skip-existing", "--json"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [stderr for _, stderr in results]
+    summaries = [json.loads(stdout) for stdout, _ in results]
+    converted = [{Path(entry["input"]).name for entry in summary["converted"]} for summary in summaries]
+    assert all(summary["failed"] == [] for summary in summaries)
+    assert converted[0].isdisjoint(converted[1]) and len(converted[0] | converted[1]) == 6  # each job done once
+    for summary, others in zip(summaries, reversed(converted)):  # what one did, the other skipped
+        assert {Path(entry["input"]).name for entry in summary["skipped"]} == others
+    assert sorted(path.name for path in out.iterdir()) == [f"p{index:02d}_LR.png" for index in range(6)]  # no locks left
+
+
+def test_a_job_held_by_a_live_process_is_skipped(tmp_path):
+    out = tmp_path / "out.png"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock_path(out).write_text(f"{holder.pid} {socket.gethostname()}\n")
+        result = CliRunner().invoke(main, [str(PHOTO), "--disparity", str(MAP), "-o", str(out), "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert summary["converted"] == summary["failed"] == []
+        assert f"pid {holder.pid}" in summary["skipped"][0]["note"]
+        assert not out.exists() and lock_path(out).read_text().startswith(str(holder.pid))  # left to its owner
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_dead_process_lock_is_taken_over(tmp_path):
+    out = tmp_path / "out.png"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_path(out).write_text(f"{dead.pid} {socket.gethostname()}\n")
+    result = CliRunner().invoke(main, [str(PHOTO), "--disparity", str(MAP), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["converted"]) == 1
+    assert out.exists() and not lock_path(out).exists()
+
+
+def test_claim_is_exclusive_and_released(tmp_path):
+    out = tmp_path / "new" / "folder" / "out.png"
+    with claim(out) as holder:
+        assert holder is None and lock_path(out).read_text().split()[0] == str(os.getpid())
+        with claim(out) as second:  # the same lock asked again: held (by this very process)
+            assert second == f"pid {os.getpid()}"
+    assert not lock_path(out).exists()
+    assert not (tmp_path / "new").exists()  # the folders made for the lock alone are gone
