@@ -43,7 +43,7 @@ def _lerp(start, end, weight):  # noqa: ANN001, ANN202 - numba types them
     return np.float32(np.float64(weight - _F1) * np.float64(difference) + np.float64(end))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # releases the GIL: the decoder and encoder threads run meanwhile
 def warp_rows(image, shift, nearness, max_stretch, fill, out, valid, winner_near):  # noqa: ANN001, ANN201
     """Warp `image` (CxHxW float32) by `shift` (HxW), nearest wins, writing the warped (and, with
     `fill` 1 = background or 2 = stretch, filled) image to `out`, the valid mask to `valid` and
