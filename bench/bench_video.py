@@ -108,7 +108,22 @@ def bench_flicker() -> None:
     for weight in (0.6, 0.4, 0.25):
         smoother = TemporalSmoother(weight=weight)
         smoothed = [smoother(v, d) for v, d in zip(still, jitter)]
-        print(f"| still | jittered, EMA weight {weight} | {right_flicker(still, smoothed):.6f} |")
+        print(f"| still | jittered, causal EMA weight {weight} | {right_flicker(still, smoothed):.6f} |")
+    # Depth models also rescale whole frames: a few extreme pixels set each frame's min/max.
+    spiky = []
+    for d in jitter:
+        values = d.values.copy()
+        spots = rng.integers(0, values.size, 20)
+        values.reshape(-1)[spots] = rng.uniform(-1.0, 2.0, spots.size)
+        spiky.append(Disparity(normalize(values)))
+    for label, maps in (("jittered", jitter), ("jittered + outliers setting min/max", spiky)):
+        if maps is spiky:
+            print(f"| still | {label}, raw | {right_flicker(still, maps):.6f} |")
+        for name, smoother in (("causal EMA 0.4", TemporalSmoother(look_ahead=0)),
+                               ("centred EMA 0.4, look-ahead 4", TemporalSmoother()),
+                               ("centred + per-shot range", TemporalSmoother(normalize_range=True))):
+            smoothed = [d for _, d, _ in smoother.smooth((None, v, d) for v, d in zip(still, maps))]
+            print(f"| still | {label}, {name} | {right_flicker(still, smoothed):.6f} |")
     views, maps = zip(*panning(width, height, frames))
     print(f"| pan 2 px/frame | input frames themselves | {flicker(views):.6f} |")
     print(f"| pan 2 px/frame | exact per frame | {right_flicker(views, [Disparity(m) for m in maps]):.6f} |")

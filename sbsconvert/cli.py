@@ -37,7 +37,10 @@ from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, pl
 from sbsconvert.layout import LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.spatial_photo import DEFAULT_HFOV
-from sbsconvert.video import is_video_path
+from sbsconvert.video import SPATIAL_CODECS, is_video_path
+from sbsconvert.video.encoders import CODEC_CHOICES
+
+DEFAULT_GPU_BATCH = 8  # video frames per depth model pass on CUDA
 
 MAX_DIVERGENCE = 10.0
 DEFAULTS: dict[str, Any] = {
@@ -205,15 +208,20 @@ class ConvertCommand(click.Command):
 @click.option("--type", "image_type", type=click.Choice(["jpg", "png", "webp", "tif"]),
               help="Output image type [default: same as the input when possible, else jpg].")
 @click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIC quality [default: 95].")
-@click.option("--codec", type=click.Choice(["h264", "hevc"]), help="Videos: h264 (libx264, plays everywhere) or hevc "
-              "(libx265, smaller files, 10-bit; Apple Vision Pro) [default: the preset's, else h264].")
+@click.option("--codec", type=click.Choice(CODEC_CHOICES), help="Videos: h264 (libx264, plays everywhere), hevc "
+              "(libx265, smaller files, 10-bit; Apple Vision Pro), auto (a hardware encoder when one works here: "
+              "NVENC, VideoToolbox, Quick Sync, AMF; HEVC for 10-bit, else H.264; software otherwise) or an FFmpeg "
+              "encoder by name (a hardware one that does not work falls back to software, saying so) "
+              "[default: the preset's, else h264].")
 @click.option("--crf", type=click.IntRange(0, 51), help="Videos: constant quality, lower is better and larger (18 is "
-              "near transparent for h264, 20 for hevc) [default: 18/20, unless a bitrate is set].")
+              "near transparent for h264, 20 for hevc) [default: 18/20, unless the preset sets a rate].")
 @click.option("--bitrate", help="Videos: target bitrate such as 12M or 800k instead of constant quality "
-              "[default: the preset's, if any].")
+              "[default: the preset's bits per pixel x width x height x frames/s, if it sets one].")
 @click.option("--pix-fmt", "pix_fmt", type=click.Choice(["yuv420p", "yuv420p10le"]),
               help="Videos: yuv420p (8-bit, widest support) or yuv420p10le (10-bit, less banding) "
               "[default: the preset's, else yuv420p].")
+@click.option("--batch-size", type=click.IntRange(1, 256), help="Videos: frames the depth model sees in one pass; "
+              f"more keeps a GPU busy, and costs memory [default: {DEFAULT_GPU_BATCH} on CUDA, else 1].")
 @click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
               help="With --format spatial: the distance between the two eyes' cameras the file states, in "
               f"millimetres (for the player's sense of scale) [default: {ConvertSettings.baseline_mm:g}, "
@@ -324,9 +332,14 @@ def _converters(
     if video is not None:
         from sbsconvert.video.pipeline import convert_video
 
+        from sbsconvert.video.temporal import TemporalSmoother
+
+        # A depth model's per-frame maps get each shot's range steadied; a given map is kept as it is.
+        smoother = lambda: TemporalSmoother(normalize_range=options["disparity_path"] is None)
+        batch_size = options["batch_size"] or (DEFAULT_GPU_BATCH if compute.device.type == "cuda" else 1)
         convert_part = lambda job, segment: convert_video(
-            job, settings, engine, disparity_for, video, progress=verbosity > 0 and segment is None,
-            frame_rate=frame_rate, frames_out=options["frames_out"], segment=segment)
+            job, settings, engine, disparity_for, video, smoother=smoother(), progress=verbosity > 0 and segment is None,
+            frame_rate=frame_rate, frames_out=options["frames_out"], segment=segment, batch_size=batch_size)
     return engine, convert_photo, convert_part
 
 
@@ -451,22 +464,23 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     spatial = merged["format"] == "spatial"
     if spatial and options["frames_out"]:
         raise SbsError("--format spatial writes one MV-HEVC video file; --frames-out cannot hold it (use lr-pair)")
-    if spatial and given.get("codec", "hevc") != "hevc":
-        raise SbsError(f"--format spatial is MV-HEVC; drop --codec {given['codec']}")
+    if spatial and given.get("codec", "hevc") not in SPATIAL_CODECS:
+        raise SbsError(f"--format spatial is MV-HEVC made with libx265; drop --codec {given['codec']}")
     if options["frames_out"] and given:
         raise SbsError(f"{', '.join(named)} set the video encoder; --frames-out writes images (see --type, --quality)")
     from sbsconvert.video.encode import VideoSettings
 
     preset = dict(load_preset(options["preset"]).get("video", {})) if options.get("preset") else {}
-    if options["crf"] is not None:
-        preset.pop("bitrate", None)  # an explicit quality replaces the preset's bitrate
-    if options["bitrate"] is not None:
-        preset.pop("crf", None)
+    if options["crf"] is not None or options["bitrate"] is not None:
+        for rate in ("crf", "bitrate", "bits_per_pixel"):  # an explicit rate replaces the preset's
+            preset.pop(rate, None)
     preset.update(given)
     if spatial:
         preset["codec"] = "hevc"  # whatever a preset's codec, spatial video is HEVC
     video = VideoSettings(**preset)
-    video.check()
+    note = video.check()  # probes the encoder; a hardware one that does not work gives way to software
+    if note and not options["quiet"]:
+        click.echo(note, err=True)
     if spatial:
         from sbsconvert.video.spatial import check_spatial_settings
 

@@ -68,6 +68,25 @@ class DisparityProvider:
         width, height = picture.size
         return resize_disparity(self._find(source, picture), width, height)
 
+    def many(self, source: Path, pictures: list[Picture]) -> list[Disparity]:
+        """Disparity for several frames of one video (same size); a depth model sees them in one batch."""
+        if self.disparity_path is not None or self.depth_source == "embedded" or len(pictures) == 1:
+            return [self(source, picture) for picture in pictures]
+        estimator = self._model()
+        batch = getattr(estimator, "batch", None)
+        if batch is None:
+            return [self(source, picture) for picture in pictures]
+        width, height = pictures[0].size
+        return [resize_disparity(disparity, width, height) for disparity in batch([p.pixels for p in pictures])]
+
+    def _model(self) -> Callable[[np.ndarray], Disparity]:
+        if self._estimator is None:
+            try:
+                self._estimator = self._make_estimator()
+            except SbsError as error:
+                raise BatchStop(str(error)) from None
+        return self._estimator
+
     def _find(self, source: Path, picture: Picture) -> Disparity:
         if self.disparity_path is not None:
             path = self._map_for(source)
@@ -83,12 +102,7 @@ class DisparityProvider:
                 return embedded.disparity
             if self.depth_source == "embedded":
                 raise SbsError(f"{source}: the photo carries no embedded depth map (use --depth-source model)")
-        if self._estimator is None:
-            try:
-                self._estimator = self._make_estimator()
-            except SbsError as error:
-                raise BatchStop(str(error)) from None
-        return self._estimator(picture.pixels)
+        return self._model()(picture.pixels)
 
     def _map_for(self, source: Path) -> Path:
         assert self.disparity_path is not None

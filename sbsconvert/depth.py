@@ -40,14 +40,20 @@ class DepthEstimator:
             getattr(config, "depth_estimation_type", None) == "metric" or config.model_type == "zoedepth"
         )
 
-    @torch.inference_mode()
     def __call__(self, pixels: np.ndarray) -> Disparity:
-        height, width = pixels.shape[:2]
-        rgb = Image.fromarray(np.round(np.clip(pixels[:, :, :3], 0, 1) * 255).astype(np.uint8))
+        return self.batch([pixels])[0]
+
+    @torch.inference_mode()
+    def batch(self, frames: list[np.ndarray]) -> list[Disparity]:
+        """Disparity of several images of one size (a video's frames) from one pass of the network,
+        which a GPU runs in about the time of one."""
+        height, width = frames[0].shape[:2]
+        images = [Image.fromarray(np.round(np.clip(pixels[:, :, :3], 0, 1) * 255).astype(np.uint8)) for pixels in frames]
         sizing = {"size": {"height": self.resolution, "width": self.resolution}} if self.resolution else {}
-        inputs = self.processor(images=rgb, return_tensors="pt", **sizing)
+        inputs = self.processor(images=images, return_tensors="pt", **sizing)
         pixel_values = inputs["pixel_values"].to(device=self.compute.device, dtype=self.compute.dtype)
         predicted = self.model(pixel_values=pixel_values).predicted_depth
         predicted = F.interpolate(predicted[:, None].float(), size=(height, width), mode="bicubic", align_corners=False)
-        values = predicted[0, 0].cpu().numpy().astype(np.float32)
-        return disparity_from_array(values, "depth" if self.predicts_depth else "relative", name=f"depth model {self.name}")
+        kind = "depth" if self.predicts_depth else "relative"
+        return [disparity_from_array(values[0].cpu().numpy().astype(np.float32), kind, name=f"depth model {self.name}")
+                for values in predicted]

@@ -26,7 +26,13 @@ PRESET_KEYS: dict[str, type | tuple[type, ...]] = {
     "video": dict,
     "diffusion": dict,
 }
-VIDEO_KEYS: dict[str, type | tuple[type, ...]] = {"codec": str, "pixel_format": str, "bitrate": str, "crf": int}
+VIDEO_KEYS: dict[str, type | tuple[type, ...]] = {
+    "codec": str,
+    "pixel_format": str,
+    "bitrate": str,
+    "crf": int,
+    "bits_per_pixel": (int, float),  # a bitrate that follows the output's width x height x frames/s
+}
 # The diffusion engine's settings, named like their command-line options (--shift-step: shift_step).
 DIFFUSION_KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str,

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import FILL_METHODS, WarpEngine, fill_holes, forward_warp
+from sbsconvert.engines.warp_kernel import warp_and_fill
 from sbsconvert.synthetic import render_scene
 
 # Bound for non-occluded pixels: integer-disparity planes are copied exactly; the floor has
@@ -137,6 +138,10 @@ def test_warp_properties(width, shifts, method):
     assert torch.isfinite(filled).all()
     assert filled.min() >= 0 and filled.max() <= image.max() + 1e-5
     assert (result.nearness[result.valid] >= shift.min() - 1e-5).all()
+    # The compiled CPU kernel gives the same bits (inpainting runs after it, on the whole picture).
+    out, valid, nearness = warp_and_fill(image.numpy(), shift.numpy(), shift.numpy(), 2.0, method)
+    assert np.array_equal(out, (result.image if method == "inpaint" else filled).numpy())
+    assert np.array_equal(valid, result.valid.numpy()) and np.array_equal(nearness, result.nearness.numpy())
     zero = forward_warp(image, torch.zeros(1, width), torch.zeros(1, width))
     assert torch.equal(zero.image, image) and zero.valid.all()
 
@@ -146,6 +151,16 @@ def test_warp_properties(width, shifts, method):
 def test_warping_in_bands_of_rows_changes_nothing(fill, eye):
     scene = render_scene(160, 120)
     request = StereoRequest(image=scene.left, nearness=scene.disparity, shift=scene.disparity, eye=eye)
-    whole = WarpEngine(fill=fill, band_pixels=160 * 120).render(request)
-    banded = WarpEngine(fill=fill, band_pixels=160 * 7).render(request)  # 7 rows a band, a short last one
+    whole = WarpEngine(fill=fill, band_pixels=160 * 120, compiled=False).render(request)
+    banded = WarpEngine(fill=fill, band_pixels=160 * 7, compiled=False).render(request)  # 7 rows a band, a short last one
     assert np.array_equal(whole.left, banded.left) and np.array_equal(whole.right, banded.right)
+
+
+@pytest.mark.parametrize("fill", FILL_METHODS)
+@pytest.mark.parametrize("size, scale", [((160, 120), 1.0), ((161, 90), -0.7), ((97, 64), 2.3), ((1, 5), 1.0)])
+def test_compiled_cpu_kernel_is_the_torch_warp_bit_for_bit(fill, size, scale):
+    scene = render_scene(*size)
+    request = StereoRequest(image=scene.left, nearness=scene.disparity, shift=scene.disparity * scale, eye="both")
+    compiled = WarpEngine(fill=fill, compiled=True).render(request)
+    reference = WarpEngine(fill=fill, compiled=False).render(request)
+    assert np.array_equal(compiled.left, reference.left) and np.array_equal(compiled.right, reference.right)

@@ -18,6 +18,8 @@ def is_video_path(path: Path) -> bool:
 
 
 SPATIAL_OUTPUT_EXTENSIONS = (".mov", ".mp4", ".m4v")  # MV-HEVC with Apple's boxes: QuickTime/MP4 only
+# The --codec choices that give libx265, whose two streams the MV-HEVC assembly merges.
+SPATIAL_CODECS = ("hevc", "libx265", "auto")
 
 
 def video_output_extension(source: Path, layout: str | None = None) -> str:

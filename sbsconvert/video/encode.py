@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -23,10 +23,18 @@ import numpy as np
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
 from sbsconvert.video.colour import Colour
+from sbsconvert.video.encoders import (
+    CODEC_CHOICES,
+    SOFTWARE,
+    encoder_pixel_format,
+    has_constant_quality,
+    pick_encoder,
+    rate_options,
+    video_format,
+)
 from sbsconvert.video.hdr import hdr10_x265_params
 from sbsconvert.video.st3d import add_st3d
 
-CODECS = {"h264": "libx264", "hevc": "libx265"}
 PIXEL_FORMATS = ("yuv420p", "yuv420p10le")
 DEFAULT_CRF = {"h264": 18, "hevc": 20}  # visually transparent for most material
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -44,25 +52,55 @@ _STALE_TAGS = {"encoder", "rotate", "duration", "major_brand", "minor_version", 
                "number_of_frames", "number_of_bytes"}
 
 
+# Encoders without a constant-quality mode get this many bits per pixel and frame by default.
+DEFAULT_BITS_PER_PIXEL = {"h264": 0.1, "hevc": 0.07}
+DEFAULT_FRAME_RATE = 30  # for a rate per pixel when the source does not say its frame rate
+
+
 @dataclass
 class VideoSettings:
-    codec: str = "h264"
-    crf: int | None = None  # constant quality (lower = better); the default when no bitrate is set
+    codec: str = "h264"  # h264 / hevc (software), auto, or an FFmpeg encoder (encoders.CODEC_CHOICES)
+    crf: int | None = None  # constant quality (lower = better); the default when no rate is set
     bitrate: str | None = None  # e.g. "12M", "800k"
+    bits_per_pixel: float | None = None  # a rate that follows the output: width x height x frames/s x this
     pixel_format: str | None = None  # None: 10-bit for HEVC from a deeper source, else 8-bit
+    encoder: str | None = None  # the FFmpeg encoder; check() picks it from `codec`
 
-    def check(self) -> None:
-        if self.codec not in CODECS:
-            raise SbsError(f"unknown video codec '{self.codec}' (choose from {', '.join(CODECS)})")
+    def check(self) -> str | None:
+        """Refuse bad settings and pick the encoder; returns a one-line note when a hardware
+        encoder asked for does not work here and software stands in."""
+        if self.codec not in CODEC_CHOICES:
+            raise SbsError(f"unknown video codec '{self.codec}' (choose from {', '.join(CODEC_CHOICES)})")
         if self.pixel_format is not None and self.pixel_format not in PIXEL_FORMATS:
             raise SbsError(f"unknown pixel format '{self.pixel_format}' (choose from {', '.join(PIXEL_FORMATS)})")
-        if self.crf is not None and self.bitrate is not None:
-            raise SbsError("--crf and --bitrate contradict each other; give one")
+        rates = [name for name, value in (("--crf", self.crf), ("--bitrate", self.bitrate),
+                                          ("bits_per_pixel", self.bits_per_pixel)) if value is not None]
+        if len(rates) > 1:
+            raise SbsError(f"{' and '.join(rates)} contradict each other; give one")
         if self.crf is not None and not 0 <= self.crf <= 51:
             raise SbsError(f"crf must be between 0 and 51, got {self.crf}")
         if self.bitrate is not None:
             parse_bitrate(self.bitrate)
-        encoder_name(self.codec)
+        if self.bits_per_pixel is not None and not 0 < self.bits_per_pixel <= 24:
+            raise SbsError(f"bits_per_pixel must be above 0 and at most 24, got {self.bits_per_pixel}")
+        self.encoder, note = pick_encoder(self.codec, self.pixel_format or "yuv420p")
+        return note
+
+    @property
+    def format(self) -> str:
+        """h264 or hevc."""
+        return video_format(self.codec, self.pixel_format or "yuv420p")
+
+    def bit_rate(self, width: int, height: int, frame_rate: Fraction | None) -> int | None:
+        """Bits per second for a `width` x `height` output, None for constant quality."""
+        if self.bitrate is not None:
+            return parse_bitrate(self.bitrate)
+        bits_per_pixel = self.bits_per_pixel
+        if bits_per_pixel is None and not has_constant_quality(self.encoder or SOFTWARE[self.format]):
+            bits_per_pixel = DEFAULT_BITS_PER_PIXEL[self.format]
+        if bits_per_pixel is None:
+            return None
+        return round(bits_per_pixel * width * height * float(frame_rate or DEFAULT_FRAME_RATE))
 
 
 def parse_bitrate(text: str) -> int:
@@ -81,27 +119,17 @@ def output_pixel_format(settings: VideoSettings, source_bits: int) -> str:
     H.264 stays the default: 10-bit H.264 plays on few devices)."""
     if settings.pixel_format is not None:
         return settings.pixel_format
-    return "yuv420p10le" if settings.codec == "hevc" and source_bits > 8 else "yuv420p"
+    return "yuv420p10le" if settings.format == "hevc" and source_bits > 8 else "yuv420p"
 
 
-def encoder_name(codec: str) -> str:
-    """The FFmpeg encoder for `codec`, refused clearly when this PyAV build lacks it."""
-    name = CODECS[codec]
-    if name not in av.codecs_available:
-        others = [c for c, lib in CODECS.items() if lib in av.codecs_available]
-        hint = f"; use --codec {others[0]}" if others else ""
-        raise SbsError(f"this FFmpeg build has no {name} encoder for {codec}{hint}")
-    return name
-
-
-def encoder_options(settings: VideoSettings, x265_params: str = "") -> dict[str, str]:
-    """FFmpeg encoder options: constant quality unless a bitrate is set; x265 kept quiet."""
-    options = {}
-    if settings.bitrate is None:
-        options["crf"] = str(settings.crf if settings.crf is not None else DEFAULT_CRF[settings.codec])
-    if settings.codec == "hevc":
+def encoder_options(settings: VideoSettings, encoder: str, bit_rate: int | None,
+                    x265_params: Iterable[str] = ()) -> dict[str, str]:
+    """FFmpeg options of `encoder`: constant quality unless a bit rate is set; x265 kept quiet."""
+    options = {} if bit_rate is not None else rate_options(
+        encoder, settings.crf if settings.crf is not None else DEFAULT_CRF[settings.format])
+    if encoder == SOFTWARE["hevc"]:
         # x265 prints its settings on stderr otherwise
-        options["x265-params"] = ":".join(filter(None, ("log-level=error", x265_params)))
+        options["x265-params"] = ":".join(["log-level=error", *x265_params])
     return options
 
 
@@ -169,26 +197,29 @@ class VideoWriter:
         self.pixel_format = output_pixel_format(settings, source_bits)
         self.deep = self.pixel_format.endswith("10le")
         if source_bits > (10 if self.deep else 8):
-            self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, settings.codec, colour))
+            self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, settings.format, colour))
         self._audio_window = audio_window
         self._copied = False
 
     def _open_stream(self, width: int, height: int) -> None:
         settings = self.settings
+        encoder = settings.encoder or pick_encoder(settings.codec, self.pixel_format)[0]
+        bit_rate = settings.bit_rate(width, height, self.frame_rate)
         # An HDR10 source's metadata goes in the HEVC stream.
         hdr10 = hdr10_x265_params(self._source) if self.colour.hdr == "PQ" and self._source else []
-        stream = self.container.add_stream(encoder_name(settings.codec), rate=self.frame_rate,
-                                           options=encoder_options(settings, ":".join(hdr10)))
-        stream.width, stream.height, stream.pix_fmt = width, height, self.pixel_format
+        stream = self.container.add_stream(encoder, rate=self.frame_rate,
+                                           options=encoder_options(settings, encoder, bit_rate, hdr10))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = encoder_pixel_format(encoder, self.pixel_format)
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
-        if settings.bitrate is not None:
-            stream.bit_rate = parse_bitrate(settings.bitrate)
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
         # The source's colour description (BT.709 where it says nothing: what players assume for HD).
         context = stream.codec_context
         context.color_primaries, context.color_trc = self.colour.primaries, self.colour.transfer
         context.colorspace, context.color_range = self.colour.matrix, self.colour.range
-        if settings.codec == "hevc" and self.container.format.name in ("mp4", "mov"):
+        if settings.format == "hevc" and self.container.format.name in ("mp4", "mov"):
             stream.codec_tag = "hvc1"  # Apple players (and Vision Pro) only accept this tag for HEVC
         if self._layout in MATROSKA_STEREO_MODES and self.container.format.name == "matroska":
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
@@ -208,7 +239,7 @@ class VideoWriter:
         pixels = even_size(pixels)
         if self.stream is None:
             self._open_stream(pixels.shape[1], pixels.shape[0])
-        frame = video_frame(pixels, self.pixel_format, self.colour)
+        frame = video_frame(pixels, self.stream.pix_fmt, self.colour)
         frame.pts, frame.time_base = pts, self.time_base
         if self._copy is not None:
             self._copy.copy_until(float(pts * self.time_base))

@@ -1,12 +1,16 @@
 """The video pipeline: the still-image stages run frame by frame on a stream, so memory stays flat
-with length. decode -> disparity (smoothed over time) -> stereo engine -> layout -> encode."""
+with length. decode -> disparity (smoothed over time) -> stereo engine -> layout -> encode, the
+decoder and the encoder each in a thread beside the rest (video/ahead.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+
+import numpy as np
 
 from sbsconvert.batch import JobResult
 from sbsconvert.convert import ConvertSettings, StageTimer, layout_frames, stereo_request
@@ -16,7 +20,8 @@ from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
-from sbsconvert.video.decode import VideoInfo, open_frames
+from sbsconvert.video.ahead import Ahead
+from sbsconvert.video.decode import Frame, VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
 from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
 
@@ -36,13 +41,20 @@ def convert_video(
     frame_rate: Fraction | None = None,
     frames_out: bool = False,
     segment: Segment | None = None,
+    pipelined: bool = True,
+    batch_size: int = 1,
 ) -> JobResult:
     """Convert one video job and write its output file(s); `disparity_for` is asked once per frame
     (with the frame as a Picture) and its answers are smoothed over time by `smoother`.
 
     The source is a video file, or a folder of numbered frames played at `frame_rate`; with
     `frames_out` each output is a folder of numbered images instead of a video file. A `segment`
-    converts only its frames, into its files (see segments.py)."""
+    converts only its frames, into its files (see segments.py).
+
+    `pipelined` runs decoding; disparity, smoothing, engine and layout; and encoding in threads
+    of their own (a few frames in flight between them); without it they take turns on one thread.
+    Both give the same frames in the same order. A `disparity_for` with a `many(source, pictures)`
+    method (DisparityProvider) is asked for `batch_size` frames at a time."""
     smoother = smoother if smoother is not None else TemporalSmoother()
     timer = StageTimer()
     flicker = FlickerMeter()  # of the synthesised right view, reported with --verbose
@@ -67,26 +79,50 @@ def convert_video(
         stack.callback(_abort_all, writers)  # closes files if anything below fails
         total = len(segment.frames) if segment is not None else reader.info.expected_frames
         bar = stack.enter_context(progress_counter(total, desc=job.source.name, unit="frame", enabled=progress))
-        frames = iter(reader.frames() if segment is None else segment.read(
-            reader, lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source)))
-        ))
-        while True:
-            with timer("decode"):
-                frame = next(frames, None)
-            if frame is None:
-                break
-            picture = Picture(frame.pixels, source=job.source)
-            with timer("disparity"):
-                disparity = smoother(frame.pixels, disparity_for(job.source, picture))
+        stop = threading.Event()
+        # A segment's reader first hands the frames before it to the smoother (its warm-up).
+        warm = lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source)))
+        source_frames = reader.frames() if segment is None else segment.read(reader, warm)
+        frames: Iterable[Frame] = _timed(timer, "decode", source_frames)
+        if pipelined:
+            frames = decoded = Ahead(frames, "decode", stop)
+            stack.callback(decoded.join)  # decoding ends before the source closes
+
+        def with_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+            # A provider that can (a depth model) is asked for `batch_size` frames at once.
+            many = getattr(disparity_for, "many", None)
+            for group in _groups(frames, batch_size if many is not None else 1):
+                pictures = [Picture(frame.pixels, source=job.source) for frame in group]
+                with timer("disparity"):
+                    maps = many(job.source, pictures) if many is not None and len(group) > 1 else [
+                        disparity_for(job.source, picture) for picture in pictures]
+                yield from ((frame, frame.pixels, disparity) for frame, disparity in zip(group, maps))
+
+        def stereo_views(frame: Frame, disparity: Disparity, shot: int) -> list[np.ndarray]:
             request = stereo_request(frame.pixels, disparity, settings)
             with timer(engine.name):
-                pair = render(request, shot=smoother.cuts)
-            flicker.add(pair.right)
+                pair = render(request, shot=shot)
+            with timer("layout"):
+                flicker.add(pair.right)
+                return layout_frames(pair, settings)
+
+        # Smoothing holds a few frames back (its look-ahead) and gives them back in order.
+        stereo: Iterable[tuple[int, list[np.ndarray]]] = (
+            (frame.pts, stereo_views(frame, disparity, shot))
+            for frame, disparity, shot in smoother.smooth(with_disparity(frames))
+        )
+        if pipelined:
+            stereo = Ahead(stereo, "stereo", stop)
+            # The stereo stage holds no file; after Ctrl-C it is not waited for (a diffusion frame
+            # can take minutes).
+            stack.push(_join_unless_interrupted(stereo))
+            stack.callback(stop.set)  # first thing on the way out: every stage ends at its next frame
+        views: list[np.ndarray] = []
+        for pts, views in stereo:
             with timer("encode"):
-                views = layout_frames(pair, settings)
                 for writer, view in zip(writers, views):
                     if writer is not None:
-                        writer.write(view, frame.pts)
+                        writer.write(view, pts)
             frames_done += 1
             bar.update()
         with timer("encode"):
@@ -94,7 +130,7 @@ def convert_video(
                 if writer is not None:
                     writer.close()
         notes += dict.fromkeys(note for writer in writers if writer is not None for note in writer.notes)
-        if not frames_out and any(size % 2 for size in views[0].shape[:2]):
+        if not frames_out and views and any(size % 2 for size in views[0].shape[:2]):
             notes.append(f"{job.source.name}: frame size {views[0].shape[1]}x{views[0].shape[0]} is odd; "
                          "padded by one pixel (edge repeated) for yuv420")
     details = [f"{job.source.name}: {frames_done} frames, {timer}, right-view flicker {flicker.value:.4f}"]
@@ -159,6 +195,44 @@ def _video_writers(
         )
         for temp, target in zip(temps, targets)
     ]
+
+
+T = TypeVar("T")
+
+
+def _timed(timer: StageTimer, stage: str, items: Iterable[T]) -> Iterator[T]:
+    """`items`, the time spent producing each one counted as `stage`."""
+    iterator = iter(items)
+    while True:
+        with timer(stage):
+            item = next(iterator, _END)
+        if item is _END:
+            return
+        yield item  # type: ignore[misc]
+
+
+_END = object()
+
+
+def _groups(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last may be shorter)."""
+    group: list[T] = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _join_unless_interrupted(stage: Ahead) -> Callable[..., bool]:
+    def exit_(kind: type[BaseException] | None, *_: object) -> bool:
+        if kind is None or not issubclass(kind, KeyboardInterrupt):
+            stage.join()
+        return False
+
+    return exit_
 
 
 def _abort_all(writers: list[VideoWriter | FrameFolderWriter | None]) -> None:

@@ -33,11 +33,11 @@ from sbsconvert.errors import SbsError, first_line
 from sbsconvert.hevc.bits import BitstreamError
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
 from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box
-from sbsconvert.video import SPATIAL_OUTPUT_EXTENSIONS
+from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _precision_note, _StreamCopy,
-                                     encoder_name, encoder_options, even_size, output_pixel_format, parse_bitrate,
-                                     video_frame)
+                                     encoder_options, even_size, output_pixel_format, video_frame)
+from sbsconvert.video.encoders import SOFTWARE, pick_encoder
 from sbsconvert.video.hdr import hdr10_x265_params
 
 B_FRAMES = 4  # x265's default run of B-frames between P-frames
@@ -64,17 +64,22 @@ class EyeEncoder:
                  frame_rate: Fraction | None, keyint: int, colour: Colour = Colour(), x265_params: tuple[str, ...] = ()):
         self.keyint = keyint
         self.count = 0
-        context = av.CodecContext.create(encoder_name("hevc"), "w")
+        encoder = pick_encoder("hevc", pixel_format)[0]  # the assembly needs libx265's streams
+        assert encoder == SOFTWARE["hevc"]
+        context = av.CodecContext.create(encoder, "w")
         context.width, context.height, context.pix_fmt = width, height, pixel_format
         context.time_base = time_base
         if frame_rate:
             context.framerate = frame_rate
-        if settings.bitrate is not None:
-            context.bit_rate = parse_bitrate(settings.bitrate) // 2  # the bitrate is for both eyes
+        # A bitrate is for both eyes (as for a side-by-side frame of both).
+        both_eyes = settings.bit_rate(2 * width, height, frame_rate)
+        bit_rate = None if both_eyes is None else both_eyes // 2
+        if bit_rate is not None:
+            context.bit_rate = bit_rate
         context.color_primaries, context.color_trc = colour.primaries, colour.transfer
         context.colorspace, context.color_range = colour.matrix, colour.range
         gop = f"keyint={keyint}:min-keyint={keyint}:{_ALIGNED_GOP}"
-        context.options = {**encoder_options(settings, ":".join((gop, *x265_params))), "forced-idr": "1"}
+        context.options = {**encoder_options(settings, encoder, bit_rate, (gop, *x265_params)), "forced-idr": "1"}
         self.context = context
 
     def encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
@@ -106,7 +111,7 @@ class SpatialMetadata:
 
 def check_spatial_settings(settings: VideoSettings, suffix: str) -> None:
     """Refuse what spatial video cannot be, before any work."""
-    if settings.codec != "hevc":
+    if settings.codec not in SPATIAL_CODECS:
         raise SbsError(f"--format spatial writes MV-HEVC; drop --codec {settings.codec} (or use --codec hevc)")
     if suffix.lower() not in SPATIAL_OUTPUT_EXTENSIONS:
         raise SbsError(f"--format spatial writes a {', '.join(SPATIAL_OUTPUT_EXTENSIONS)} file, not "

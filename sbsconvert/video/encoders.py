@@ -1,0 +1,110 @@
+"""Which FFmpeg encoder writes the video: software (libx264/libx265) or a hardware one (NVENC,
+VideoToolbox, Quick Sync, AMF), probed once by opening it on a small frame, and how each is told
+the quality or bitrate wanted.
+
+A hardware encoder can be compiled into FFmpeg and still not work here (no GPU, no driver, a
+container without the device), so being listed proves nothing: only opening one does.
+"""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from sbsconvert.errors import SbsError, first_line
+
+SOFTWARE = {"h264": "libx264", "hevc": "libx265"}
+# Hardware encoders per format, in the order `auto` tries them.
+HARDWARE = {
+    "h264": ("h264_nvenc", "h264_videotoolbox", "h264_qsv", "h264_amf"),
+    "hevc": ("hevc_nvenc", "hevc_videotoolbox", "hevc_qsv", "hevc_amf"),
+}
+FORMAT_OF = {encoder: kind for kind, names in HARDWARE.items() for encoder in names} | {
+    encoder: kind for kind, encoder in SOFTWARE.items()
+}
+CODEC_CHOICES = ("auto", *SOFTWARE, *SOFTWARE.values(), *FORMAT_OF.keys() - SOFTWARE.values())
+_PROBE_SIZE = 256  # some hardware encoders refuse tiny frames
+# Same layout and depth, in the formats hardware encoders take when they lack the planar ones.
+_SEMI_PLANAR = {"yuv420p": "nv12", "yuv420p10le": "p010le"}
+
+
+def video_format(codec: str, pixel_format: str) -> str:
+    """h264 or hevc: what `codec` (a format, an encoder or auto) writes. auto picks HEVC for
+    10-bit pixels (H.264 players rarely decode 10-bit), else H.264."""
+    if codec == "auto":
+        return "hevc" if pixel_format.endswith("10le") else "h264"
+    return FORMAT_OF.get(codec, codec)
+
+
+def encoder_pixel_format(encoder: str, pixel_format: str) -> str:
+    """`pixel_format`, or its semi-planar twin when the encoder only takes that."""
+    formats = {form.name for form in av.Codec(encoder, "w").video_formats or ()}
+    if not formats or pixel_format in formats:
+        return pixel_format
+    return _SEMI_PLANAR.get(pixel_format, pixel_format)
+
+
+@functools.cache
+def probe(encoder: str, pixel_format: str) -> str | None:
+    """None when `encoder` opens and encodes a frame here, else why not (one line). Asked once per
+    process for each encoder and pixel format."""
+    if encoder not in av.codecs_available:
+        return "not in this FFmpeg build"
+    if encoder in SOFTWARE.values():
+        return None  # needs no device: being built in is enough
+    try:
+        context = av.CodecContext.create(encoder, "w")
+        context.width = context.height = _PROBE_SIZE
+        context.pix_fmt = encoder_pixel_format(encoder, pixel_format)
+        context.time_base = Fraction(1, 30)
+        context.framerate = Fraction(30)
+        grey = np.full((_PROBE_SIZE, _PROBE_SIZE, 3), 128, np.uint8)
+        frame = av.VideoFrame.from_ndarray(grey, format="rgb24").reformat(format=context.pix_fmt)
+        context.encode(frame)
+        context.encode(None)
+    except (av.FFmpegError, ValueError, OSError) as error:
+        return getattr(error, "strerror", None) or first_line(error)  # "Operation not permitted", not the call
+    return None
+
+
+def pick_encoder(codec: str, pixel_format: str) -> tuple[str, str | None]:
+    """(the FFmpeg encoder for `codec`, a one-line note when a hardware encoder asked for by name
+    does not work here and software stands in for it). Refused when software is missing too."""
+    kind = video_format(codec, pixel_format)
+    software = SOFTWARE[kind]
+    if codec == "auto":
+        for encoder in HARDWARE[kind]:
+            if probe(encoder, pixel_format) is None:
+                return encoder, None
+        codec = software
+    if codec in SOFTWARE:
+        codec = software
+    problem = probe(codec, pixel_format)
+    if problem is None:
+        return codec, None
+    if codec != software and probe(software, pixel_format) is None:
+        return software, f"the {codec} encoder does not work here ({problem}); using {software}"
+    others = [name for name in SOFTWARE.values() if name != software and probe(name, "yuv420p") is None]
+    hint = f"; use --codec {FORMAT_OF[others[0]]}" if others else ""
+    raise SbsError(f"this FFmpeg build has no working {codec} encoder for {kind} ({problem}){hint}")
+
+
+def rate_options(encoder: str, crf: int | None) -> dict[str, str]:
+    """Encoder options for constant quality `crf` (0-51, lower is better), where the encoder has a
+    constant-quality mode; {} where it has none (it is then given a bitrate instead)."""
+    if crf is None:
+        return {}
+    if encoder in SOFTWARE.values():
+        return {"crf": str(crf)}
+    if encoder.endswith("_nvenc"):
+        return {"rc": "vbr", "cq": str(crf)}
+    if encoder.endswith("_qsv"):
+        return {"global_quality": str(crf)}
+    return {}
+
+
+def has_constant_quality(encoder: str) -> bool:
+    return bool(rate_options(encoder, 0))
