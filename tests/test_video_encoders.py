@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from sbsconvert.cli import main
 from sbsconvert.presets import load_preset
 from sbsconvert.video.encode import VideoSettings, VideoWriter
-from sbsconvert.video.encoders import HARDWARE, pick_encoder, probe
+from sbsconvert.video.encoders import HARDWARE, X265_REORDER_DELAY, pick_encoder, probe, settle_x265_dts
+from sbsconvert.video.spatial import EyeEncoder
 from test_video import disparity_map, make_clip
 
 WORKING_HARDWARE = [name for names in HARDWARE.values() for name in names if probe(name, "yuv420p") is None]
@@ -101,3 +102,59 @@ def test_an_explicit_rate_replaces_the_presets_bits_per_pixel(tmp_path, given):
     assert result.exit_code == 0, result.output
     with pytest.raises(Exception, match="contradict"):
         VideoSettings(crf=20, bits_per_pixel=0.1).check()
+
+
+def packets_with_garbage_dts(pts_list):
+    """What libx265 hands back for a short encode: the DTS is uninitialised memory."""
+    packets = []
+    for pts, garbage in zip(pts_list, (7922658147995118868, -6944657700590740581, 12345)):
+        packet = av.Packet(b"\0\0\1")
+        packet.pts, packet.dts = pts, garbage
+        packets.append(packet)
+    return packets
+
+
+def test_libx265_dts_of_an_encode_within_its_reorder_delay_is_its_pts():
+    for frames in range(1, X265_REORDER_DELAY + 1):
+        packets = settle_x265_dts("libx265", packets_with_garbage_dts(range(frames)), frames)
+        assert [packet.dts for packet in packets] == list(range(frames))
+    # Longer encodes, and other encoders, keep the DTS they were given.
+    kept = settle_x265_dts("libx265", packets_with_garbage_dts([0]), X265_REORDER_DELAY + 1)
+    assert kept[0].dts == 7922658147995118868
+    assert settle_x265_dts("libx264", packets_with_garbage_dts([0]), 1)[0].dts == 7922658147995118868
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3])
+def test_very_short_hevc_encodes_have_sane_timestamps(tmp_path, frames):
+    """libx265 left the DTS of 1- and 2-frame encodes to chance: a 2-frame clip could not be written
+    (pts < dts) or its spatial eyes seemed to drift apart."""
+    settings = VideoSettings(codec="hevc")
+    settings.check()
+    writer = VideoWriter(tmp_path / "out.mkv", settings, frame_rate=Fraction(25), time_base=Fraction(1, 25),
+                         capture=True)
+    eye = EyeEncoder(64, 64, settings, pixel_format="yuv420p", time_base=Fraction(1, 25), frame_rate=Fraction(25),
+                     keyint=25)
+    eye_packets = []
+    for index in range(frames):
+        writer.write(np.full((64, 64, 3), index / 4, np.float32), index)
+        frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 60 * index, np.uint8), format="rgb24")
+        frame.pts = index
+        eye_packets += eye.encode(frame.reformat(format="yuv420p"))
+    writer.close()
+    eye_packets += eye.encode(None)
+    for stamps in ([(pts, dts) for pts, dts, _, _ in writer.captured], [(p.pts, p.dts) for p in eye_packets]):
+        assert sorted(pts for pts, _ in stamps) == list(range(frames))
+        dts = [dts for _, dts in stamps]
+        assert dts == sorted(set(dts)) and all(-frames <= d <= pts for pts, d in stamps)
+
+
+def test_a_two_frame_clip_converts_to_hevc(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=2, audio=False)
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"out{suffix}"
+        result = CliRunner().invoke(main, [str(clip), "--disparity", str(disparity_map(tmp_path)), "-o", str(out),
+                                           "--codec", "hevc"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        with av.open(str(out)) as container:
+            assert len(list(container.decode(video=0))) == 2

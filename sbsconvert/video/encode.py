@@ -30,6 +30,7 @@ from sbsconvert.video.encoders import (
     has_constant_quality,
     pick_encoder,
     rate_options,
+    settle_x265_dts,
     video_format,
 )
 from sbsconvert.video.hdr import hdr10_x265_params
@@ -200,6 +201,7 @@ class VideoWriter:
             self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, settings.format, colour))
         self._audio_window = audio_window
         self._copied = False
+        self._frames_given = 0  # to the encoder
 
     def _open_stream(self, width: int, height: int) -> None:
         settings = self.settings
@@ -243,7 +245,12 @@ class VideoWriter:
         frame.pts, frame.time_base = pts, self.time_base
         if self._copy is not None:
             self._copy.copy_until(float(pts * self.time_base))
-        self._mux(self.stream.encode(frame))
+        self._frames_given += 1
+        self._mux(self._encode(frame))
+
+    def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
+        assert self.stream is not None
+        return settle_x265_dts(self.stream.codec_context.name, self.stream.encode(frame), self._frames_given)
 
     def copy(self, packets: Iterator[av.Packet], width: int, height: int, extradata: bytes | None) -> None:
         """Mux packets captured by a writer with the same settings (no re-encoding); their
@@ -276,7 +283,7 @@ class VideoWriter:
         """Flush the encoder, copy the rest of the audio and finish the file."""
         try:
             if self.stream is not None and not self._copied:
-                self._mux(self.stream.encode(None))
+                self._mux(self._encode(None))
             if self._copy is not None:
                 self._copy.copy_until(float("inf"))
         finally:

@@ -92,6 +92,23 @@ def pick_encoder(codec: str, pixel_format: str) -> tuple[str, str | None]:
     raise SbsError(f"this FFmpeg build has no working {codec} encoder for {kind} ({problem}){hint}")
 
 
+# x265 holds back at most this many frames to reorder B-frames (two with b-pyramid, its default).
+X265_REORDER_DELAY = 2
+
+
+def settle_x265_dts(encoder: str, packets: list[av.Packet], frames_given: int) -> list[av.Packet]:
+    """`packets` of `encoder`, with the decode timestamps libx265 garbles for very short encodes fixed.
+
+    x265 derives the first packets' DTS from the time between the first frame and the frame after
+    its reorder delay, and leaves that uninitialised when the encode is given `X265_REORDER_DELAY`
+    frames or fewer: the DTS is then whatever memory held (muxers refuse it as pts < dts, or write
+    nonsense). So few frames hold no B-frame, so they decode in presentation order: DTS = PTS."""
+    if encoder == SOFTWARE["hevc"] and frames_given <= X265_REORDER_DELAY:
+        for packet in packets:
+            packet.dts = packet.pts
+    return packets
+
+
 def rate_options(encoder: str, crf: int | None) -> dict[str, str]:
     """Encoder options for constant quality `crf` (0-51, lower is better), where the encoder has a
     constant-quality mode; {} where it has none (it is then given a bitrate instead)."""

@@ -37,7 +37,7 @@ from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _precision_note, _StreamCopy,
                                      encoder_options, even_size, output_pixel_format, video_frame)
-from sbsconvert.video.encoders import SOFTWARE, pick_encoder
+from sbsconvert.video.encoders import SOFTWARE, pick_encoder, settle_x265_dts
 from sbsconvert.video.hdr import hdr10_x265_params
 
 B_FRAMES = 4  # x265's default run of B-frames between P-frames
@@ -87,7 +87,7 @@ class EyeEncoder:
         if frame is not None:
             frame.pict_type = picture_type(self.count, self.keyint)
             self.count += 1
-        return self.context.encode(frame)
+        return settle_x265_dts(self.context.name, self.context.encode(frame), self.count)
 
 
 @dataclass(frozen=True)
