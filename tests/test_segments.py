@@ -85,15 +85,19 @@ def streams(path: Path) -> dict:
 
 
 def assert_same(a: dict, b: dict) -> None:
-    """Same streams, frames, timestamps and audio packets. Frames are compared to within x264's
-    run-to-run wobble: even a one-piece run re-encodes a frame a few levels differently now and then
-    on a busy machine (identical encoder input, different bitstream), so bit equality would be luck."""
+    """Same streams, frames (bit for bit), timestamps and audio packets."""
     assert a["types"] == b["types"] and a["time_base"] == b["time_base"] and a["rate"] == b["rate"]
     assert a["pts"] == b["pts"]
     assert len(a["pixels"]) == len(b["pixels"])
-    # 2 levels of 255 on average per frame: a neighbouring frame of the 1 px/frame pan differs by ~6.
-    assert max(np.abs(x.astype(float) - y).mean() for x, y in zip(a["pixels"], b["pixels"])) < 2.0
+    assert all(np.array_equal(x, y) for x, y in zip(a["pixels"], b["pixels"]))
     assert a["audio"] == b["audio"]
+
+
+def assert_identical(a: Path, b: Path) -> None:
+    """The same file byte for byte: conversion, segmenting, resuming and Ray are deterministic.
+    The streams are compared first so that a failure says what differs."""
+    assert_same(streams(a), streams(b))
+    assert a.read_bytes() == b.read_bytes()
 
 
 def command(source: Path, out: Path, *extra: object) -> list[str]:
@@ -147,7 +151,7 @@ def test_killed_video_resumes_only_the_unfinished_segments(two_minutes, tmp_path
     assert resumed.returncode == 0, stderr
     assert f"resuming, {done} of 4 segments already done" in stderr
     assert converted_segments(stderr) == 4 - done
-    assert_same(streams(out), streams(reference))
+    assert_identical(out, reference)
     assert not folder.exists()
 
 
@@ -161,6 +165,17 @@ def test_segmented_output_has_the_timestamps_audio_and_stream_layout_of_a_one_pi
     # The frames differ only by the encoder's choices (a new GOP per segment), not in content.
     difference = np.mean([np.abs(x.astype(float) - y).mean() for x, y in zip(a["pixels"], b["pixels"])])
     assert difference < 2.0
+
+
+@pytest.mark.parametrize("suffix, codec, seconds", [(".mp4", "h264", "1000"), (".mkv", "hevc", "1000"),
+                                                   (".mkv", "h264", "6")])
+def test_the_same_command_twice_writes_the_same_bytes(short_film, tmp_path, suffix, codec, seconds):
+    """No run-to-run variation anywhere: frames, encoder, packets, container (Matroska's UIDs)."""
+    outs = [tmp_path / f"{name}{suffix}" for name in ("first", "second")]
+    for out in outs:
+        assert run(short_film, "--disparity", DISPARITY, "-o", out, "--codec", codec, "--segment-seconds", seconds,
+                   "-q")[0] == 0
+    assert_identical(*outs)
 
 
 class Killed(Exception):
@@ -195,7 +210,7 @@ def test_resume_works_for_two_file_layouts_and_frame_folders(short_film, tmp_pat
         whole = tmp_path / f"{name}{suffix}"
         resumed = tmp_path / f"{name.replace('whole', 'resumed')}{suffix}"
         if suffix:
-            assert_same(streams(resumed), streams(whole))
+            assert_identical(resumed, whole)
         else:
             assert sorted(p.name for p in resumed.iterdir()) == sorted(p.name for p in whole.iterdir())
             assert len(list(whole.iterdir())) == 60
