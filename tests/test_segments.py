@@ -24,7 +24,9 @@ from sbsconvert.video.segments import (
     select_frames,
     work_folder,
 )
+from sbsconvert.disparity import Disparity
 from sbsconvert.jobs import Job
+from sbsconvert.video.temporal import TemporalSmoother
 from test_video import scene_frames
 
 RATE = 2  # frames per second of the short clips
@@ -245,6 +247,34 @@ def test_segments_start_at_keyframes_and_warm_up_on_the_frames_before():
     assert select_frames(index, 1.0, 2.0, None) == list(range(100, 200, 10))
     assert select_frames(index, None, None, 5) == list(range(0, 1000, 20))
     assert plan_segments(select_frames(index, 1.0, None, None), index, 100, trim=True)[0].offset == 100
+
+
+def test_a_segments_last_frames_are_smoothed_with_the_frames_after_it():
+    """The centred smoothing looks ahead: a segment reads the frames just past its end, smooths them
+    and drops them, so its last frames get the disparity a one-piece run gives them."""
+    index = FrameIndex(pts=list(range(60)), keyframes=frozenset(range(0, 60, 10)), time_base=Fraction(1, 10),
+                       frame_rate=Fraction(10))
+    first, second, third = plan_segments(list(range(60)), index, 2.0, trim=False)
+    assert first.frames == list(range(20)) and first.after == list(range(20, 28)) and second.warmup[-1] == 19
+    assert first.writes(19) and not first.writes(20) and third.after == []
+    rng = np.random.default_rng(0)
+    pixels = [np.full((8, 8, 3), 0.5, np.float32) for _ in range(60)]  # one shot: no cut resets the average
+    maps = [Disparity(rng.random((8, 8), dtype=np.float32), False) for _ in range(60)]
+    whole = {pts: d.values for pts, d, _ in TemporalSmoother().smooth((pts, pixels[pts], maps[pts]) for pts in range(60))}
+
+    def segmented(frames: list[int]) -> dict:
+        smoother = TemporalSmoother()
+        for pts in second.warmup:
+            smoother(pixels[pts], maps[pts])
+        smoothed = smoother.smooth((pts, pixels[pts], maps[pts]) for pts in frames)
+        return {pts: d.values for pts, d, _ in smoothed if second.writes(pts)}
+
+    with_after = segmented(second.frames + second.after)
+    assert sorted(with_after) == second.frames
+    last = second.frames[-1]
+    # Left over from the warm-up's start: 0.6^12 of the average, far below a level.
+    assert np.abs(with_after[last] - whole[last]).max() < 1e-2
+    assert np.abs(segmented(second.frames)[last] - whole[last]).max() > 1e-1  # what the look-ahead frames change
 
 
 def test_the_index_lists_every_frame_and_the_keyframes(short_film):
