@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLES, run
-from test_segments import DISPARITY, assert_same, long_clip, streams
+from test_segments import DISPARITY, assert_identical, long_clip
 
 ray = pytest.importorskip("ray")
 
@@ -55,7 +55,7 @@ def test_folder_of_photos_and_clips_matches_a_local_run(ray_cluster, tmp_path):
     assert len(workers_named(output)) == 2
     for name in ("synthetic_LR.png", "motorcycle_LR.png"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
-    assert_same(streams(tmp_path / "ray" / "clip_LR.mp4"), streams(tmp_path / "local" / "clip_LR.mp4"))
+    assert_identical(tmp_path / "ray" / "clip_LR.mp4", tmp_path / "local" / "clip_LR.mp4")
 
 
 def test_long_clip_segments_run_on_both_workers_and_join_like_a_local_run(ray_cluster, film, tmp_path):
@@ -65,7 +65,7 @@ def test_long_clip_segments_run_on_both_workers_and_join_like_a_local_run(ray_cl
     assert code == 0, output
     assert output.count("converted by worker") == 5  # 30 s in 6 s segments
     assert len(workers_named(output)) == 2
-    assert_same(streams(tmp_path / "ray.mp4"), streams(tmp_path / "local.mp4"))
+    assert_identical(tmp_path / "ray.mp4", tmp_path / "local.mp4")
     assert not list(tmp_path.glob(".*.segments"))
 
 
@@ -101,7 +101,7 @@ def test_a_worker_killed_mid_task_has_its_task_run_again(ray_cluster, film, tmp_
     assert killed, "no worker was seen at work"
     assert code == 0, output
     assert output.count("converted by worker") == 5
-    assert_same(streams(tmp_path / "ray.mp4"), streams(tmp_path / "local.mp4"))
+    assert_identical(tmp_path / "ray.mp4", tmp_path / "local.mp4")
 
 
 def test_without_ray_cluster_names_the_extra(tmp_path, monkeypatch):

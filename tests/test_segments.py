@@ -24,7 +24,9 @@ from sbsconvert.video.segments import (
     select_frames,
     work_folder,
 )
+from sbsconvert.disparity import Disparity
 from sbsconvert.jobs import Job
+from sbsconvert.video.temporal import TemporalSmoother
 from test_video import scene_frames
 
 RATE = 2  # frames per second of the short clips
@@ -85,15 +87,19 @@ def streams(path: Path) -> dict:
 
 
 def assert_same(a: dict, b: dict) -> None:
-    """Same streams, frames, timestamps and audio packets. Frames are compared to within x264's
-    run-to-run wobble: even a one-piece run re-encodes a frame a few levels differently now and then
-    on a busy machine (identical encoder input, different bitstream), so bit equality would be luck."""
+    """Same streams, frames (bit for bit), timestamps and audio packets."""
     assert a["types"] == b["types"] and a["time_base"] == b["time_base"] and a["rate"] == b["rate"]
     assert a["pts"] == b["pts"]
     assert len(a["pixels"]) == len(b["pixels"])
-    # 2 levels of 255 on average per frame: a neighbouring frame of the 1 px/frame pan differs by ~6.
-    assert max(np.abs(x.astype(float) - y).mean() for x, y in zip(a["pixels"], b["pixels"])) < 2.0
+    assert all(np.array_equal(x, y) for x, y in zip(a["pixels"], b["pixels"]))
     assert a["audio"] == b["audio"]
+
+
+def assert_identical(a: Path, b: Path) -> None:
+    """The same file byte for byte: conversion, segmenting, resuming and Ray are deterministic.
+    The streams are compared first so that a failure says what differs."""
+    assert_same(streams(a), streams(b))
+    assert a.read_bytes() == b.read_bytes()
 
 
 def command(source: Path, out: Path, *extra: object) -> list[str]:
@@ -147,7 +153,7 @@ def test_killed_video_resumes_only_the_unfinished_segments(two_minutes, tmp_path
     assert resumed.returncode == 0, stderr
     assert f"resuming, {done} of 4 segments already done" in stderr
     assert converted_segments(stderr) == 4 - done
-    assert_same(streams(out), streams(reference))
+    assert_identical(out, reference)
     assert not folder.exists()
 
 
@@ -161,6 +167,17 @@ def test_segmented_output_has_the_timestamps_audio_and_stream_layout_of_a_one_pi
     # The frames differ only by the encoder's choices (a new GOP per segment), not in content.
     difference = np.mean([np.abs(x.astype(float) - y).mean() for x, y in zip(a["pixels"], b["pixels"])])
     assert difference < 2.0
+
+
+@pytest.mark.parametrize("suffix, codec, seconds", [(".mp4", "h264", "1000"), (".mkv", "hevc", "1000"),
+                                                   (".mkv", "h264", "6")])
+def test_the_same_command_twice_writes_the_same_bytes(short_film, tmp_path, suffix, codec, seconds):
+    """No run-to-run variation anywhere: frames, encoder, packets, container (Matroska's UIDs)."""
+    outs = [tmp_path / f"{name}{suffix}" for name in ("first", "second")]
+    for out in outs:
+        assert run(short_film, "--disparity", DISPARITY, "-o", out, "--codec", codec, "--segment-seconds", seconds,
+                   "-q")[0] == 0
+    assert_identical(*outs)
 
 
 class Killed(Exception):
@@ -195,7 +212,7 @@ def test_resume_works_for_two_file_layouts_and_frame_folders(short_film, tmp_pat
         whole = tmp_path / f"{name}{suffix}"
         resumed = tmp_path / f"{name.replace('whole', 'resumed')}{suffix}"
         if suffix:
-            assert_same(streams(resumed), streams(whole))
+            assert_identical(resumed, whole)
         else:
             assert sorted(p.name for p in resumed.iterdir()) == sorted(p.name for p in whole.iterdir())
             assert len(list(whole.iterdir())) == 60
@@ -230,6 +247,34 @@ def test_segments_start_at_keyframes_and_warm_up_on_the_frames_before():
     assert select_frames(index, 1.0, 2.0, None) == list(range(100, 200, 10))
     assert select_frames(index, None, None, 5) == list(range(0, 1000, 20))
     assert plan_segments(select_frames(index, 1.0, None, None), index, 100, trim=True)[0].offset == 100
+
+
+def test_a_segments_last_frames_are_smoothed_with_the_frames_after_it():
+    """The centred smoothing looks ahead: a segment reads the frames just past its end, smooths them
+    and drops them, so its last frames get the disparity a one-piece run gives them."""
+    index = FrameIndex(pts=list(range(60)), keyframes=frozenset(range(0, 60, 10)), time_base=Fraction(1, 10),
+                       frame_rate=Fraction(10))
+    first, second, third = plan_segments(list(range(60)), index, 2.0, trim=False)
+    assert first.frames == list(range(20)) and first.after == list(range(20, 28)) and second.warmup[-1] == 19
+    assert first.writes(19) and not first.writes(20) and third.after == []
+    rng = np.random.default_rng(0)
+    pixels = [np.full((8, 8, 3), 0.5, np.float32) for _ in range(60)]  # one shot: no cut resets the average
+    maps = [Disparity(rng.random((8, 8), dtype=np.float32), False) for _ in range(60)]
+    whole = {pts: d.values for pts, d, _ in TemporalSmoother().smooth((pts, pixels[pts], maps[pts]) for pts in range(60))}
+
+    def segmented(frames: list[int]) -> dict:
+        smoother = TemporalSmoother()
+        for pts in second.warmup:
+            smoother(pixels[pts], maps[pts])
+        smoothed = smoother.smooth((pts, pixels[pts], maps[pts]) for pts in frames)
+        return {pts: d.values for pts, d, _ in smoothed if second.writes(pts)}
+
+    with_after = segmented(second.frames + second.after)
+    assert sorted(with_after) == second.frames
+    last = second.frames[-1]
+    # Left over from the warm-up's start: 0.6^12 of the average, far below a level.
+    assert np.abs(with_after[last] - whole[last]).max() < 1e-2
+    assert np.abs(segmented(second.frames)[last] - whole[last]).max() > 1e-1  # what the look-ahead frames change
 
 
 def test_the_index_lists_every_frame_and_the_keyframes(short_film):

@@ -188,7 +188,10 @@ class VideoWriter:
         self.time_base = time_base
         self._format = CONTAINERS[suffix]
         self.captured: list[tuple[int, int, bool, bytes]] | None = [] if capture else None
-        self.container = av.open(io.BytesIO() if capture else str(path), "w", format=self._format)
+        # Matroska's muxer draws random segment and track UIDs unless bit-exact: two runs of the
+        # same command would differ in those bytes.
+        options = {"fflags": "+bitexact"} if self._format == "matroska" else {}
+        self.container = av.open(io.BytesIO() if capture else str(path), "w", format=self._format, options=options)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
         self._copy: _StreamCopy | None = None

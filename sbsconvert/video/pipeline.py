@@ -110,6 +110,7 @@ def convert_video(
         stereo: Iterable[tuple[int, list[np.ndarray]]] = (
             (frame.pts, stereo_views(frame, disparity, shot))
             for frame, disparity, shot in smoother.smooth(with_disparity(frames))
+            if segment is None or segment.writes(frame.pts)  # a segment's look-ahead frames are smoothed only
         )
         if pipelined:
             stereo = Ahead(stereo, "stereo", stop)

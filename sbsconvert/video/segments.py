@@ -15,7 +15,9 @@ to the disparity smoothing only (no rendering, no output). The exponential avera
 start geometrically (0.6^12 = 0.2 % of the difference left at the default weight, well under a
 pixel of shift at 1080p), so the seam is invisible, and every segment is a pure function of the
 source and the settings: resuming, or running segments on other machines, gives the same bytes.
-Carrying the state over instead would chain every segment to the one before it.
+Carrying the state over instead would chain every segment to the one before it. The smoothing is
+also centred (it looks LOOK_AHEAD_FRAMES ahead), so a segment also decodes and smooths the frames
+just after its end, as a one-piece run would have, and drops them before rendering.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWrite
 
 DEFAULT_SEGMENT_SECONDS = 30.0
 WARMUP_FRAMES = 12
+LOOK_AHEAD_FRAMES = 8  # at least the smoother's look-ahead (temporal.DEFAULT_LOOK_AHEAD)
 MANIFEST_VERSION = 1
 _HASHED_BYTES = 1 << 20  # head and tail of the source that identify it (with its size and mtime)
 
@@ -106,7 +109,8 @@ def select_frames(index: FrameIndex, start: float | None, end: float | None, max
 
 @dataclass
 class Segment:
-    """A run of frames converted as one job: `frames` (pts) are written, `warmup` only smoothed."""
+    """A run of frames converted as one job: `frames` (pts) are written; `warmup` (before them)
+    and `after` (the smoothing's look-ahead past them) are only smoothed."""
 
     number: int
     frames: list[int]
@@ -115,12 +119,14 @@ class Segment:
     files: list[Path] = field(default_factory=list)  # one per output, in the work folder
     frame_rate: Fraction | None = None  # the outputs' nominal rate
     container: str = ""  # the outputs' suffix (.mp4...), or "" for folders of frames
+    after: list[int] = field(default_factory=list)
 
     def read(self, reader: VideoReader | FrameSequenceReader, warm: Callable[[Frame], None]) -> Iterator[Frame]:
         """Decode this segment's frames (from the keyframe before its warm-up), hand the warm-up
-        frames to `warm` and yield the segment's own, with their output timestamps."""
-        warmup, wanted = set(self.warmup), set(self.frames)
-        remaining = len(self.frames)
+        frames to `warm` and yield the segment's own, then the `after` ones (for the smoothing's
+        look-ahead; `writes` tells them apart), with their output timestamps."""
+        warmup, wanted = set(self.warmup), set(self.frames) | set(self.after)
+        remaining = len(wanted)
         first = self.warmup[0] if self.warmup else self.frames[0]
         for frame in reader.frames(seek=first):
             if frame.pts in warmup:
@@ -132,6 +138,10 @@ class Segment:
                 yield Frame(frame.pixels, frame.pts - self.offset, frame.time_base)
                 if remaining == 0:
                     return
+
+    def writes(self, pts: int) -> bool:
+        """Whether the frame read with output timestamp `pts` is written (not an `after` frame)."""
+        return pts + self.offset <= self.frames[-1]
 
     def writers(self, settings: VideoSettings, info: VideoInfo, image_type: str | None,
                 quality: int) -> list[SegmentWriter | FrameFolderWriter]:
@@ -151,7 +161,8 @@ def plan_segments(frames: list[int], index: FrameIndex, seconds: float, *, trim:
     segments = []
     for number, (begin, end) in enumerate(zip(starts, starts[1:] + [len(frames)])):
         # The frames a one-piece run would have smoothed just before (none before a trimmed start).
-        segments.append(Segment(number, frames[begin:end], frames[max(0, begin - WARMUP_FRAMES) : begin], offset))
+        segments.append(Segment(number, frames[begin:end], frames[max(0, begin - WARMUP_FRAMES) : begin], offset,
+                                after=frames[end : end + LOOK_AHEAD_FRAMES]))
     return segments
 
 
