@@ -44,26 +44,35 @@ def claim(output: Path) -> Iterator[str | None]:
         yield holder
     finally:
         if acquired:
-            _release(path)
-            for folder in created:  # made for the lock alone when the job wrote nothing (it failed)
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+            with _ctrl_c_deferred():  # a Ctrl-C now would leave the lock behind
+                _release(path)
+                for folder in created:  # made for the lock alone when the job wrote nothing (it failed)
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
 
 
 @contextlib.contextmanager
 def _ctrl_c_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back while the lock is created: arriving between the creation and the moment we
-    know we own it, it would leave the lock behind. It is delivered as soon as the block ends."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
+    """Hold Ctrl-C back while the lock is created or removed: arriving between the creation and the
+    moment we know we own it, or between reading and removing it, it would leave the lock behind. It
+    is acted on as soon as the block ends. (A handler, not a signal mask: any of the process's
+    threads may receive the signal.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python runs signal handlers in the main thread only
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, None)  # Python's default raises KeyboardInterrupt
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
 
 
 def _acquire(path: Path) -> str | None:

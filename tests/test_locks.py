@@ -4,14 +4,17 @@ a job another live process holds is skipped (not failed), a dead process's lock 
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from sbsconvert import locks
 from sbsconvert.cli import main
 from sbsconvert.locks import claim, lock_path
 
@@ -85,3 +88,21 @@ def test_claim_is_exclusive_and_released(tmp_path):
             assert second == f"pid {os.getpid()}"
     assert not lock_path(out).exists()
     assert not (tmp_path / "new").exists()  # the folders made for the lock alone are gone
+
+
+@pytest.mark.parametrize("step", ["_create", "_release"])
+def test_ctrl_c_while_a_lock_is_taken_or_given_back_leaves_no_lock(tmp_path, monkeypatch, step):
+    """Ctrl-C landing between creating the lock and owning it, or between reading it and removing
+    it, is held back until the lock's state is whole again: no lock is left behind."""
+    output = tmp_path / "out.png"
+    real = getattr(locks, step)
+
+    def interrupted(path):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered at once unless held back
+        return real(path)
+
+    monkeypatch.setattr(locks, step, interrupted)
+    with pytest.raises(KeyboardInterrupt):  # delivered once the lock's state is whole again
+        with locks.claim(output) as holder:
+            assert holder is None
+    assert not locks.lock_path(output).exists()
