@@ -22,7 +22,6 @@ import pstats
 import resource
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av

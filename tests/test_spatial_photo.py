@@ -23,7 +23,6 @@ from sbsconvert.spatial_photo import (
     encode_heif,
     field_of_view_from_exif,
     is_stereo_heic,
-    spatial_heic_bytes,
     write_spatial_heic,
 )
 

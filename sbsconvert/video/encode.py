@@ -199,8 +199,7 @@ class VideoWriter:
         self._source = source
         self.colour = colour
         self.pixel_format = output_pixel_format(settings, source_bits)
-        self.deep = self.pixel_format.endswith("10le")
-        if source_bits > (10 if self.deep else 8):
+        if source_bits > (10 if self.pixel_format.endswith("10le") else 8):
             self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, settings.format, colour))
         self._audio_window = audio_window
         self._copied = False
