@@ -199,8 +199,7 @@ class VideoWriter:
         self._source = source
         self.colour = colour
         self.pixel_format = output_pixel_format(settings, source_bits)
-        if source_bits > (10 if self.pixel_format.endswith("10le") else 8):
-            self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, settings.format, colour))
+        self.notes += precision_notes(source or self.path, source_bits, self.pixel_format, settings.format, colour)
         self._audio_window = audio_window
         self._copied = False
         self._frames_given = 0  # to the encoder
@@ -305,11 +304,14 @@ class VideoWriter:
                 raise SbsError(f"{self.path}: cannot finish the video ({first_line(error)})") from None
 
 
-def _precision_note(source: Path, source_bits: int, pixel_format: str, codec: str, colour: Colour) -> str:
-    what = f"{source_bits}-bit {colour.hdr} HDR" if colour.hdr else f"{source_bits}-bit"
+def precision_notes(source: Path, source_bits: int, pixel_format: str, codec: str, colour: Colour) -> list[str]:
+    """One note when `pixel_format` holds fewer bits than the source has, else none."""
     bits = 10 if pixel_format.endswith("10le") else 8
+    if source_bits <= bits:
+        return []
+    what = f"{source_bits}-bit {colour.hdr} HDR" if colour.hdr else f"{source_bits}-bit"
     hint = "" if bits >= 10 else " (--pix-fmt yuv420p10le keeps 10 bits)" if codec == "hevc" else " (--codec hevc keeps 10 bits)"
-    return f"{Path(source).name}: its {what} video is written with {bits} bits, so fine gradients may band{hint}"
+    return [f"{Path(source).name}: its {what} video is written with {bits} bits, so fine gradients may band{hint}"]
 
 
 def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:

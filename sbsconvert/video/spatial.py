@@ -35,8 +35,8 @@ from sbsconvert.hevc.mvhevc import MultiviewAssembler
 from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box
 from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
 from sbsconvert.video.colour import Colour
-from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _precision_note, _StreamCopy,
-                                     encoder_options, even_size, output_pixel_format, video_frame)
+from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _StreamCopy,
+                                     encoder_options, even_size, output_pixel_format, precision_notes, video_frame)
 from sbsconvert.video.encoders import SOFTWARE, pick_encoder, settle_x265_dts
 from sbsconvert.video.hdr import hdr10_x265_params
 
@@ -144,9 +144,8 @@ class SpatialVideoWriter:
         self.metadata = metadata
         self.colour = colour
         self.pixel_format = output_pixel_format(settings, source_bits)
-        self.notes: list[str] = []  # what of the source the output cannot keep
-        if source_bits > (10 if self.pixel_format.endswith("10le") else 8):
-            self.notes.append(_precision_note(source or self.path, source_bits, self.pixel_format, "hevc", colour))
+        # What of the source the output cannot keep.
+        self.notes = precision_notes(source or self.path, source_bits, self.pixel_format, "hevc", colour)
         self._format = CONTAINERS[suffix]
         # Beside the output; named like its temp file (".NAME.PID.xxx.part.mov"), a killed run's
         # leftover is removed by the next run as that temp file is (output.remove_stale_temps).
