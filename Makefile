@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_depth.py
 	$(BIN)/python bench/bench_diffusion.py
 	$(BIN)/python bench/bench_photo_formats.py
+	$(BIN)/python bench/bench_encoder_determinism.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

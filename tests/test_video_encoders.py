@@ -158,3 +158,23 @@ def test_a_two_frame_clip_converts_to_hevc(tmp_path):
         assert result.exit_code == 0, result.output
         with av.open(str(out)) as container:
             assert len(list(container.decode(video=0))) == 2
+
+
+
+def test_libx264_is_held_to_avx2_routines_which_encode_deterministically():
+    """Resume and Ray join segments encoded by different runs: equal frames must give equal bytes,
+    which libx264's AVX-512 routines broke about once in 30 to 70 encodes of a small clip
+    (bench/encoder_determinism.py). Its log names the routines it took."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.VERBOSE)
+    try:
+        with av.logging.Capture(True) as logs:
+            writer = VideoWriter("segment.mp4", VideoSettings(codec="h264"), frame_rate=Fraction(2),
+                                 time_base=Fraction(1, 2), capture=True)
+            writer.write(np.zeros((48, 64, 3), np.float32), 0)
+            writer.close()
+    finally:
+        av.logging.set_level(level)
+    capabilities = [message for _, name, message in logs if name == "libx264" and "cpu capabilities" in message]
+    assert len(capabilities) == 1 and "AVX512" not in capabilities[0]
+    assert len(writer.captured) == 1

@@ -32,6 +32,7 @@ from sbsconvert.video.encoders import (
     rate_options,
     settle_x265_dts,
     video_format,
+    x264_params,
 )
 from sbsconvert.video.hdr import hdr10_x265_params
 from sbsconvert.video.st3d import add_st3d
@@ -125,12 +126,15 @@ def output_pixel_format(settings: VideoSettings, source_bits: int) -> str:
 
 def encoder_options(settings: VideoSettings, encoder: str, bit_rate: int | None,
                     x265_params: Iterable[str] = ()) -> dict[str, str]:
-    """FFmpeg options of `encoder`: constant quality unless a bit rate is set; x265 kept quiet."""
+    """FFmpeg options of `encoder`: constant quality unless a bit rate is set; x265 kept quiet,
+    x264 deterministic (see x264_params)."""
     options = {} if bit_rate is not None else rate_options(
         encoder, settings.crf if settings.crf is not None else DEFAULT_CRF[settings.format])
     if encoder == SOFTWARE["hevc"]:
         # x265 prints its settings on stderr otherwise
         options["x265-params"] = ":".join(["log-level=error", *x265_params])
+    if encoder == SOFTWARE["h264"] and (params := x264_params()) is not None:
+        options["x264-params"] = params
     return options
 
 

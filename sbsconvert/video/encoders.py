@@ -109,6 +109,25 @@ def settle_x265_dts(encoder: str, packets: list[av.Packet], frames_given: int) -
     return packets
 
 
+# x264's AVX-512 routines are not deterministic: on a Zen 4 EPYC about 1 encode in 30 (320x240, 12
+# frames) came out different from the same frames, from the first packet on; up to AVX2, 0 in 700,
+# as fast and as small. Resumed and Ray runs rely on equal frames encoding to equal bytes.
+# Named only on CPUs with AVX-512 (which all have every flag below), so no CPU is offered code it lacks.
+_X264_UP_TO_AVX2 = "MMX2,SSE,SSE2,LZCNT,SSE3,SSSE3,SSE4.1,SSE4.2,AVX,FMA3,BMI1,BMI2,AVX2"
+
+
+@functools.cache
+def x264_params() -> str | None:
+    """libx264's x264-params: its CPU routines held to AVX2 where the CPU has AVX-512, else None."""
+    from llvmlite.binding import get_host_cpu_features  # numba's LLVM, which sees what the OS enables
+
+    try:
+        avx512 = bool(get_host_cpu_features().get("avx512f"))
+    except RuntimeError:  # a CPU LLVM cannot describe: not one of the x86 ones concerned
+        avx512 = False
+    return f"asm={_X264_UP_TO_AVX2}" if avx512 else None
+
+
 def rate_options(encoder: str, crf: int | None) -> dict[str, str]:
     """Encoder options for constant quality `crf` (0-51, lower is better), where the encoder has a
     constant-quality mode; {} where it has none (it is then given a bitrate instead)."""
