@@ -405,13 +405,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     setup = functools.partial(_converters, options, merged, video, frame_rate, generating, reporter.verbosity)
     is_video = lambda job: is_video_path(job.source) or options["sequence"]
     convert_video_job = None
-    if video is not None and merged["format"] == "spatial":
-        # The two-layer MV-HEVC stream is assembled from two whole-clip encodes: it is made in one piece.
-        if _given_flags(options, SEGMENT_OPTIONS):
-            raise SbsError(f"{', '.join(_given_flags(options, SEGMENT_OPTIONS))} do not apply to --format spatial "
-                           "(its MV-HEVC stream is made in one piece); trim with another format first")
-        convert_video_job = lambda job, convert_part, runner=None: convert_part(job, None)
-    elif video is not None:
+    if video is not None:
         from sbsconvert.video.segments import convert_in_segments
 
         segmenting = _segment_options(options)

@@ -174,3 +174,16 @@ def test_hdr10_metadata_reaches_the_hevc_output(tmp_path):
     assert code == 0, output
     out = side_data(tmp_path / "hdr10_LR.mkv")
     assert {kind: out.get(kind) for kind in source} == source  # the same bytes (beside the stereo mode)
+
+
+def test_hdr10_metadata_survives_segments(tmp_path):
+    """Each segment's encoder gets the source's mastering display and light level, as one piece
+    does (the join refused the segments before: their encoder headers differed from the output's)."""
+    clip = tmp_path / "hdr10.mkv"
+    make_clip(clip, "libx265", "yuv420p10le", PQ, count=60,
+              x265_params=f":master-display={MASTERING}:max-cll=1000,400:keyint=25:min-keyint=25")
+    code, output = convert(tmp_path, clip, "--codec", "hevc", "--segment-seconds", "1", "-v")
+    assert code == 0, output
+    assert "3 segments" in output
+    source, out = side_data(clip), side_data(tmp_path / "hdr10_LR.mkv")
+    assert {kind: out.get(kind) for kind in source} == source

@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
 import pytest
 
@@ -351,3 +352,41 @@ def test_joined_file_has_the_tags_and_stereo_metadata_of_a_one_piece_run(short_f
         assert (b"st3d" in pieces.read_bytes()) and (b"st3d" in whole.read_bytes())
     else:
         assert described(pieces)[1].get("stereo_mode") == "left_right"
+
+
+def test_spatial_video_in_segments_resumes_and_joins_into_one_mv_hevc_stream(short_film, tmp_path, monkeypatch):
+    """Each segment keeps its two-view stream (both layers start with an IDR picture); the join
+    muxes them as one, with Apple's boxes and the source's audio, as a one-piece run writes them."""
+    from test_spatial_video import ffmpeg_log, psnr, sample_entry, views
+
+    base = ("--disparity", DISPARITY, "-f", "spatial", "-q")
+    assert run(short_film, "-o", tmp_path / "one.mov", *base)[0] == 0
+    assert run(short_film, "-o", tmp_path / "whole.mov", *base, "--segment-seconds", "6")[0] == 0
+    interrupted_run(monkeypatch, 2, short_film, "-o", tmp_path / "resumed.mov", *base, "--segment-seconds", "6")
+    assert len(list(work_folder(Job(short_film, [tmp_path / "resumed.mov"])).glob("*.npz"))) == 2
+    code, output = run(short_film, "-o", tmp_path / "resumed.mov", *base[:-1], "--segment-seconds", "6")
+    assert code == 0 and "resuming, 2 of 5 segments already done" in output
+    assert (tmp_path / "resumed.mov").read_bytes() == (tmp_path / "whole.mov").read_bytes()
+    decoded = []
+    assert ffmpeg_log(lambda: decoded.append(views(tmp_path / "whole.mov")), av.logging.WARNING) == []  # no complaint
+    one, whole = views(tmp_path / "one.mov"), decoded[0]
+    assert len(whole[0]) == len(whole[1]) == 60 and whole[2] == one[2]  # both views of every frame, same times
+    for eye in (0, 1):  # the same pictures, encoded in other GOPs
+        assert min(psnr(a, b) for a, b in zip(whole[eye], one[eye])) > 35
+    assert streams(tmp_path / "whole.mov")["audio"] == streams(tmp_path / "one.mov")["audio"]
+    assert [child.kind for child in sample_entry(tmp_path / "whole.mov").children if child.kind in (b"vexu", b"hfov")] \
+        == [b"vexu", b"hfov"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["one.mov", "resumed.mov", "whole.mov"]
+
+
+def test_a_trimmed_spatial_video_starts_at_zero_with_its_audio_cut_alike(short_film, tmp_path):
+    from test_spatial_video import views
+
+    code, output = run(short_film, "--disparity", DISPARITY, "-f", "spatial", "-o", tmp_path / "cut.mov",
+                       "--start", "10", "--end", "20", "-q")
+    assert code == 0, output
+    left, right, times = views(tmp_path / "cut.mov")
+    assert len(left) == len(right) == 20 and times[0] == 0 and times[-1] == pytest.approx(9.5)
+    with av.open(str(tmp_path / "cut.mov")) as container:
+        audio = container.streams.audio[0]
+        assert float(audio.duration * audio.time_base) == pytest.approx(10, abs=0.2)

@@ -231,7 +231,7 @@ class VideoWriter:
         if self._layout in MATROSKA_STEREO_MODES and self.container.format.name == "matroska":
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
-        if self._source is not None:
+        if self._source is not None and self.captured is None:  # a segment's audio is copied when joined
             self._copy = _StreamCopy(self._source, self.container, self._audio_window)
             self.notes += self._copy.notes
             self._keep_metadata(self._copy.input)  # the source is open for its audio already

@@ -27,6 +27,7 @@ from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
 
 if TYPE_CHECKING:
     from sbsconvert.video.segments import Segment
+    from sbsconvert.video.spatial import SpatialMetadata
 
 
 def convert_video(
@@ -64,7 +65,9 @@ def convert_video(
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_frames(job.source, frame_rate))
         if segment is not None:
-            writers = segment.writers(video, reader.info, settings.image_type, settings.quality)
+            writers = segment.writers(video, reader.info, source=None if job.source.is_dir() else job.source,
+                                      image_type=settings.image_type, quality=settings.quality,
+                                      spatial=spatial_metadata(settings) if settings.layout == "spatial" else None)
         elif frames_out:
             writers: list[VideoWriter | FrameFolderWriter | None] = [
                 FrameFolderWriter(folder, "." + (settings.image_type or "png"), force=settings.force,
@@ -180,14 +183,11 @@ def _video_writers(
     # Audio and tags come from a video file; a folder of frames has neither.
     source = None if job.source.is_dir() else job.source
     if settings.layout == "spatial" and temps[0] is not None:  # both eyes in one MV-HEVC file
-        from sbsconvert.spatial_photo import DEFAULT_HFOV
-        from sbsconvert.video.spatial import SpatialMetadata, SpatialVideoWriter
+        from sbsconvert.video.spatial import SpatialVideoWriter
 
-        hfov = settings.hfov_degrees if settings.hfov_degrees is not None else DEFAULT_HFOV
-        metadata = SpatialMetadata(settings.baseline_mm, hfov)
         return SpatialVideoWriter(temps[0], video, frame_rate=info.frame_rate, time_base=info.time_base, source=source,
-                                  metadata=metadata, container_suffix=job.outputs[0].suffix, colour=info.colour,
-                                  source_bits=info.bit_depth).eye_writers()
+                                  metadata=spatial_metadata(settings), container_suffix=job.outputs[0].suffix,
+                                  colour=info.colour, source_bits=info.bit_depth).eye_writers()
     return [
         None if temp is None or target is None else VideoWriter(
             temp, video, frame_rate=info.frame_rate, time_base=info.time_base,
@@ -196,6 +196,15 @@ def _video_writers(
         )
         for temp, target in zip(temps, targets)
     ]
+
+
+def spatial_metadata(settings: ConvertSettings) -> SpatialMetadata:
+    """The stereo camera a spatial video describes: --baseline-mm, and --hfov or the default."""
+    from sbsconvert.spatial_photo import DEFAULT_HFOV
+    from sbsconvert.video.spatial import SpatialMetadata
+
+    hfov = settings.hfov_degrees if settings.hfov_degrees is not None else DEFAULT_HFOV
+    return SpatialMetadata(settings.baseline_mm, hfov)
 
 
 T = TypeVar("T")

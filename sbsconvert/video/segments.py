@@ -30,7 +30,7 @@ import shutil
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import av
 import numpy as np
@@ -41,7 +41,8 @@ from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.decode import Frame, FrameSequenceReader, VideoInfo, VideoReader, open_frames
-from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter, frame_name, numbered_frames
+from sbsconvert.video.encode import CONTAINERS, FrameFolderWriter, VideoSettings, VideoWriter, frame_name, numbered_frames
+from sbsconvert.video.spatial import SpatialMetadata, SpatialVideoWriter, raw_stream_path, write_spatial_file
 
 DEFAULT_SEGMENT_SECONDS = 30.0
 WARMUP_FRAMES = 12
@@ -143,12 +144,19 @@ class Segment:
         """Whether the frame read with output timestamp `pts` is written (not an `after` frame)."""
         return pts + self.offset <= self.frames[-1]
 
-    def writers(self, settings: VideoSettings, info: VideoInfo, image_type: str | None,
-                quality: int) -> list[SegmentWriter | FrameFolderWriter]:
+    def writers(self, settings: VideoSettings, info: VideoInfo, *, source: Path | None, image_type: str | None,
+                quality: int, spatial: SpatialMetadata | None) -> list[Any]:
+        """A writer per view the pipeline hands over: into this segment's files. `source` (a video
+        file) gives the encoder settings that follow it (HDR10 metadata); `spatial`: both views
+        go into one MV-HEVC stream."""
         if not self.container:
             return [FrameFolderWriter(path, "." + (image_type or "png"), force=True, skip_existing=False,
                                       quality=quality, source_bits=info.bit_depth) for path in self.files]
-        return [SegmentWriter(path, settings, self.frame_rate, info, self.container) for path in self.files]
+        if spatial is not None:
+            return SpatialSegmentWriter(self.files[0], settings, frame_rate=self.frame_rate, time_base=info.time_base,
+                                        source=source, metadata=spatial, container_suffix=self.container,
+                                        **pixel_source(info)).eye_writers()
+        return [SegmentWriter(path, settings, self.frame_rate, info, self.container, source) for path in self.files]
 
 
 def plan_segments(frames: list[int], index: FrameIndex, seconds: float, *, trim: bool) -> list[Segment]:
@@ -170,9 +178,10 @@ class SegmentWriter:
     """A segment's encoded video: VideoWriter's packets (same encoder, same settings) saved with
     their exact timestamps in an .npz file, published atomically when closed."""
 
-    def __init__(self, path: Path, settings: VideoSettings, frame_rate: Fraction | None, info: VideoInfo, suffix: str):
+    def __init__(self, path: Path, settings: VideoSettings, frame_rate: Fraction | None, info: VideoInfo, suffix: str,
+                 source: Path | None):
         self.path = path
-        self.writer = VideoWriter(path, settings, frame_rate=frame_rate, time_base=info.time_base,
+        self.writer = VideoWriter(path, settings, frame_rate=frame_rate, time_base=info.time_base, source=source,
                                   container_suffix=suffix, capture=True, **pixel_source(info))
 
     @property
@@ -202,6 +211,22 @@ class SegmentWriter:
 
     def abort(self) -> None:
         self.writer.abort()
+
+
+class SpatialSegmentWriter(SpatialVideoWriter):
+    """A segment of a spatial video: its raw two-view (MV-HEVC) stream, the access units'
+    timestamps and the spatial boxes saved in an .npz file, published atomically when closed, and
+    muxed when the segments are joined (join_spatial)."""
+
+    def close(self) -> None:
+        try:
+            pts, dts = zip(*self.finish_stream())
+            with atomic_path(self.path, force=True) as temp, open(temp, "wb") as handle:
+                np.savez(handle, pts=np.array(pts, np.int64), dts=np.array(dts, np.int64),
+                         data=np.fromfile(self._raw_path, np.uint8),
+                         boxes=np.frombuffer(self.metadata.boxes(), np.uint8))
+        finally:
+            self.abort()
 
 
 @dataclass
@@ -358,6 +383,29 @@ def join_videos(segments: list[Segment], job: Job, video: VideoSettings, *, fram
     return notes
 
 
+def join_spatial(segments: list[Segment], job: Job, *, time_base: Fraction, force: bool,
+                 window: tuple[float, float] | None) -> list[str]:
+    """Join the segments' two-view streams into one and mux it into the spatial video file, as a
+    one-piece run does (each segment starts with an IDR picture in both layers); returns notes."""
+    target = job.outputs[0]
+    with atomic_path(target, force) as temp:
+        raw = raw_stream_path(temp)
+        timestamps: list[tuple[int, int]] = []
+        boxes = b""
+        try:
+            with open(raw, "wb") as handle:
+                for segment in segments:
+                    with np.load(segment.files[0]) as stored:
+                        handle.write(stored["data"].tobytes())
+                        timestamps += zip(stored["pts"].tolist(), stored["dts"].tolist())
+                        boxes = stored["boxes"].tobytes()
+            return write_spatial_file(temp, raw, timestamps, container_format=CONTAINERS[target.suffix.lower()],
+                                      time_base=time_base, source=None if job.source.is_dir() else job.source,
+                                      boxes=boxes, window=window)
+        finally:
+            raw.unlink(missing_ok=True)
+
+
 def join_frame_folders(segments: list[Segment], job: Job, image_type: str | None, force: bool) -> None:
     """Move every segment's numbered frames into each output folder, numbered on from the last."""
     extension = "." + (image_type or "png")
@@ -465,7 +513,11 @@ def convert_in_segments(
         window = (index.seconds(segments[0].offset), end or float("inf")) if trimmed else None
         with open_frames(job.source, frame_rate) as reader:
             info = reader.info
-        notes = join_videos(segments, job, video, frame_rate=rate, info=info, layout=layout, force=force, window=window)
+        if layout == "spatial":
+            notes = join_spatial(segments, job, time_base=info.time_base, force=force, window=window)
+        else:
+            notes = join_videos(segments, job, video, frame_rate=rate, info=info, layout=layout, force=force,
+                                window=window)
         result.notes.extend(note for note in notes if note not in result.notes)
     folder.remove()
     result.details.append(f"{job.source.name}: {len(segments)} segments, {len(segments) - len(pending)} resumed")

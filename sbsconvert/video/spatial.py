@@ -10,7 +10,8 @@ assembled access unit by access unit into one two-layer stream (sbsconvert.hevc.
 raw Annex B file beside the output, then muxed by FFmpeg with the `multilayer` disposition (it
 writes `lhvC` with layer 1's parameter sets next to `hvcC`) keeping the encoder's timestamps,
 with the source's audio copied. Last, Apple's `vexu` (stereo views, hero eye, baseline,
-projection) and `hfov` boxes are added to the sample entry, as for `st3d`.
+projection) and `hfov` boxes are added to the sample entry, as for `st3d`. A long video's segments
+each keep their raw two-view stream and are muxed as one (video/segments.py, write_spatial_file).
 
 Apple's own encoder predicts the right eye from the left; these files do not (each layer-1 slice
 switches inter-layer prediction off), so they are larger than Apple's at the same quality.
@@ -147,10 +148,7 @@ class SpatialVideoWriter:
         # What of the source the output cannot keep.
         self.notes = precision_notes(source or self.path, source_bits, self.pixel_format, "hevc", colour)
         self._format = CONTAINERS[suffix]
-        # Beside the output; named like its temp file (".NAME.PID.xxx.part.mov"), a killed run's
-        # leftover is removed by the next run as that temp file is (output.remove_stale_temps).
-        name = self.path.name
-        self._raw_path = self.path.with_name(name.replace(".part", ".hevc.part", 1) if ".part" in name else name + ".hevc")
+        self._raw_path = raw_stream_path(self.path)
         self._raw = open(self._raw_path, "wb")
         self._encoders: list[EyeEncoder] = []
         self._pending: tuple[deque[av.Packet], deque[av.Packet]] = (deque(), deque())
@@ -213,62 +211,27 @@ class SpatialVideoWriter:
                 raise SbsError(f"{self.path}: cannot assemble MV-HEVC ({error})") from None
             self._timestamps.append((left.pts, left.dts))
 
+    def finish_stream(self) -> list[tuple[int, int]]:
+        """Flush both encoders and complete the raw two-view stream: the (pts, dts) of its access units."""
+        if self._encoders:
+            for encoder, pending in zip(self._encoders, self._pending):
+                pending.extend(encoder.encode(None))
+            self._assemble()
+            if any(self._pending):
+                raise SbsError(f"{self.path}: the eyes' encodes gave different numbers of pictures")
+        self._raw.close()
+        if not self._timestamps:
+            raise SbsError(f"{self.path}: no frames to write")
+        return self._timestamps
+
     def close(self) -> None:
         """Flush both encoders, mux the two-view stream with the audio, add Apple's boxes."""
         try:
-            if self._encoders:
-                for encoder, pending in zip(self._encoders, self._pending):
-                    pending.extend(encoder.encode(None))
-                self._assemble()
-                if any(self._pending):
-                    raise SbsError(f"{self.path}: the eyes' encodes gave different numbers of pictures")
-            self._raw.close()
-            if not self._timestamps:
-                raise SbsError(f"{self.path}: no frames to write")
-            self._mux()
+            self.finish_stream()
+            self.notes += write_spatial_file(self.path, self._raw_path, self._timestamps, container_format=self._format,
+                                             time_base=self.time_base, source=self.source, boxes=self.metadata.boxes())
         finally:
             self.abort()
-        if not add_to_video_sample_entry(self.path, self.metadata.boxes(), b"vexu"):
-            raise SbsError(f"{self.path}: cannot add the spatial video boxes to the file")
-
-    def _mux(self) -> None:
-        with contextlib.ExitStack() as stack:
-            raw = stack.enter_context(av.open(str(self._raw_path), format="hevc"))
-            output = stack.enter_context(av.open(str(self.path), "w", format=self._format))
-            template = raw.streams.video[0]
-            stream = output.add_stream_from_template(template)
-            stream.codec_tag = "hvc1"  # Apple players only accept this tag for HEVC
-            stream.time_base = self.time_base
-            stream.disposition = av.stream.Disposition.default | av.stream.Disposition.multilayer
-            copy = None  # the source's audio and subtitles
-            if self.source is not None:
-                copy = _StreamCopy(self.source, output)
-                stack.callback(copy.close)
-                self.notes += copy.notes
-                output.metadata.update(_fresh_tags(copy.input.metadata))
-                if copy.input.streams.video:
-                    stream.metadata.update(_fresh_tags(copy.input.streams.video[0].metadata))
-            count = 0
-            try:
-                for packet in raw.demux(template):
-                    if packet.size == 0:
-                        continue
-                    if count >= len(self._timestamps):
-                        raise SbsError(f"{self.path}: the two-view stream splits into more pictures than were encoded")
-                    # The encoder's own timestamps: the raw stream has none, and B-frames reorder.
-                    packet.pts, packet.dts = self._timestamps[count]
-                    packet.time_base = self.time_base
-                    packet.stream = stream
-                    if copy is not None:
-                        copy.copy_until(float(packet.dts * self.time_base))
-                    output.mux(packet)
-                    count += 1
-                if copy is not None:
-                    copy.copy_until(float("inf"))
-            except av.FFmpegError as error:
-                raise SbsError(f"{self.path}: cannot write the video ({first_line(error)})") from None
-            if count != len(self._timestamps):
-                raise SbsError(f"{self.path}: the two-view stream holds {count} pictures, not {len(self._timestamps)}")
 
     def abort(self) -> None:
         self._encoders.clear()
@@ -276,6 +239,63 @@ class SpatialVideoWriter:
             self._raw.close()
         with contextlib.suppress(FileNotFoundError):
             self._raw_path.unlink()
+
+
+def raw_stream_path(path: Path) -> Path:
+    """Where the raw two-view stream of `path` is kept until muxed: beside it, named like its temp
+    file (".NAME.PID.xxx.part.mov"), so a killed run's leftover is removed by the next run as that
+    temp file is (output.remove_stale_temps)."""
+    name = path.name
+    return path.with_name(name.replace(".part", ".hevc.part", 1) if ".part" in name else name + ".hevc")
+
+
+def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, int]], *, container_format: str,
+                       time_base: Fraction, source: Path | None, boxes: bytes,
+                       window: tuple[float, float] | None = None) -> list[str]:
+    """Mux the raw two-view stream at `raw_path` (its access units' (pts, dts) in `timestamps`)
+    into `path` with the source's audio and subtitles (those in `window` seconds, for a trimmed
+    video), then add Apple's boxes to the sample entry; returns what of the source was left out."""
+    notes: list[str] = []
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(av.open(str(raw_path), format="hevc"))
+        output = stack.enter_context(av.open(str(path), "w", format=container_format))
+        template = raw.streams.video[0]
+        stream = output.add_stream_from_template(template)
+        stream.codec_tag = "hvc1"  # Apple players only accept this tag for HEVC
+        stream.time_base = time_base
+        stream.disposition = av.stream.Disposition.default | av.stream.Disposition.multilayer
+        copy = None  # the source's audio and subtitles
+        if source is not None:
+            copy = _StreamCopy(source, output, window)
+            stack.callback(copy.close)
+            notes += copy.notes
+            output.metadata.update(_fresh_tags(copy.input.metadata))
+            if copy.input.streams.video:
+                stream.metadata.update(_fresh_tags(copy.input.streams.video[0].metadata))
+        count = 0
+        try:
+            for packet in raw.demux(template):
+                if packet.size == 0:
+                    continue
+                if count >= len(timestamps):
+                    raise SbsError(f"{path}: the two-view stream splits into more pictures than were encoded")
+                # The encoder's own timestamps: the raw stream has none, and B-frames reorder.
+                packet.pts, packet.dts = timestamps[count]
+                packet.time_base = time_base
+                packet.stream = stream
+                if copy is not None:
+                    copy.copy_until(float(packet.dts * time_base))
+                output.mux(packet)
+                count += 1
+            if copy is not None:
+                copy.copy_until(float("inf"))
+        except av.FFmpegError as error:
+            raise SbsError(f"{path}: cannot write the video ({first_line(error)})") from None
+        if count != len(timestamps):
+            raise SbsError(f"{path}: the two-view stream holds {count} pictures, not {len(timestamps)}")
+    if not add_to_video_sample_entry(path, boxes, b"vexu"):
+        raise SbsError(f"{path}: cannot add the spatial video boxes to the file")
+    return notes
 
 
 class EyeWriter:
