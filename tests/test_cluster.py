@@ -58,14 +58,15 @@ def test_folder_of_photos_and_clips_matches_a_local_run(ray_cluster, tmp_path):
     assert_identical(tmp_path / "ray" / "clip_LR.mp4", tmp_path / "local" / "clip_LR.mp4")
 
 
-def test_long_clip_segments_run_on_both_workers_and_join_like_a_local_run(ray_cluster, film, tmp_path):
-    options = ("--disparity", DISPARITY, "--segment-seconds", "6")
-    assert run(film, "-o", tmp_path / "local.mp4", "-q", *options)[0] == 0
-    code, output = run(film, "-o", tmp_path / "ray.mp4", "-v", "--cluster", "auto", "--workers", "2", *options)
+@pytest.mark.parametrize("layout, suffix", [("sbs", ".mp4"), ("spatial", ".mov")])
+def test_long_clip_segments_run_on_both_workers_and_join_like_a_local_run(ray_cluster, film, tmp_path, layout, suffix):
+    options = ("--disparity", DISPARITY, "--segment-seconds", "6", "-f", layout)
+    assert run(film, "-o", tmp_path / f"local{suffix}", "-q", *options)[0] == 0
+    code, output = run(film, "-o", tmp_path / f"ray{suffix}", "-v", "--cluster", "auto", "--workers", "2", *options)
     assert code == 0, output
     assert output.count("converted by worker") == 5  # 30 s in 6 s segments
     assert len(workers_named(output)) == 2
-    assert_identical(tmp_path / "ray.mp4", tmp_path / "local.mp4")
+    assert (tmp_path / f"ray{suffix}").read_bytes() == (tmp_path / f"local{suffix}").read_bytes()
     assert not list(tmp_path.glob(".*.segments"))
 
 
