@@ -512,7 +512,8 @@ def _segment_options(options: dict[str, Any]) -> Any:
     fingerprint = {name: str(value) for name, value in sorted(options.items()) if name not in _NOT_SHAPING_OUTPUT}
     return SegmentOptions(seconds=options["segment_seconds"] or DEFAULT_SEGMENT_SECONDS, start=start, end=end,
                           preview=10.0 if options["preview"] else None, max_fps=options["max_fps"],
-                          resume=options["resume"], fingerprint=fingerprint)
+                          resume=options["resume"], fingerprint=fingerprint,
+                          shot_anchors=options["engine"] == "diffusion")  # its frames attend to their shot's first
 
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:

@@ -390,3 +390,43 @@ def test_a_trimmed_spatial_video_starts_at_zero_with_its_audio_cut_alike(short_f
     with av.open(str(tmp_path / "cut.mov")) as container:
         audio = container.streams.audio[0]
         assert float(audio.duration * audio.time_base) == pytest.approx(10, abs=0.2)
+
+
+def cut_clip(path: Path) -> Path:
+    """24 frames at 2 fps (a keyframe every 6) with a scene cut at frame 9: shots [0, 9) and [9, 24)."""
+    pan = list(scene_frames(24, WIDTH, HEIGHT, motion=1))
+    images = pan[:9] + [1 - image for image in pan[9:]]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=RATE, options={"crf": "12", "g": "6", "keyint_min": "6"})
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for index, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(np.round(image * 255).astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, RATE)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
+
+
+def test_diffusion_segments_attend_to_the_anchor_of_the_shot_they_begin_in(tmp_path, tiny_sd, monkeypatch):
+    """A segment beginning mid-shot records its shot's anchor from the shot's first frame (before
+    the segment), so its frames are painted exactly as in one piece: no seam at the segment start."""
+    clip = cut_clip(tmp_path / "cut.mp4")
+    index = read_index(clip)
+    segments = plan_segments(select_frames(index, None, None, None), index, 3, trim=False)
+    assert [index.seconds(segment.frames[0]) for segment in segments] == [0, 3, 6, 9]
+    primed = []
+    real_prime = pipeline.ShotRenderer.prime
+    monkeypatch.setattr(pipeline.ShotRenderer, "prime", lambda self, request: primed.append(request.image) or real_prime(self, request))
+    base = ("--engine", "diffusion", "--model", tiny_sd, "--steps", "2", "--disparity", DISPARITY, "--frames-out",
+            "--type", "png", "-q")
+    assert run(clip, "-o", tmp_path / "one", *base)[0] == 0
+    assert primed == []
+    assert run(clip, "-o", tmp_path / "segmented", *base, "--segment-seconds", "3")[0] == 0
+    # Segments 2 to 4 begin mid-shot: their anchors are frame 0 (shot 1) and frame 9 (shot 2).
+    with av.open(str(clip)) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert [next(n for n, image in enumerate(decoded) if np.array_equal(np.round(p * 255), image)) for p in primed] \
+        == [0, 9, 9]
+    one, segmented = sorted((tmp_path / "one").iterdir()), sorted((tmp_path / "segmented").iterdir())
+    assert len(one) == 24 and [p.name for p in one] == [p.name for p in segmented]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, segmented))

@@ -83,6 +83,14 @@ def convert_video(
         total = len(segment.frames) if segment is not None else reader.info.expected_frames
         bar = stack.enter_context(progress_counter(total, desc=job.source.name, unit="frame", enabled=progress))
         stop = threading.Event()
+        if segment is not None and segment.anchor and render.cross_frame:
+            # A segment that begins mid-shot: its shot's anchor, recorded as a one-piece run records it.
+            anchor = segment.read_anchor(reader)
+            maps = [disparity_for(job.source, Picture(frame.pixels, source=job.source)) for frame in anchor]
+            first, disparity, _ = next(smoother.fresh().smooth(
+                (frame, frame.pixels, one) for frame, one in zip(anchor, maps)))
+            with timer(engine.name):
+                render.prime(stereo_request(first.pixels, disparity, settings))
         # A segment's reader first hands the frames before it to the smoother (its warm-up).
         warm = lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source)))
         source_frames = reader.frames() if segment is None else segment.read(reader, warm)
@@ -157,6 +165,16 @@ class ShotRenderer:
         self.cross_frame = getattr(engine, "cross_frame_attention", False)
         self.anchor: object | None = None
         self.shot: int | None = None  # which shot the anchor belongs to
+        self.primed = False  # the anchor of the first shot to come was recorded by prime()
+
+    def prime(self, request: StereoRequest) -> None:
+        """Record the anchor of the shot a segment begins in from that shot's first frame (rendered
+        for its keys and values only), for the segment's first frames to attend to."""
+        from sbsconvert.engines.diffusion.attention import KVCache
+
+        self.anchor = KVCache()
+        self.engine.render(request, record=self.anchor)  # type: ignore[call-arg]
+        self.primed = True
 
     def __call__(self, request: StereoRequest, *, shot: int) -> StereoPair:
         """Render a frame of shot number `shot` (it changes at every scene cut)."""
@@ -164,6 +182,8 @@ class ShotRenderer:
             return self.engine.render(request)
         from sbsconvert.engines.diffusion.attention import KVCache
 
+        if self.primed:  # the first frame's shot is the one prime() recorded the anchor of
+            self.shot, self.primed = shot, False
         if shot != self.shot:
             self.anchor = None  # free the old shot's keys/values before recording new ones
             anchor = KVCache()

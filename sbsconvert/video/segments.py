@@ -43,6 +43,7 @@ from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.decode import Frame, FrameSequenceReader, VideoInfo, VideoReader, open_frames
 from sbsconvert.video.encode import CONTAINERS, FrameFolderWriter, VideoSettings, VideoWriter, frame_name, numbered_frames
 from sbsconvert.video.spatial import SpatialMetadata, SpatialVideoWriter, raw_stream_path, write_spatial_file
+from sbsconvert.video.temporal import DEFAULT_LOOK_AHEAD, shot_starts
 
 DEFAULT_SEGMENT_SECONDS = 30.0
 WARMUP_FRAMES = 12
@@ -121,6 +122,23 @@ class Segment:
     frame_rate: Fraction | None = None  # the outputs' nominal rate
     container: str = ""  # the outputs' suffix (.mp4...), or "" for folders of frames
     after: list[int] = field(default_factory=list)
+    # A segment that begins mid-shot: the shot's first frame (and the frames its smoothing looks
+    # ahead to), whose attention keys and values the diffusion engine's frames of the shot read.
+    anchor: list[int] = field(default_factory=list)
+
+    def read_anchor(self, reader: VideoReader | FrameSequenceReader) -> list[Frame]:
+        """Decode the `anchor` frames (none if the segment begins a shot)."""
+        wanted, found = set(self.anchor), []
+        if not wanted:
+            return found
+        frames = reader.frames(seek=self.anchor[0])
+        with contextlib.closing(frames):  # the segment's own reading seeks afresh
+            for frame in frames:
+                if frame.pts in wanted:
+                    found.append(frame)
+                    if len(found) == len(wanted):
+                        break
+        return found
 
     def read(self, reader: VideoReader | FrameSequenceReader, warm: Callable[[Frame], None]) -> Iterator[Frame]:
         """Decode this segment's frames (from the keyframe before its warm-up), hand the warm-up
@@ -157,6 +175,31 @@ class Segment:
                                         source=source, metadata=spatial, container_suffix=self.container,
                                         **pixel_source(info)).eye_writers()
         return [SegmentWriter(path, settings, self.frame_rate, info, self.container, source) for path in self.files]
+
+
+def find_shot_starts(source: Path, frames: list[int], frame_rate: Fraction | None, progress: bool) -> list[int]:
+    """The pts of the frames (of `frames`, the ones converted) that begin a shot, found by decoding
+    them all once with the smoothing's own scene-cut test."""
+    wanted = set(frames)
+    with open_frames(source, frame_rate) as reader, \
+            progress_counter(len(frames), desc=f"{source.name}: shots", unit="frame", enabled=progress) as bar:
+        def converted() -> Iterator[tuple[int, np.ndarray]]:
+            for frame in reader.frames():
+                if frame.pts in wanted:
+                    bar.update()
+                    yield frame.pts, frame.pixels
+        return shot_starts(converted())
+
+
+def assign_anchors(segments: list[Segment], frames: list[int], starts: list[int]) -> None:
+    """Give each segment that begins mid-shot its shot's first frame and the frames the smoothing
+    looks ahead to from it, so the diffusion engine records the anchor a one-piece run records."""
+    place = {pts: number for number, pts in enumerate(frames)}
+    for segment in segments:
+        begun = [pts for pts in starts if pts <= segment.frames[0]]
+        if begun and begun[-1] != segment.frames[0]:
+            first = place[begun[-1]]
+            segment.anchor = frames[first : first + DEFAULT_LOOK_AHEAD + 1]
 
 
 def plan_segments(frames: list[int], index: FrameIndex, seconds: float, *, trim: bool) -> list[Segment]:
@@ -312,6 +355,8 @@ class WorkFolder:
                    else None)
             if why is None:
                 manifest["segments"] = old["segments"]
+                if "shot_starts" in old:
+                    manifest["shot_starts"] = old["shot_starts"]
                 done = sum(1 for entry in old["segments"] if entry["done"])
                 report(f"{job.source.name}: resuming, {done} of {len(segments)} segments already done")
             else:
@@ -432,6 +477,7 @@ class SegmentOptions:
     preview: float | None = None  # seconds from the middle of the video
     max_fps: float | None = None
     resume: bool = True
+    shot_anchors: bool = False  # the engine reads a shot anchor (cross-frame attention): find the shots
     fingerprint: dict[str, object] = field(default_factory=dict)  # the settings that shape the output
 
     @property
@@ -489,6 +535,11 @@ def convert_in_segments(
                              resume=options.resume, report=report)
     for segment in segments:
         folder.assign_files(segment, job, video is None)
+    if options.shot_anchors and len(segments) > 1:
+        if "shot_starts" not in folder.manifest:  # kept for a resumed run: finding them decodes the whole video
+            folder.manifest["shot_starts"] = find_shot_starts(job.source, frames, frame_rate, progress)
+            folder.save()
+        assign_anchors(segments, frames, folder.manifest["shot_starts"])  # type: ignore[arg-type]
     pending = [segment for segment in segments if not folder.is_done(segment)]
     result = JobResult()
     bar = progress_counter(len(frames), desc=job.source.name, unit="frame", enabled=progress)

@@ -51,6 +51,24 @@ def _probe(pixels: np.ndarray) -> np.ndarray:
     return pixels.mean(axis=2) if pixels.ndim == 3 else pixels
 
 
+def _is_cut(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool:
+    """Whether two consecutive frames' probes are different shots."""
+    return float(np.abs(current - previous).mean()) > threshold
+
+
+def shot_starts(frames: Iterable[tuple[int, np.ndarray]], cut_threshold: float = DEFAULT_CUT_THRESHOLD) -> list[int]:
+    """The pts of the frames (pts, pixels, in order) that start a shot, the first one included:
+    where a TemporalSmoother with this threshold, given the same frames, restarts at a cut."""
+    starts: list[int] = []
+    previous = None
+    for pts, pixels in frames:
+        probe = _probe(pixels)
+        if previous is None or (probe.shape == previous.shape and _is_cut(previous, probe, cut_threshold)):
+            starts.append(pts)
+        previous = probe
+    return starts
+
+
 def robust_range(values: np.ndarray) -> np.ndarray:
     """The 1st and 99th percentiles of a map, from an even sample of its pixels."""
     flat = values.reshape(-1)
@@ -94,6 +112,10 @@ class TemporalSmoother:
         self._range: np.ndarray | None = None
         self._probe: np.ndarray | None = None
 
+    def fresh(self) -> TemporalSmoother:
+        """A smoother with these settings and no history."""
+        return TemporalSmoother(self.weight, self.cut_threshold, self.look_ahead, self.normalize_range)
+
     def __call__(self, pixels: np.ndarray, disparity: Disparity) -> Disparity:
         held = self._advance(None, pixels, disparity)
         return self._combine(held, [])
@@ -120,7 +142,7 @@ class TemporalSmoother:
             or self._average.shape != disparity.shape
             or self._average.absolute != disparity.absolute
         )
-        if not restart and float(np.abs(probe - self._probe).mean()) > self.cut_threshold:
+        if not restart and _is_cut(self._probe, probe, self.cut_threshold):
             restart = True
             self.cuts += 1
         self._probe = probe
