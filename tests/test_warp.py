@@ -1,5 +1,9 @@
 """The warp engine on the synthetic scene with exact ground truth, and on hand-made rows."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +14,8 @@ from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import FILL_METHODS, WarpEngine, fill_holes, forward_warp
 from sbsconvert.engines.warp_kernel import warp_and_fill
 from sbsconvert.synthetic import render_scene
+
+REPO = Path(__file__).resolve().parent.parent
 
 # Bound for non-occluded pixels: integer-disparity planes are copied exactly; the floor has
 # fractional per-row disparity, where linear interpolation of the band-limited texture costs a
@@ -164,3 +170,26 @@ def test_compiled_cpu_kernel_is_the_torch_warp_bit_for_bit(fill, size, scale):
     compiled = WarpEngine(fill=fill, compiled=True).render(request)
     reference = WarpEngine(fill=fill, compiled=False).render(request)
     assert np.array_equal(compiled.left, reference.left) and np.array_equal(compiled.right, reference.right)
+
+
+def test_the_compiled_kernel_works_where_numba_has_nowhere_to_cache_it(tmp_path):
+    """A read-only install run by a user without a writable home: numba refuses to cache (it
+    finds no folder), so the kernel is compiled in memory and gives the same views."""
+    scene = render_scene(48, 32)
+    request = dict(image=scene.left.transpose(2, 0, 1).copy(), shift=scene.disparity * 6,
+                   nearness=scene.disparity, max_stretch=2.0, fill="background")
+    arrays = tmp_path / "request.npz"
+    np.savez(arrays, **{key: value for key, value in request.items() if isinstance(value, np.ndarray)})
+    script = f"""
+import numpy as np
+import numba.core.caching
+numba.core.caching.CacheImpl._locator_classes = []  # no folder to cache in
+from sbsconvert.engines.warp_kernel import warp_and_fill
+with np.load({str(arrays)!r}) as given:
+    out, valid, _ = warp_and_fill(given["image"], given["shift"], given["nearness"], 2.0, "background")
+np.save({str(tmp_path / "out.npy")!r}, out)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    expected = warp_and_fill(request["image"], request["shift"], request["nearness"], 2.0, "background")[0]
+    assert np.array_equal(np.load(tmp_path / "out.npy"), expected)

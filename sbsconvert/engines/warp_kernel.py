@@ -10,6 +10,7 @@ output is the same to the last bit; tests/test_warp.py compares the two).
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import numba
 import numpy as np
@@ -17,6 +18,19 @@ import numpy as np
 FILL_CODES = {"blank": 0, "inpaint": 0, "background": 1, "stretch": 2}  # inpaint runs afterwards, on the whole picture
 
 _F0, _F1 = np.float32(0.0), np.float32(1.0)
+
+
+def _compiled(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """numba.njit, the machine code cached on disk (compiling costs seconds) where numba finds a
+    writable folder: beside this file, or the user's cache folder. A read-only install run by a
+    user without a writable home has neither (numba refuses to cache): it compiles once per process."""
+    def decorate(function: Callable[..., Any]) -> Any:
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(**options)(function)
+
+    return decorate
 
 
 def warp_and_fill(image: np.ndarray, shift: np.ndarray, nearness: np.ndarray, max_stretch: float, fill: str
@@ -33,7 +47,7 @@ def warp_and_fill(image: np.ndarray, shift: np.ndarray, nearness: np.ndarray, ma
     return out, valid, winner_near
 
 
-@numba.njit(cache=True, inline="always")
+@_compiled(inline="always")
 def _lerp(start, end, weight):  # noqa: ANN001, ANN202 - numba types them
     """torch.lerp's formula on the CPU: start + weight * (end - start) for weights below one half,
     end - (end - start) * (1 - weight) above, each product fused with its sum (one rounding)."""
@@ -43,7 +57,7 @@ def _lerp(start, end, weight):  # noqa: ANN001, ANN202 - numba types them
     return np.float32(np.float64(weight - _F1) * np.float64(difference) + np.float64(end))
 
 
-@numba.njit(cache=True, nogil=True)  # releases the GIL: the decoder and encoder threads run meanwhile
+@_compiled(nogil=True)  # releases the GIL: the decoder and encoder threads run meanwhile
 def warp_rows(image, shift, nearness, max_stretch, fill, out, valid, winner_near):  # noqa: ANN001, ANN201
     """Warp `image` (CxHxW float32) by `shift` (HxW), nearest wins, writing the warped (and, with
     `fill` 1 = background or 2 = stretch, filled) image to `out`, the valid mask to `valid` and
@@ -108,7 +122,7 @@ def warp_rows(image, shift, nearness, max_stretch, fill, out, valid, winner_near
             _fill_stretch(out, valid, y)
 
 
-@numba.njit(cache=True, inline="always")
+@_compiled(inline="always")
 def _offer(zbuffer, source_x, target, near, source):  # noqa: ANN001, ANN202
     """The nearest candidate wins a pixel; among equally near ones, the largest source column."""
     if near > zbuffer[target]:
@@ -117,7 +131,7 @@ def _offer(zbuffer, source_x, target, near, source):  # noqa: ANN001, ANN202
         source_x[target] = max(source_x[target], source)
 
 
-@numba.njit(cache=True)
+@_compiled()
 def _nearest_valid_row(valid, y):  # noqa: ANN001, ANN202
     width = valid.shape[1]
     left = np.empty(width, dtype=np.int64)
@@ -135,7 +149,7 @@ def _nearest_valid_row(valid, y):  # noqa: ANN001, ANN202
     return left, right
 
 
-@numba.njit(cache=True)
+@_compiled()
 def _fill_background(out, valid, nearness, y):  # noqa: ANN001, ANN202
     """Each hole pixel takes the farther of the nearest valid pixels left and right of it."""
     width = valid.shape[1]
@@ -151,7 +165,7 @@ def _fill_background(out, valid, nearness, y):  # noqa: ANN001, ANN202
             out[c, y, x] = out[c, y, column]
 
 
-@numba.njit(cache=True)
+@_compiled()
 def _fill_stretch(out, valid, y):  # noqa: ANN001, ANN202
     """Each hole pixel interpolates linearly between the nearest valid pixels left and right of it."""
     width = valid.shape[1]
