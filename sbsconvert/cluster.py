@@ -65,10 +65,12 @@ def _worker_class(ray: Any) -> Any:
             """Returns once the worker is built (a failing set-up surfaces here)."""
 
         def convert(self, job: Job) -> JobResult:
+            check_shared_files(job)
             return self._signed(self.photo(job), job)
 
         def convert_part(self, job: Job, segment: Any) -> JobResult:
             assert self.part is not None
+            check_shared_files(job, work_folder=segment is not None)  # else the outputs themselves
             return self._signed(self.part(job, segment), job)
 
         @staticmethod
@@ -79,6 +81,17 @@ def _worker_class(ray: Any) -> Any:
             return result
 
     return ConvertWorker
+
+
+def check_shared_files(job: Job, *, work_folder: bool = False) -> None:
+    """Refuse, in one line, a job whose source (or, for a video's segment, whose work folder, made
+    by the driver) this machine cannot see: a worker on another machine than the driver, without a
+    file system the two share."""
+    missing = job.source if not job.source.exists() else next(
+        (path.parent for path in job.outputs if work_folder and not path.parent.is_dir()), None)
+    if missing is not None:
+        raise SbsError(f"{missing}: not found on worker machine {socket.gethostname()}; --cluster across machines "
+                       "needs the inputs and outputs on a file system every machine shares")
 
 
 class WorkerPool:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLES, run
+from sbsconvert.errors import SbsError
+from sbsconvert.jobs import Job
 from test_segments import DISPARITY, assert_identical, long_clip
 
 ray = pytest.importorskip("ray")
@@ -117,3 +119,17 @@ def test_without_ray_cluster_names_the_extra(tmp_path, monkeypatch):
 def test_workers_without_cluster_is_refused(tmp_path):
     code, output = run(SAMPLES / "synthetic.png", "-o", tmp_path / "x.jpg", "--workers", "2")
     assert code != 0 and "--workers sets the number of --cluster workers" in output
+
+
+def test_a_worker_that_cannot_see_the_files_says_so_in_one_line(tmp_path):
+    """A worker on another machine without the shared file system: the source, or the work folder
+    the driver made for a video's segments, is missing there."""
+    from sbsconvert.cluster import check_shared_files
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"")
+    check_shared_files(Job(photo, [tmp_path / "not yet made" / "photo_LR.png"]))  # a worker makes output folders
+    with pytest.raises(SbsError, match=r"gone\.png: not found on worker machine .*shares$"):
+        check_shared_files(Job(tmp_path / "gone.png", [tmp_path / "gone_LR.png"]))
+    with pytest.raises(SbsError, match=r"\.film\.mp4\.segments: not found on worker machine"):
+        check_shared_files(Job(photo, [tmp_path / ".film.mp4.segments" / "00001.0.npz"]), work_folder=True)
