@@ -257,6 +257,37 @@ def test_native_fill_repaints_the_holes_crop_by_crop_with_the_whole_view_as_cont
     assert np.abs(native[holes.numpy()] - model_fill[holes.numpy()]).mean() > 0.01
 
 
+
+def test_native_crops_of_a_video_frame_also_read_the_shots_anchor(tiny_sd, monkeypatch):
+    """A later frame of a shot: its whole view attends to the anchor's keys/values, and so do its
+    native crops, beside the frame's own whole view (for holes painted alike from frame to frame)."""
+    from sbsconvert.engines.diffusion.attention import JoinedKV, KVCache
+
+    engine = make_engine(tiny_sd, steps=3, resolution=64, deblur=True, fill_resolution="native")
+    anchor = KVCache()
+    engine.render(scene(160, 240, near_shift=20.0), record=anchor)
+    runs, lookups = [], []
+    original, original_lookup = engine._stereo_latents, JoinedKV.lookup
+
+    def spy(image, nearness, shifts, size, record, reference):
+        runs.append((record, reference))
+        return original(image, nearness, shifts, size, record, reference)
+
+    def spy_lookup(self, step, layer, like):
+        key, value = original_lookup(self, step, layer, like)
+        lookups.append((key.shape[-2], [part.entries[(step, layer)][0].shape[-2] for part in self.parts]))
+        return key, value
+
+    monkeypatch.setattr(engine, "_stereo_latents", spy)
+    monkeypatch.setattr(JoinedKV, "lookup", spy_lookup)
+    engine.render(scene(160, 240, near_shift=20.0), reference=anchor)
+    (whole_record, whole_reference), *crops = runs
+    assert whole_reference is anchor and crops
+    for record, reference in crops:
+        assert record is None and reference.parts == (whole_record, anchor)
+    assert lookups and all(tokens == sum(parts) and parts[1] > 0 for tokens, parts in lookups)
+
+
 def test_depth_to_stereo_warps_the_generated_left(tiny_sd_depth):
     depth = np.zeros((64, 96), np.float32)
     depth[:, 48:] = 1

@@ -12,7 +12,7 @@ left view, or the centre for --eye both); the others are targets. What each view
 Cross-frame reuse (for video): `AttentionState.record` collects the source view's K/V per
 (step, layer) into a `KVCache`; with `AttentionState.reference` set to such a cache, the target
 views additionally attend to those cached K/V (e.g. an anchor frame's left view), appended
-along the token axis. The source view never reads the reference, so in "uni" mode it stays
+along the token axis (several caches at once through `JoinedKV`). The source view never reads the reference, so in "uni" mode it stays
 exactly what it would be without one.
 """
 
@@ -58,6 +58,18 @@ class KVCache:
         return len(self.entries)
 
 
+@dataclass(frozen=True)
+class JoinedKV:
+    """Several KVCaches read as one reference, their tokens side by side: a native-fill crop of a
+    video frame reads its frame's whole view and its shot's anchor."""
+
+    parts: tuple[KVCache, ...]
+
+    def lookup(self, step: int, layer: str, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        found = [part.lookup(step, layer, like) for part in self.parts]
+        return torch.cat([key for key, _ in found], dim=-2), torch.cat([value for _, value in found], dim=-2)
+
+
 @dataclass
 class AttentionState:
     """Shared by all processors of one UNet; the sampler updates it before each UNet call."""
@@ -66,7 +78,7 @@ class AttentionState:
     views: int = 1  # views per guidance group in the batch; 1 = ordinary attention
     step: int = 0  # denoising step index, the key for record/reference
     record: KVCache | None = None
-    reference: KVCache | None = None
+    reference: KVCache | JoinedKV | None = None
 
 
 class StereoAttnProcessor:

@@ -21,7 +21,7 @@ from sbsconvert.convert import StageTimer
 from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, normalize, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoPair, StereoRequest
-from sbsconvert.engines.diffusion.attention import AttentionState, KVCache, install_stereo_attention
+from sbsconvert.engines.diffusion.attention import AttentionState, JoinedKV, KVCache, install_stereo_attention
 from sbsconvert.engines.diffusion.composite import hybrid_view, match_colours, painted_fill
 from sbsconvert.engines.diffusion.crops import crop_weight, plan_crops
 from sbsconvert.engines.diffusion.inversion import ddim_inversion, null_text_inversion
@@ -84,7 +84,9 @@ class DiffusionEngine:
         context = record if record is not None or not native else KVCache()
         source, targets = self._stereo_latents(request.image, request.nearness, shifts, size, context, reference)
         if settings.composite == "hybrid":
-            views = self._hybrid_views(request.image, shifts, request.nearness, targets, context if native else None)
+            # Native crops of a video frame read its whole view and, as that view did, the shot's anchor.
+            crop_context = None if not native else context if reference is None else JoinedKV((context, reference))
+            views = self._hybrid_views(request.image, shifts, request.nearness, targets, crop_context)
             left, right = views if request.eye == "both" else (request.image, views[0])
             self._add_to_totals()
             return StereoPair(left=left, right=right)
@@ -113,7 +115,7 @@ class DiffusionEngine:
         shifts: list[np.ndarray],
         size: tuple[int, int],
         record: KVCache | None,
-        reference: KVCache | None,
+        reference: KVCache | JoinedKV | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Image -> stereo in latent space: the photo (HxWxC) resized to `size` (width, height),
         inverted, shifted by each of `shifts` (HxW pixels of the photo) at the shift step and
@@ -217,7 +219,7 @@ class DiffusionEngine:
         guidance: Guidance,
         extra: torch.Tensor | None,
         record: KVCache | None,
-        reference: KVCache | None,
+        reference: KVCache | JoinedKV | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         settings = self.settings
         start = settings.shift_index
@@ -259,7 +261,7 @@ class DiffusionEngine:
         shifts: list[np.ndarray],
         nearness: np.ndarray,
         targets: torch.Tensor,
-        context: KVCache | None = None,
+        context: KVCache | JoinedKV | None = None,
     ) -> list[np.ndarray]:
         """Per target view: the warp engine's view of `image` (HxWxC) for its shift, with the
         disocclusions painted from the decoded target latent (see composite.py). With a `context`
@@ -290,7 +292,7 @@ class DiffusionEngine:
         warped: torch.Tensor,
         holes: torch.Tensor,
         fill: torch.Tensor,
-        context: KVCache,
+        context: KVCache | JoinedKV,
     ) -> torch.Tensor:
         """`fill` (3 x H x W, from the model-resolution pass) with the holes under up to MAX_CROPS
         model-sized crops painted again at the photo's scale; the crops' target views attend to
