@@ -136,6 +136,9 @@ def test_vision_pro_preset_writes_spatial_video(tmp_path):
     assert code == 0, output
     left, right, _ = views(tmp_path / "clip_spatial.mp4")
     assert len(left) == len(right) == 3
+    # 8 bits from an 8-bit source, as the iPhone records it and as the Multiview Main profile of layer 1 allows.
+    with av.open(str(tmp_path / "clip_spatial.mp4")) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
 
 
 @pytest.mark.parametrize("options, message", [
