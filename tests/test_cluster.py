@@ -133,3 +133,21 @@ def test_a_worker_that_cannot_see_the_files_says_so_in_one_line(tmp_path):
         check_shared_files(Job(tmp_path / "gone.png", [tmp_path / "gone_LR.png"]))
     with pytest.raises(SbsError, match=r"\.film\.mp4\.segments: not found on worker machine"):
         check_shared_files(Job(photo, [tmp_path / ".film.mp4.segments" / "00001.0.npz"]), work_folder=True)
+
+
+def test_diffusion_segments_on_workers_read_their_shots_anchor_like_one_piece(ray_cluster, tiny_sd, tmp_path):
+    """The segments of a clip with a scene cut, spread over 2 workers, each recording its shot's
+    anchor where it begins mid-shot: the frames equal a local one-piece run's, byte for byte."""
+    from test_segments import cut_clip
+
+    clip = cut_clip(tmp_path / "cut.mp4")
+    options = ("--engine", "diffusion", "--model", tiny_sd, "--steps", "2", "--disparity", DISPARITY, "--frames-out",
+               "--type", "png")
+    assert run(clip, "-o", tmp_path / "one", "-q", *options)[0] == 0
+    code, output = run(clip, "-o", tmp_path / "ray", "-v", "--segment-seconds", "3", "--cluster", "auto", "--workers", "2",
+                       *options)
+    assert code == 0, output
+    assert output.count("converted by worker") == 4 and len(workers_named(output)) == 2
+    one, ray = sorted((tmp_path / "one").iterdir()), sorted((tmp_path / "ray").iterdir())
+    assert len(one) == 24 and [p.name for p in one] == [p.name for p in ray]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, ray))
