@@ -164,8 +164,7 @@ class ShotRenderer:
         self.engine = engine
         self.cross_frame = getattr(engine, "cross_frame_attention", False)
         self.anchor: object | None = None
-        self.shot: int | None = None  # which shot the anchor belongs to
-        self.primed = False  # the anchor of the first shot to come was recorded by prime()
+        self.shot: int | None = None  # which shot the anchor belongs to (None with an anchor: from prime())
 
     def prime(self, request: StereoRequest) -> None:
         """Record the anchor of the shot a segment begins in from that shot's first frame (rendered
@@ -174,7 +173,6 @@ class ShotRenderer:
 
         self.anchor = KVCache()
         self.engine.render(request, record=self.anchor)  # type: ignore[call-arg]
-        self.primed = True
 
     def __call__(self, request: StereoRequest, *, shot: int) -> StereoPair:
         """Render a frame of shot number `shot` (it changes at every scene cut)."""
@@ -182,8 +180,8 @@ class ShotRenderer:
             return self.engine.render(request)
         from sbsconvert.engines.diffusion.attention import KVCache
 
-        if self.primed:  # the first frame's shot is the one prime() recorded the anchor of
-            self.shot, self.primed = shot, False
+        if self.shot is None and self.anchor is not None:  # the first frame's shot: prime() recorded its anchor
+            self.shot = shot
         if shot != self.shot:
             self.anchor = None  # free the old shot's keys/values before recording new ones
             anchor = KVCache()

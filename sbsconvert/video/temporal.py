@@ -36,11 +36,6 @@ _RANGE_SAMPLES = 4096  # pixels sampled per frame for its range
 T = TypeVar("T")
 
 
-def frame_change(previous: np.ndarray, current: np.ndarray) -> float:
-    """Mean absolute change between two frames (HxWxC or HxW in [0, 1]), on downscaled grey copies."""
-    return float(np.abs(_probe(previous) - _probe(current)).mean())
-
-
 def _probe(pixels: np.ndarray) -> np.ndarray:
     """A small grey copy of a frame (downscaled first: the grey conversion then costs nothing)."""
     pixels = np.asarray(pixels[..., :3] if pixels.ndim == 3 else pixels, dtype=np.float32)
