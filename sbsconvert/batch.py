@@ -17,7 +17,7 @@ from tqdm import tqdm
 from sbsconvert.device import memory_guard
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job
-from sbsconvert.locks import claim
+from sbsconvert.locks import claim, clear_stale
 from sbsconvert.output import check_writable_target
 from sbsconvert.progress import progress
 
@@ -144,6 +144,7 @@ def run_batch(
 def _run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Reporter, skip_existing: bool,
              run_started: float) -> Outcome:
     if skip_existing and is_finished(job):
+        clear_stale(job.outputs[0])
         reporter.detail(f"skipped {job.source}: outputs exist")
         return Outcome(job.source, job.outputs, "skipped", "outputs exist")
     job_started = time.perf_counter()

@@ -53,6 +53,16 @@ def claim(output: Path) -> Iterator[str | None]:
                         break
 
 
+def clear_stale(output: Path) -> None:
+    """Remove the lock beside a finished output when its owner is dead: killed after publishing the
+    output and before giving the lock back, it would otherwise stay there for good (a rerun with
+    --skip-existing never claims the job again)."""
+    path = lock_path(output)
+    holder = _read(path)
+    if holder is not None and holder[1] == HOST and not process_alive(holder[0]):
+        _take_over(path, holder)
+
+
 @contextlib.contextmanager
 def _ctrl_c_deferred() -> Iterator[None]:
     """Hold Ctrl-C back while the lock is created or removed: arriving between the creation and the

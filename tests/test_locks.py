@@ -80,6 +80,25 @@ def test_a_dead_process_lock_is_taken_over(tmp_path):
     assert out.exists() and not lock_path(out).exists()
 
 
+def test_a_finished_job_skipped_clears_its_dead_owner_lock(tmp_path):
+    """Killed after publishing its output and before giving the lock back, a run leaves the lock
+    beside a finished output; the rerun with --skip-existing removes it (a live owner's stays)."""
+    out = tmp_path / "out.png"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    first = CliRunner().invoke(main, [str(PHOTO), "--disparity", str(MAP), "-o", str(out)])
+    assert first.exit_code == 0, first.output
+    lock_path(out).write_text(f"{dead.pid} {socket.gethostname()}\n")
+    result = CliRunner().invoke(main, [str(PHOTO), "--disparity", str(MAP), "-o", str(out), "--skip-existing",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["skipped"]) == 1
+    assert not lock_path(out).exists()
+    lock_path(out).write_text(f"{os.getpid()} {socket.gethostname()}\n")  # alive: not ours to remove
+    assert CliRunner().invoke(main, [str(PHOTO), "--disparity", str(MAP), "-o", str(out), "--skip-existing"]).exit_code == 0
+    assert lock_path(out).exists()
+
+
 def test_claim_is_exclusive_and_released(tmp_path):
     out = tmp_path / "new" / "folder" / "out.png"
     with claim(out) as holder:
