@@ -26,6 +26,12 @@ def views(path):
     return [f for f, _ in frames[0::2]], [f for f, _ in frames[1::2]], [t for _, t in frames[0::2]]
 
 
+def track_seconds(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.duration * stream.time_base
+
+
 def psnr(a, b):
     return 10 * np.log10(1 / max(np.mean((a - b) ** 2), 1e-12))
 
@@ -56,6 +62,7 @@ def test_spatial_clip_holds_both_views_of_every_frame(tmp_path):
         scores = [psnr(a, b) for a, b in zip(view, own)]
         assert min(scores) >= 35, scores
         assert np.mean(scores) > np.mean([psnr(a, b) for a, b in zip(view, other)]) + 3
+    assert track_seconds(out) == track_seconds(tmp_path / "eye_L.mp4")  # the last frame lasts one frame, too
     base, base_times, _ = decoded(out)  # a player without MV-HEVC support: the left eye in 2D
     assert len(base) == 12 and all(np.array_equal(a, b) for a, b in zip(base, left)) and base_times == out_times
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

@@ -272,6 +272,7 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
             output.metadata.update(_fresh_tags(copy.input.metadata))
             if copy.input.streams.video:
                 stream.metadata.update(_fresh_tags(copy.input.streams.video[0].metadata))
+        durations = _frame_durations([pts for pts, _ in timestamps])
         count = 0
         try:
             for packet in raw.demux(template):
@@ -281,6 +282,8 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
                     raise SbsError(f"{path}: the two-view stream splits into more pictures than were encoded")
                 # The encoder's own timestamps: the raw stream has none, and B-frames reorder.
                 packet.pts, packet.dts = timestamps[count]
+                # (the raw demuxer's guess is in its own time base; the last one sets the track's length)
+                packet.duration = durations[count]
                 packet.time_base = time_base
                 packet.stream = stream
                 if copy is not None:
@@ -296,6 +299,15 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
     if not add_to_video_sample_entry(path, boxes, b"vexu"):
         raise SbsError(f"{path}: cannot add the spatial video boxes to the file")
     return notes
+
+
+def _frame_durations(pts: list[int]) -> list[int]:
+    """How long each frame (given in decoding order by its pts) is shown: until the next frame in
+    presentation order; the last one as long as the one before it."""
+    ordered = sorted(pts)
+    following = {time: later - time for time, later in zip(ordered, ordered[1:])}
+    last = following[ordered[-2]] if len(ordered) > 1 else 1
+    return [following.get(time, last) for time in pts]
 
 
 class EyeWriter:
