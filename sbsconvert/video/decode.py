@@ -1,10 +1,12 @@
 """Decode a video, or a folder of numbered frames (an image sequence), as a stream of upright RGB
-frames (float32 [0, 1]) with their own timestamps."""
+frames (float32 [0, 1]) with their own timestamps. A stereo video (MV-HEVC with two views, such as
+Apple spatial video) gives both of its eyes with each frame."""
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import mmap
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,6 +19,7 @@ from PIL import Image
 
 from sbsconvert.decode import is_image_path, load_picture
 from sbsconvert.errors import SbsError, first_line
+from sbsconvert.isobmff.boxes import parse_boxes, top_level_headers, video_sample_entry
 from sbsconvert.jobs import natural_key
 from sbsconvert.video.colour import Colour
 
@@ -26,6 +29,7 @@ class Frame:
     pixels: np.ndarray  # HxWx3 float32 in [0, 1], display orientation
     pts: int  # presentation time in units of the stream's time base (kept for the output: VFR survives)
     time_base: Fraction
+    right: np.ndarray | None = None  # a stereo source's own right eye (pixels is then its left eye)
 
     @property
     def time(self) -> float:
@@ -42,6 +46,7 @@ class VideoInfo:
     duration: Fraction | None = None  # seconds the video stream lasts, when the file says
     colour: Colour = Colour()
     bit_depth: int = 8  # bits per sample of the source's pixels
+    stereo: bool = False  # two views (MV-HEVC): each frame brings its right eye
 
     @property
     def expected_frames(self) -> int | None:
@@ -69,6 +74,9 @@ class VideoReader:
         try:
             self.stream = self._video_stream()
             self.info = self._read_info()
+            if self.info.stereo:
+                self.stream.codec_context.options = dict(ALL_VIEWS)
+            self._base_is_right = self.info.stereo and hero_eye(self.path) == HERO_RIGHT
         except BaseException:
             self.container.close()
             raise
@@ -97,6 +105,7 @@ class VideoReader:
             duration=_stream_duration(self.container, stream),
             colour=Colour.of(context.color_primaries, context.color_trc, context.colorspace, context.color_range),
             bit_depth=_bits(context.format),
+            stereo=_has_two_views(self.path, stream),
         )
 
     def frames(self, seek: int | None = None) -> Iterator[Frame]:
@@ -108,12 +117,18 @@ class VideoReader:
         time_base = self.info.time_base
         step = max(1, round(1 / (self.info.frame_rate * time_base))) if self.info.frame_rate else 1
         count, first, end = 0, None, None
+        decoded = self.container.decode(self.stream)
+        # A stereo source's views come out one after the other, the base (left) view first.
+        pictures = _view_pairs(decoded, self.path) if self.info.stereo else ((frame, None) for frame in decoded)
+        if self._base_is_right:
+            pictures = ((left, right) for right, left in pictures)
         try:
-            for frame, pts in presentation_order(self.container.decode(self.stream), lambda f: f.pts, step):
+            for (frame, right), pts in presentation_order(pictures, lambda pair: pair[0].pts, step):
                 count += 1
                 first = pts if first is None else first
                 end = pts + (frame.duration or step)
-                yield Frame(pixels=_upright_rgb(frame), pts=pts, time_base=time_base)
+                yield Frame(pixels=_upright_rgb(frame), pts=pts, time_base=time_base,
+                            right=None if right is None else _upright_rgb(right))
         except av.FFmpegError as error:
             raise SbsError(f"{self.path}: video data is corrupt or truncated after {count} frames ({first_line(error)})") from None
         if count == 0:
@@ -286,6 +301,58 @@ def _check_frame_size(path: Path, size: tuple[int, int], expected: tuple[int, in
     if size != expected:
         raise SbsError(f"{path}: frame is {size[0]}x{size[1]} but {first.name} is {expected[0]}x{expected[1]}; "
                        "all frames of a sequence must be the same size")
+
+
+# The hevc decoder's option to output every view of a multiview stream, not only the base one.
+ALL_VIEWS = {"view_ids": "-1"}
+
+
+def _has_two_views(path: Path, stream: av.video.stream.VideoStream) -> bool:
+    """True for a multiview HEVC stream (the MP4/MOV sample entry has layer-1 parameter sets,
+    `lhvC`) whose first picture decodes as two views. The container's flag alone does not say the
+    extra layer is a second view (it might be an auxiliary layer the decoder leaves out)."""
+    if stream.codec_context.name != "hevc" or not stream.disposition & av.stream.Disposition.multilayer:
+        return False
+    with contextlib.suppress(av.FFmpegError), av.open(str(path)) as probe:
+        video = probe.streams.video[0]
+        video.codec_context.options = dict(ALL_VIEWS)
+        first = []
+        for frame in probe.decode(video):
+            first.append(frame.pts)
+            if len(first) == 2:
+                return first[0] == first[1]
+    return False
+
+
+HERO_LEFT, HERO_RIGHT = 1, 2  # Apple's hero_eye values
+
+
+def hero_eye(path: Path) -> int | None:
+    """The eye Apple's `hero` box (sample entry > vexu > eyes) names, the one a 2D player shows:
+    the base view. None when the file has no such box (then the base view is the left eye)."""
+    with contextlib.suppress(OSError, ValueError, IndexError), path.open("rb") as handle:
+        moov = next((header for header in top_level_headers(handle) if header.kind == b"moov"), None)
+        if moov is None:
+            return None
+        # Box offsets are the file's own; mapped, only the pages read are loaded.
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            chain = video_sample_entry(data, moov)  # type: ignore[arg-type]
+            if chain is None:
+                return None
+            (entry,) = parse_boxes(data, chain[-1].start, chain[-1].end)  # type: ignore[arg-type]
+            hero = entry.find("vexu/eyes/hero")
+            return hero.payload[4] if hero is not None else None  # after the full box's version and flags
+    return None
+
+
+def _view_pairs(frames: Iterable[av.VideoFrame], path: Path) -> Iterator[tuple[av.VideoFrame, av.VideoFrame]]:
+    """(left, right) for each picture of a two-view stream, from the decoder's alternating views."""
+    iterator = iter(frames)
+    for left in iterator:
+        right = next(iterator, None)
+        if right is None or right.pts != left.pts or (right.width, right.height) != (left.width, left.height):
+            raise SbsError(f"{path}: a picture of the stereo video lacks its second view (at pts {left.pts})")
+        yield left, right
 
 
 def _bits(pixel_format: av.VideoFormat | None) -> int:

@@ -83,7 +83,11 @@ def convert_video(
         total = len(segment.frames) if segment is not None else reader.info.expected_frames
         bar = stack.enter_context(progress_counter(total, desc=job.source.name, unit="frame", enabled=progress))
         stop = threading.Event()
-        if segment is not None and segment.anchor and render.cross_frame:
+        stereo_source = reader.info.stereo
+        if stereo_source:
+            notes.append(f"{job.source.name}: a stereo video (two views); its own left and right eyes are laid out "
+                         "as they are (no depth or synthesis)")
+        if segment is not None and segment.anchor and render.cross_frame and not stereo_source:
             # A segment that begins mid-shot: its shot's anchor, recorded as a one-piece run records it.
             anchor = segment.read_anchor(reader)
             maps = [disparity_for(job.source, Picture(frame.pixels, source=job.source)) for frame in anchor]
@@ -92,7 +96,8 @@ def convert_video(
             with timer(engine.name):
                 render.prime(stereo_request(first.pixels, disparity, settings))
         # A segment's reader first hands the frames before it to the smoother (its warm-up).
-        warm = lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source)))
+        warm = (lambda frame: None) if stereo_source else (
+            lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source))))
         source_frames = reader.frames() if segment is None else segment.read(reader, warm)
         frames: Iterable[Frame] = _timed(timer, "decode", source_frames)
         if pipelined:
@@ -117,12 +122,20 @@ def convert_video(
                 flicker.add(pair.right)
                 return layout_frames(pair, settings)
 
-        # Smoothing holds a few frames back (its look-ahead) and gives them back in order.
-        stereo: Iterable[tuple[int, list[np.ndarray]]] = (
-            (frame.pts, stereo_views(frame, disparity, shot))
-            for frame, disparity, shot in smoother.smooth(with_disparity(frames))
-            if segment is None or segment.writes(frame.pts)  # a segment's look-ahead frames are smoothed only
-        )
+        def own_views(frame: Frame) -> list[np.ndarray]:
+            assert frame.right is not None
+            with timer("layout"):
+                return layout_frames(StereoPair(frame.pixels, frame.right), settings)
+
+        stereo: Iterable[tuple[int, list[np.ndarray]]]
+        if stereo_source:
+            stereo = ((frame.pts, own_views(frame)) for frame in frames if segment is None or segment.writes(frame.pts))
+        else:  # Smoothing holds a few frames back (its look-ahead) and gives them back in order.
+            stereo = (
+                (frame.pts, stereo_views(frame, disparity, shot))
+                for frame, disparity, shot in smoother.smooth(with_disparity(frames))
+                if segment is None or segment.writes(frame.pts)  # a segment's look-ahead frames are smoothed only
+            )
         if pipelined:
             stereo = Ahead(stereo, "stereo", stop)
             # The stereo stage holds no file; after Ctrl-C it is not waited for (a diffusion frame
@@ -145,7 +158,8 @@ def convert_video(
         if not frames_out and views and any(size % 2 for size in views[0].shape[:2]):
             notes.append(f"{job.source.name}: frame size {views[0].shape[1]}x{views[0].shape[0]} is odd; "
                          "padded by one pixel (edge repeated) for yuv420")
-    details = [f"{job.source.name}: {frames_done} frames, {timer}, right-view flicker {flicker.value:.4f}"]
+    details = [f"{job.source.name}: {frames_done} frames, {timer}"
+               + ("" if stereo_source else f", right-view flicker {flicker.value:.4f}")]
     if smoother.cuts:
         details.append(f"{job.source.name}: {smoother.cuts} scene cuts reset the disparity smoothing")
     return JobResult(notes=notes, details=details)

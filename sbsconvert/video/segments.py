@@ -23,6 +23,7 @@ just after its end, as a one-piece run would have, and drops them before renderi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -154,7 +155,7 @@ class Segment:
             elif frame.pts in wanted:
                 wanted.discard(frame.pts)
                 remaining -= 1
-                yield Frame(frame.pixels, frame.pts - self.offset, frame.time_base)
+                yield dataclasses.replace(frame, pts=frame.pts - self.offset)
                 if remaining == 0:
                     return
 

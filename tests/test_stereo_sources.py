@@ -1,0 +1,101 @@
+"""A video that already holds two eyes (MV-HEVC, such as Apple spatial video) keeps them: its own left
+and right views are laid out as asked (side by side for a Quest, two files, frames...), with no
+depth model and nothing synthesised, in one piece or in segments alike."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import run
+from sbsconvert.errors import SbsError
+from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, _view_pairs, hero_eye
+from test_spatial_video import psnr, views
+from test_video import audio_packets, decoded, disparity_map, make_clip
+
+NO_MODEL = ["--depth-model", "/nonexistent/depth-model"]  # loading it would fail: proves it is never asked
+
+
+@pytest.fixture(scope="module")
+def spatial_clip(tmp_path_factory):
+    """A 4.3-s spatial video (IDR pictures every 2 s) whose right eye differs from its left."""
+    folder = tmp_path_factory.mktemp("stereo")
+    clip = folder / "clip.mp4"
+    make_clip(clip, frames=130, motion=1)
+    code, output = run(clip, "--disparity", disparity_map(folder), "--divergence", "6", "-f", "spatial", "-q")
+    assert code == 0, output
+    return folder / "clip_spatial.mp4"
+
+
+def test_the_reader_gives_both_eyes_of_a_spatial_video(spatial_clip, tmp_path):
+    with VideoReader(spatial_clip) as reader:
+        assert reader.info.stereo
+        frames = list(reader.frames())
+    left, right, times = views(spatial_clip)
+    assert len(frames) == len(left) == 130
+    assert [float(frame.pts * frame.time_base) for frame in frames] == pytest.approx(times)
+    assert all(psnr(frame.pixels, l) > 45 and psnr(frame.right, r) > 45 for frame, l, r in zip(frames, left, right))
+    plain = tmp_path / "plain.mp4"  # one view: no right eye
+    make_clip(plain, frames=3)
+    with VideoReader(plain) as reader:
+        assert not reader.info.stereo and next(reader.frames()).right is None
+
+
+def assert_side_by_side_of_own_eyes(out, spatial_clip):
+    frames, times, _ = decoded(out)
+    left, right, source_times = views(spatial_clip)
+    assert len(frames) == 130 and times == pytest.approx(source_times)
+    width = left[0].shape[1]
+    for frame, own_left, own_right in zip(frames, left, right):
+        assert psnr(frame[:, :width], own_left) > 35 and psnr(frame[:, width:], own_right) > 35
+        assert psnr(frame[:, width:], own_right) > psnr(frame[:, width:], own_left) + 3  # the real right eye
+    assert audio_packets(out) == audio_packets(spatial_clip)
+
+
+def test_a_spatial_video_becomes_side_by_side_from_its_own_eyes(spatial_clip, tmp_path):
+    out = tmp_path / "quest_LR.mp4"
+    code, output = run(spatial_clip, "-o", out, *NO_MODEL)
+    assert code == 0, output
+    assert "its own left and right eyes are laid out" in output
+    assert_side_by_side_of_own_eyes(out, spatial_clip)
+
+
+def test_a_spatial_video_in_segments(spatial_clip, tmp_path):
+    out = tmp_path / "parts_LR.mp4"
+    code, output = run(spatial_clip, "-o", out, *NO_MODEL, "--segment-seconds", "1", "-v")
+    assert code == 0, output
+    assert "3 segments, 0 resumed" in output, output
+    assert_side_by_side_of_own_eyes(out, spatial_clip)
+
+
+def test_lr_pair_files_are_the_two_views(spatial_clip, tmp_path):
+    code, output = run(spatial_clip, "-f", "lr-pair", "-o", tmp_path / "eye.mp4", *NO_MODEL, "-q")
+    assert code == 0, output
+    left, right, _ = views(spatial_clip)
+    for name, own in (("eye_L.mp4", left), ("eye_R.mp4", right)):
+        frames = decoded(tmp_path / name)[0]
+        assert len(frames) == 130 and min(psnr(a, b) for a, b in zip(frames, own)) > 35
+
+
+def test_a_right_hero_eye_means_the_base_view_is_the_right_eye(spatial_clip, tmp_path):
+    """Apple's `hero` box names the eye a 2D player shows, i.e. the base view: with hero = right
+    (the file's one byte changed), the base view is read as the right eye."""
+    data = spatial_clip.read_bytes()
+    at = data.index(b"hero") + 8  # after the type and the full box's version and flags
+    assert data[at] == HERO_LEFT and hero_eye(spatial_clip) == HERO_LEFT
+    flipped = tmp_path / "flipped.mp4"
+    flipped.write_bytes(data[:at] + bytes([HERO_RIGHT]) + data[at + 1 :])
+    assert hero_eye(flipped) == HERO_RIGHT
+    with VideoReader(spatial_clip) as reader, VideoReader(flipped) as swapped:
+        for frame, other in zip(reader.frames(), swapped.frames()):
+            assert np.array_equal(frame.pixels, other.right) and np.array_equal(frame.right, other.pixels)
+
+
+def test_a_picture_without_its_second_view_is_an_error(tmp_path):
+    picture = lambda pts: SimpleNamespace(pts=pts, width=8, height=8)
+    assert [(a.pts, b.pts) for a, b in _view_pairs([picture(0), picture(0), picture(1), picture(1)], tmp_path)] == [
+        (0, 0), (1, 1)]
+    with pytest.raises(SbsError, match="lacks its second view"):
+        list(_view_pairs([picture(0), picture(0), picture(1), picture(2)], tmp_path))
+    with pytest.raises(SbsError, match="lacks its second view"):
+        list(_view_pairs([picture(0)], tmp_path))
