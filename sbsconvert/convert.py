@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from sbsconvert.batch import JobResult
-from sbsconvert.decode import Picture, load_picture
+from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
 from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.errors import BatchStop, SbsError
@@ -122,13 +122,19 @@ def convert_image(
     timer = StageTimer()
     with timer("decode"):
         picture = load_picture(job.source)
-    with timer("disparity"):
-        disparity = disparity_for(job.source, picture)
-    with timer(engine.name):
-        pair = engine.render(stereo_request(picture.pixels, disparity, settings))
+        own_eyes = load_stereo_eyes(job.source)
+    notes = list(picture.notes)
+    if own_eyes is not None:
+        pair = StereoPair(*own_eyes)
+        notes.append(f"{job.source.name}: a stereo photo; its own left and right eyes are laid out as they are "
+                     "(no depth or synthesis)")
+    else:
+        with timer("disparity"):
+            disparity = disparity_for(job.source, picture)
+        with timer(engine.name):
+            pair = engine.render(stereo_request(picture.pixels, disparity, settings))
     with timer("write"):
         write_pair(pair, job, settings, picture)
-    notes = list(picture.notes)
     if picture.bit_depth > 8 and IMAGE_FORMATS.get(job.outputs[0].suffix.lower()) not in SIXTEEN_BIT_FORMATS:
         # --type cannot change the images inside an .mpo or .heic
         hint = "" if photo_container(settings.layout) else f" (--type png or tif keeps {picture.bit_depth})"

@@ -11,6 +11,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sbsconvert.errors import SbsError, first_line
+from sbsconvert.mpo import is_stereo_mpo
+from sbsconvert.spatial_photo import is_stereo_heic, stereo_pair_images
 
 try:  # HEIC/HEIF (iPhone photos) through libheif, when the wheel is present.
     from pillow_heif import register_heif_opener
@@ -19,6 +21,7 @@ try:  # HEIC/HEIF (iPhone photos) through libheif, when the wheel is present.
 except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
     pass
 
+HEIF_EXTENSIONS = (".heic", ".heif")
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif", ".gif", ".jfif", ".mpo"}
 )
@@ -87,6 +90,32 @@ def load_picture(path: Path) -> Picture:
     if min(pixels.shape[:2]) < 2:
         raise SbsError(f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, too small to convert")
     return Picture(pixels=pixels, bit_depth=bit_depth, icc_profile=icc, exif=exif, source=path, notes=notes)
+
+
+def load_stereo_eyes(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The left and right eyes (HxWx3 float32) of a photo that already holds a stereo pair: the
+    first two images of a stereo MPO (3D cameras, the Nintendo 3DS; numbered from the left), or
+    the images a HEIF stereo group names, left then right (Apple spatial photos). None for any
+    other photo."""
+    path = Path(path)
+    try:
+        if is_stereo_mpo(path):
+            with Image.open(path) as image:
+                eyes = []
+                for index in (0, 1):
+                    image.seek(index)
+                    eyes.append(_pillow_pixels(ImageOps.exif_transpose(image)))
+        elif path.suffix.lower() in HEIF_EXTENSIONS and is_stereo_heic(path):
+            eyes = [_pillow_pixels(ImageOps.exif_transpose(image)) for image in stereo_pair_images(path)]
+        else:
+            return None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise SbsError(f"{path}: not a readable stereo photo ({first_line(error)})") from None
+    left, right = (eye[..., :3] for eye in eyes)
+    if left.shape != right.shape:
+        raise SbsError(f"{path}: its two eyes differ in size ({left.shape[1]}x{left.shape[0]} and "
+                       f"{right.shape[1]}x{right.shape[0]})")
+    return left, right
 
 
 def _too_large(path: Path, width: int, height: int) -> str:

@@ -11,7 +11,7 @@ from sbsconvert.errors import SbsError
 from sbsconvert.layout import LAYOUTS, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, is_stereo_mpo
 from sbsconvert.output import IMAGE_FORMATS
-from sbsconvert.spatial_photo import SPATIAL_EXTENSION, is_stereo_heic
+from sbsconvert.spatial_photo import SPATIAL_EXTENSION
 from sbsconvert.video import VIDEO_OUTPUT_EXTENSIONS, is_video_path, video_output_extension
 
 FOLDER_OUTPUT_SUFFIX = "_stereo"
@@ -33,12 +33,11 @@ def natural_key(path: Path) -> list[object]:
 
 
 def looks_like_our_output(path: Path) -> bool:
-    """Named with a layout suffix, or an MPO or HEIC that already holds a stereo pair (ours, a 3D
-    camera's or an iPhone's spatial photo)."""
+    """Named with a layout suffix, or a stereo MPO: ours are named like their source photo
+    (photo.mpo), so they cannot be told from a 3D camera's by name. (A spatial HEIC not named
+    like ours, an iPhone's, is a photo to convert: its own eyes are laid out.)"""
     if path.suffix.lower() == MPO_EXTENSION:
         return is_stereo_mpo(path)
-    if path.suffix.lower() == SPATIAL_EXTENSION and is_stereo_heic(path):
-        return True
     stem = path.stem.lower()
     return any(stem.endswith(suffix) for suffix in _OUR_SUFFIXES)
 

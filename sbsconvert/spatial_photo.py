@@ -22,7 +22,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
-from sbsconvert.isobmff.boxes import top_level_headers
+from sbsconvert.isobmff.boxes import Box, top_level_headers
 from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes
 from sbsconvert.heif.items import (
     add_entity_group,
@@ -162,11 +162,34 @@ def is_stereo_heic(path: Path) -> bool:
     """True for a HEIF file whose meta box groups images as a stereo pair (a spatial photo, ours or
     a camera's): already stereo, not a 2D photo. Only the meta box is read."""
     try:
-        with open(path, "rb") as handle:
-            meta = next((box for box in top_level_headers(handle) if box.kind == b"meta"), None)
-            if meta is None or meta.size > 64 << 20:
-                return False
-            handle.seek(meta.start)
-            return any(kind == STEREO_GROUP for kind, _, _ in entity_groups(find_meta(handle.read(meta.size))))
+        return _stereo_pair(_read_meta(path)) is not None
     except (OSError, ValueError):
         return False
+
+
+def stereo_pair_images(path: Path) -> list[Image.Image]:
+    """The two images of a HEIF stereo pair, left eye first, decoded."""
+    meta = _read_meta(path)
+    pair = _stereo_pair(meta)
+    shown = master_images(meta)
+    heif = pillow_heif.open_heif(path)
+    # libheif lists the same images, in the same order (item order, hidden ones and the thumbnails
+    # and auxiliary planes of others left out)
+    if pair is None or len(heif) != len(shown) or not set(pair) <= set(shown):
+        raise ValueError("its stereo pair does not name two of its images")
+    return [heif[shown.index(item)].to_pillow() for item in pair]
+
+
+def _read_meta(path: Path) -> Box:
+    with open(path, "rb") as handle:
+        meta = next((box for box in top_level_headers(handle) if box.kind == b"meta"), None)
+        if meta is None or meta.size > 64 << 20:
+            raise ValueError("no meta box of a sane size")
+        handle.seek(meta.start)
+        return find_meta(handle.read(meta.size))
+
+
+def _stereo_pair(meta: Box) -> tuple[int, int] | None:
+    """(left, right) item ids of the stereo group, if any."""
+    pair = next((ids for kind, _, ids in entity_groups(meta) if kind == STEREO_GROUP and len(ids) == 2), None)
+    return (pair[0], pair[1]) if pair else None

@@ -125,14 +125,19 @@ def test_alpha_exif_and_colour_profile(tmp_path):
     assert not heif[1].info.get("exif")
 
 
-def test_folders_skip_spatial_photos_but_take_2d_heics(tmp_path):
+def test_folders_skip_our_spatial_photos_and_take_other_heics(tmp_path):
+    """Ours are named with the layout's suffix; a spatial photo named otherwise (an iPhone's) is
+    converted like any photo (its own eyes are laid out), as are 2D HEICs."""
     left, right = smooth_views()
-    write_spatial_heic([left, right], tmp_path / "ours.heic", force=False)
+    write_spatial_heic([left, right], tmp_path / "photo_spatial.heic", force=False)
+    write_spatial_heic([left, right], tmp_path / "IMG_0001.heic", force=False)
     pillow_heif.from_bytes("RGB", (WIDTH, HEIGHT), np.zeros((HEIGHT, WIDTH, 3), np.uint8).tobytes()).save(
         tmp_path / "iphone.heic")
     (tmp_path / "broken.heic").write_bytes(b"\x00\x00\x00\x08ftyp")
     assert not is_stereo_heic(tmp_path / "iphone.heic") and not is_stereo_heic(tmp_path / "broken.heic")
-    assert images_in_folder(tmp_path, recursive=False) == [tmp_path / "broken.heic", tmp_path / "iphone.heic"]
+    assert is_stereo_heic(tmp_path / "IMG_0001.heic")
+    assert images_in_folder(tmp_path, recursive=False) == [
+        tmp_path / "broken.heic", tmp_path / "IMG_0001.heic", tmp_path / "iphone.heic"]
 
 
 def test_cli_writes_the_pair_into_one_spatial_heic(tmp_path):

@@ -7,8 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import run
+from PIL import Image
+
+from conftest import SAMPLES, run
+from sbsconvert.mpo import write_mpo
+from sbsconvert.spatial_photo import write_spatial_heic
 from sbsconvert.errors import SbsError
+from sbsconvert.decode import load_stereo_eyes
 from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, _view_pairs, hero_eye
 from test_spatial_video import psnr, views
 from test_video import audio_packets, decoded, disparity_map, make_clip
@@ -99,3 +104,53 @@ def test_a_picture_without_its_second_view_is_an_error(tmp_path):
         list(_view_pairs([picture(0), picture(0), picture(1), picture(2)], tmp_path))
     with pytest.raises(SbsError, match="lacks its second view"):
         list(_view_pairs([picture(0)], tmp_path))
+
+
+def photo_eyes():
+    """Two clearly different eyes: a photo and the same photo moved 12 pixels."""
+    left = np.asarray(Image.open(SAMPLES / "chelsea.jpg").convert("RGB").resize((240, 160)), np.float32) / 255
+    return left, np.roll(left, -12, axis=1)
+
+
+def halves(path):
+    pixels = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+    width = pixels.shape[1] // 2
+    return pixels[:, :width], pixels[:, width:]
+
+
+@pytest.mark.parametrize("name", ["IMG_0001.heic", "DSCF0001.mpo"])
+def test_a_stereo_photo_becomes_side_by_side_from_its_own_eyes(tmp_path, name):
+    left, right = photo_eyes()
+    source = tmp_path / name
+    (write_spatial_heic if name.endswith(".heic") else write_mpo)([left, right], source, force=False)
+    out = tmp_path / "out_LR.png"
+    code, output = run(source, "-o", out, *NO_MODEL)
+    assert code == 0, output
+    assert "its own left and right eyes are laid out" in output
+    out_left, out_right = halves(out)
+    assert psnr(out_left, left) > 35 and psnr(out_right, right) > 35
+    assert psnr(out_right, right) > psnr(out_right, left) + 5
+
+
+def test_the_stereo_group_says_which_image_is_the_left_eye(tmp_path):
+    """The ster group lists its entities left eye first; with the two ids swapped (a hand-edited
+    file), the primary image is the right eye."""
+    left, right = photo_eyes()
+    source = tmp_path / "pair.heic"
+    write_spatial_heic([left, right], source, force=False)
+    data = source.read_bytes()
+    at = data.index(b"ster") + 4 + 4 + 4 + 4  # type, version/flags, group_id, num_entities_in_group
+    first, second = data[at : at + 4], data[at + 4 : at + 8]
+    swapped = tmp_path / "swapped.heic"
+    swapped.write_bytes(data[:at] + second + first + data[at + 8 :])
+    assert load_stereo_eyes(source)[0] == pytest.approx(load_stereo_eyes(swapped)[1])
+    assert load_stereo_eyes(source)[1] == pytest.approx(load_stereo_eyes(swapped)[0])
+
+
+def test_a_stereo_photo_whose_eyes_differ_in_size_is_refused(tmp_path):
+    left, right = photo_eyes()
+    source = tmp_path / "odd.mpo"
+    write_mpo([left, right[:, :200]], source, force=False)
+    code, output = run(source, "-o", tmp_path / "out_LR.png", *NO_MODEL)
+    assert code != 0 and "its two eyes differ in size (240x160 and 200x160)" in output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["odd.mpo"]
