@@ -272,6 +272,8 @@ class ConvertCommand(click.Command):
               "starts, \"refused\" gives the reason.")
 def convert(inputs: tuple[Path, ...], **options: Any) -> None:
     """Convert photos, videos, or folders of them (INPUT...) into stereo images and videos.
+    Inputs that are already stereo (a 3D camera's MPO, Apple spatial photos and videos) keep
+    their own two eyes, laid out in the chosen format.
 
     \b
     Examples:
@@ -280,6 +282,7 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert photo.jpg --disparity depth.png -f anaglyph -o out.jpg
       sbsconvert photo.jpg --engine diffusion      # StereoDiffusion fills the disocclusions
       sbsconvert clip.mp4 --preset vision-pro      # clip_spatial.mp4: Apple spatial video (MV-HEVC)
+      sbsconvert IMG_0001.mov --preset quest3      # an iPhone spatial video, side by side for Quest
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
     """
