@@ -1,6 +1,7 @@
 """The video pipeline: the still-image stages run frame by frame on a stream, so memory stays flat
 with length. decode -> disparity (smoothed over time) -> stereo engine -> layout -> encode, the
-decoder and the encoder each in a thread beside the rest (video/ahead.py)."""
+decoder and the encoder each in a thread beside the rest (video/ahead.py). A stereo source (two
+views) skips disparity and engine: its own eyes go straight to the layout."""
 
 from __future__ import annotations
 
