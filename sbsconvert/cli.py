@@ -34,7 +34,7 @@ from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError, run_command
 from sbsconvert.evaluate.command import eval_command
 from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
-from sbsconvert.layout import LAYOUTS
+from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.spatial_photo import DEFAULT_HFOV
 from sbsconvert.video import SPATIAL_CODECS, is_video_path
@@ -133,6 +133,11 @@ class ConvertCommand(click.Command):
 @click.option("--convergence", type=click.FloatRange(0.0, 1.0),
               help="Disparity (0 = farthest, 1 = nearest) that sits on the screen plane; nearer things pop "
               "out, farther things recede [default: 0].")
+@click.option("--input-layout", type=click.Choice(INPUT_LAYOUTS), default="2d", show_default=True,
+              help="How the INPUT's frames already hold both eyes: 2d: they do not (a stereo pair is made from "
+              "depth); sbs, hsbs, tb, htb, crosseye: packed as --format writes them (hsbs/htb: squeezed eyes, "
+              "stretched back). A packed 3D movie or photo is then re-laid-out, e.g. side by side to Apple spatial "
+              "video, with no depth model. (A stereo MPO, spatial HEIC or MV-HEVC video is read as stereo anyway.)")
 @click.option("--eye", type=click.Choice(EYES), default="right", show_default=True,
               help="right: the input is the left eye, only the right eye is synthesised. both: the input is "
               "the centre, each eye is shifted by half (smaller holes per eye).")
@@ -314,6 +319,7 @@ def _converters(
         force=options["force"],
         skip_existing=options["skip_existing"],
         **_spatial_camera(options, merged),
+        input_layout=options["input_layout"],
     )
     compute = select_compute(options["device"])
     engine_name = "diffusion" if generating else options["engine"]
@@ -393,7 +399,8 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         jobs = plan_stream_jobs(inputs, options["output"], merged["format"], sequence=options["sequence"],
                                 frames_out=options["frames_out"])
     else:
-        jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"])
+        jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"],
+                         skip_named_outputs=options["input_layout"] == "2d")
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
     video = _video_settings(options, merged, jobs)

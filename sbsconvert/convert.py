@@ -16,7 +16,7 @@ from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, re
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
-from sbsconvert.layout import compose, fit_width, get_layout
+from sbsconvert.layout import compose, fit_width, get_layout, split
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, SPATIAL_EXTENSION, photo_cameras, write_spatial_heic
@@ -41,6 +41,7 @@ class ConvertSettings:
     # photo's own (from its EXIF) unless given.
     baseline_mm: float = DEFAULT_BASELINE_MM
     hfov_degrees: float | None = None
+    input_layout: str = "2d"  # how the input's frames already pack both eyes ("2d": they do not)
 
 
 class DisparityProvider:
@@ -122,12 +123,12 @@ def convert_image(
     timer = StageTimer()
     with timer("decode"):
         picture = load_picture(job.source)
-        own_eyes = load_stereo_eyes(job.source)
+        packed = settings.input_layout != "2d"
+        own_eyes = split(picture.pixels[..., :3], settings.input_layout) if packed else load_stereo_eyes(job.source)
     notes = list(picture.notes)
     if own_eyes is not None:
         pair = StereoPair(*own_eyes)
-        notes.append(f"{job.source.name}: a stereo photo; its own left and right eyes are laid out as they are "
-                     "(no depth or synthesis)")
+        notes.append(own_eyes_note(job.source.name, settings.input_layout, "photo"))
     else:
         with timer("disparity"):
             disparity = disparity_for(job.source, picture)
@@ -141,6 +142,13 @@ def convert_image(
         notes.append(f"{job.source.name}: its {picture.bit_depth}-bit pixels are written with 8 bits "
                      f"in {job.outputs[0].suffix}{hint}")
     return JobResult(notes=notes, details=[f"{job.source.name}: {timer}"])
+
+
+def own_eyes_note(name: str, input_layout: str, kind: str) -> str:
+    """The note saying a stereo input's own eyes were used (a packed frame's, or a stereo file's)."""
+    if input_layout != "2d":
+        return f"{name}: each frame packs both eyes (--input-layout {input_layout}); they are laid out as they are"
+    return f"{name}: a stereo {kind}; its own left and right eyes are laid out as they are (no depth or synthesis)"
 
 
 def stereo_request(pixels: np.ndarray, disparity: Disparity, settings: ConvertSettings) -> StereoRequest:

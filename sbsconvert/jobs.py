@@ -42,8 +42,9 @@ def looks_like_our_output(path: Path) -> bool:
     return any(stem.endswith(suffix) for suffix in _OUR_SUFFIXES)
 
 
-def images_in_folder(folder: Path, recursive: bool) -> list[Path]:
-    """Images and videos in a folder (natural order), skipping hidden files and files we wrote ourselves."""
+def images_in_folder(folder: Path, recursive: bool, skip_named_outputs: bool = True) -> list[Path]:
+    """Images and videos in a folder (natural order), skipping hidden files and (unless told not to:
+    a folder of packed 3D files to re-lay-out) files that look like our outputs."""
     pattern = "**/*" if recursive else "*"
     found = [
         path
@@ -51,7 +52,7 @@ def images_in_folder(folder: Path, recursive: bool) -> list[Path]:
         if path.is_file()
         and (is_image_path(path) or is_video_path(path))
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-        and not looks_like_our_output(path)
+        and not (skip_named_outputs and looks_like_our_output(path))
     ]
     return sorted(found, key=natural_key)
 
@@ -79,7 +80,8 @@ def output_types(layout_name: str) -> tuple[str, ...]:
 
 
 def plan_jobs(
-    inputs: list[Path], output: Path | None, layout_name: str, image_type: str | None, recursive: bool
+    inputs: list[Path], output: Path | None, layout_name: str, image_type: str | None, recursive: bool,
+    skip_named_outputs: bool = True,
 ) -> list[Job]:
     if not inputs:
         raise SbsError("no INPUT given (a photo, or a folder of photos)")
@@ -92,7 +94,7 @@ def plan_jobs(
     pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
     for given in inputs:
         if given.is_dir():
-            found = images_in_folder(given, recursive)
+            found = images_in_folder(given, recursive, skip_named_outputs)
             if not found:
                 hint = "" if recursive else " (use --recursive to look in sub-folders)"
                 raise SbsError(f"folder {given} holds no images or videos{hint}")

@@ -79,6 +79,38 @@ def compose(left: np.ndarray, right: np.ndarray, layout_name: str) -> list[np.nd
     return [left, right]
 
 
+# How an input frame may already hold both eyes (the packed layouts compose() writes), or "2d".
+INPUT_LAYOUTS = ("2d", "sbs", "hsbs", "tb", "htb", "crosseye")
+
+
+def split(frame: np.ndarray, layout_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (left, right) eyes of a frame that packs both (the inverse of compose()); a half-width
+    or half-height eye is stretched back to the frame's size, the shape it is shown at."""
+    height, width = frame.shape[:2]
+    across = layout_name in ("sbs", "hsbs", "crosseye")
+    if layout_name not in INPUT_LAYOUTS[1:]:
+        raise SbsError(f"unknown input layout '{layout_name}' (choose from {', '.join(INPUT_LAYOUTS)})")
+    if (width if across else height) % 2:
+        side = "wide" if across else "high"
+        raise SbsError(f"a {layout_name} frame holds two equal halves; this one is {width}x{height}, "
+                       f"an odd number of pixels {side}")
+    if across:
+        first, second = frame[:, : width // 2], frame[:, width // 2 :]
+    else:
+        first, second = frame[: height // 2], frame[height // 2 :]
+    if layout_name in ("hsbs", "htb"):
+        first, second = (_stretch(half, width, height) for half in (first, second))
+    left, right = (second, first) if layout_name == "crosseye" else (first, second)
+    return np.ascontiguousarray(left), np.ascontiguousarray(right)
+
+
+def _stretch(view: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Enlarge a squeezed eye (bicubic, clipped back into range)."""
+    stretched = cv2.resize(view, (width, height), interpolation=cv2.INTER_CUBIC)
+    stretched = stretched if stretched.ndim == 3 else stretched[:, :, None]
+    return np.clip(stretched, 0.0, 1.0)
+
+
 def anaglyph(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Dubois red-cyan anaglyph; the mix is done in linear light as the matrices were fitted there."""
     linear = DUBOIS_LEFT @ srgb_to_linear(left[..., :3]).reshape(-1, 3).T

@@ -13,6 +13,7 @@ from conftest import SAMPLES, run
 from sbsconvert.mpo import write_mpo
 from sbsconvert.spatial_photo import write_spatial_heic
 from sbsconvert.errors import SbsError
+from sbsconvert.layout import compose, split
 from sbsconvert.decode import load_stereo_eyes
 from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, _view_pairs, hero_eye
 from test_spatial_video import psnr, views
@@ -154,3 +155,72 @@ def test_a_stereo_photo_whose_eyes_differ_in_size_is_refused(tmp_path):
     code, output = run(source, "-o", tmp_path / "out_LR.png", *NO_MODEL)
     assert code != 0 and "its two eyes differ in size (240x160 and 200x160)" in output
     assert sorted(path.name for path in tmp_path.iterdir()) == ["odd.mpo"]
+
+
+@pytest.mark.parametrize("name", ["sbs", "tb", "crosseye", "hsbs", "htb"])
+def test_split_undoes_compose(name):
+    left, right = photo_eyes()
+    (frame,) = compose(left, right, name)
+    got_left, got_right = split(frame, name)
+    assert got_left.shape == got_right.shape == left.shape
+    if name in ("hsbs", "htb"):  # squeezed and stretched back: close on a photo, exact nowhere
+        assert psnr(got_left, left) > 24 and psnr(got_right, right) > 24
+        assert psnr(got_right, right) > psnr(got_right, left) + 3
+    else:
+        assert np.array_equal(got_left, left) and np.array_equal(got_right, right)
+
+
+def test_an_odd_sized_packed_frame_is_refused(tmp_path):
+    with pytest.raises(SbsError, match="an odd number of pixels wide"):
+        split(np.zeros((4, 5, 3), np.float32), "sbs")
+    with pytest.raises(SbsError, match="an odd number of pixels high"):
+        split(np.zeros((5, 4, 3), np.float32), "htb")
+    source = tmp_path / "odd_LR.png"
+    Image.new("RGB", (101, 40)).save(source)
+    code, output = run(source, "--input-layout", "sbs", "-o", tmp_path / "out_TB.png", "-f", "tb")
+    assert code != 0 and "an odd number of pixels wide" in output
+    assert not (tmp_path / "out_TB.png").exists()
+
+
+def test_a_side_by_side_photo_becomes_over_under_from_its_own_eyes(tmp_path):
+    left, right = photo_eyes()
+    (frame,) = compose(left, right, "sbs")
+    source = tmp_path / "holiday_LR.png"
+    Image.fromarray(np.round(frame * 255).astype(np.uint8)).save(source)
+    code, output = run(source, "--input-layout", "sbs", "-f", "tb", "-o", tmp_path / "out.png", *NO_MODEL)
+    assert code == 0, output
+    assert "each frame packs both eyes (--input-layout sbs)" in output
+    out = np.asarray(Image.open(tmp_path / "out.png"), np.float32) / 255
+    height = left.shape[0]
+    assert np.abs(out[:height] - left).max() <= 1 / 255 and np.abs(out[height:] - right).max() <= 1 / 255
+
+
+def test_a_folder_of_packed_files_is_read_whole_with_input_layout(tmp_path):
+    """Without --input-layout, files named like our outputs are skipped in a folder scan; with it,
+    they are what the user asks to convert."""
+    left, right = photo_eyes()
+    folder = tmp_path / "3d"
+    folder.mkdir()
+    (frame,) = compose(left, right, "sbs")
+    Image.fromarray(np.round(frame * 255).astype(np.uint8)).save(folder / "a_LR.png")
+    code, output = run(folder, "-o", tmp_path / "plain", *NO_MODEL)
+    assert code != 0 and "holds no images or videos" in output
+    code, output = run(folder, "--input-layout", "sbs", "-f", "crosseye", "-o", tmp_path / "out", *NO_MODEL)
+    assert code == 0, output
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["a_LR_RL.png"]
+
+
+def test_a_side_by_side_video_becomes_spatial_video(tmp_path):
+    """A 3D movie in side by side (both eyes at full width) becomes Apple spatial video: each view
+    is its half of the frame."""
+    left, right = photo_eyes()
+    frames = [compose(np.roll(left, step, axis=1), np.roll(right, step, axis=1), "sbs")[0] for step in range(8)]
+    source = tmp_path / "movie_LR.mp4"
+    make_clip(source, frames=8, width=480, height=160, images=frames)
+    code, output = run(source, "--input-layout", "sbs", "-f", "spatial", "-o", tmp_path / "movie.mov", *NO_MODEL)
+    assert code == 0, output
+    out_left, out_right, _ = views(tmp_path / "movie.mov")
+    assert len(out_left) == len(out_right) == 8
+    for view_left, view_right, frame in zip(out_left, out_right, frames):
+        assert psnr(view_left, frame[:, :240]) > 30 and psnr(view_right, frame[:, 240:]) > 30
+        assert psnr(view_right, frame[:, 240:]) > psnr(view_right, frame[:, :240]) + 3

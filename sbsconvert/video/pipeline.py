@@ -1,7 +1,8 @@
 """The video pipeline: the still-image stages run frame by frame on a stream, so memory stays flat
 with length. decode -> disparity (smoothed over time) -> stereo engine -> layout -> encode, the
 decoder and the encoder each in a thread beside the rest (video/ahead.py). A stereo source (two
-views) skips disparity and engine: its own eyes go straight to the layout."""
+views, or frames packing both eyes: --input-layout) skips disparity and engine: its own eyes go
+straight to the layout."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 import numpy as np
 
 from sbsconvert.batch import JobResult
-from sbsconvert.convert import ConvertSettings, StageTimer, layout_frames, stereo_request
+from sbsconvert.convert import ConvertSettings, StageTimer, layout_frames, own_eyes_note, stereo_request
 from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
+from sbsconvert.layout import split
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.ahead import Ahead
@@ -84,10 +86,10 @@ def convert_video(
         total = len(segment.frames) if segment is not None else reader.info.expected_frames
         bar = stack.enter_context(progress_counter(total, desc=job.source.name, unit="frame", enabled=progress))
         stop = threading.Event()
-        stereo_source = reader.info.stereo
+        packed = settings.input_layout != "2d"
+        stereo_source = reader.info.stereo or packed
         if stereo_source:
-            notes.append(f"{job.source.name}: a stereo video (two views); its own left and right eyes are laid out "
-                         "as they are (no depth or synthesis)")
+            notes.append(own_eyes_note(job.source.name, settings.input_layout, "video (two views)"))
         if segment is not None and segment.anchor and render.cross_frame and not stereo_source:
             # A segment that begins mid-shot: its shot's anchor, recorded as a one-piece run records it.
             anchor = segment.read_anchor(reader)
@@ -124,8 +126,10 @@ def convert_video(
                 return layout_frames(pair, settings)
 
         def own_views(frame: Frame) -> list[np.ndarray]:
-            assert frame.right is not None
             with timer("layout"):
+                if packed:
+                    return layout_frames(StereoPair(*split(frame.pixels, settings.input_layout)), settings)
+                assert frame.right is not None
                 return layout_frames(StereoPair(frame.pixels, frame.right), settings)
 
         stereo: Iterable[tuple[int, list[np.ndarray]]]
