@@ -580,6 +580,8 @@ def _generating(inputs: list[Path], options: dict[str, Any]) -> bool:
             raise SbsError("--prompt without INPUT makes a new image: name the file to write with -o OUT.jpg")
         if options["eye"] == "both":
             raise SbsError("--eye both needs a photo as the centre view; it does not apply to --prompt")
+        if options["input_layout"] != "2d":
+            raise SbsError("--input-layout says how an INPUT packs both eyes; it does not apply to --prompt")
         if options["fill_resolution"] == "native":
             raise SbsError("--fill-resolution native repaints a photo's holes at the photo's scale; a generated image "
                            "is made at the model's resolution already")

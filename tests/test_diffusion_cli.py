@@ -110,6 +110,7 @@ def test_depth_to_stereo(tmp_path, tiny_sd_depth):
         ([str(SYNTHETIC), "--engine", "diffusion", "--composite", "latent", "--fill-resolution", "native"],
          "it needs --composite hybrid"),
         (["--prompt", "a fox", "--fill-resolution", "native", "-o", "x.png"], "made at the model's resolution"),
+        (["--prompt", "a fox", "--input-layout", "sbs", "-o", "x.png"], "it does not apply to --prompt"),
         ([str(SYNTHETIC), "--precision", "bf16"], "--precision only apply to --engine diffusion"),
         ([str(SYNTHETIC), "--engine", "diffusion", "--precision", "fp16", "--device", "cpu"], "fp16 is not supported on the CPU"),
     ],
