@@ -34,7 +34,7 @@ from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError, run_command
 from sbsconvert.evaluate.command import eval_command
 from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
-from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS
+from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.spatial_photo import DEFAULT_HFOV
 from sbsconvert.video import SPATIAL_CODECS, is_video_path
@@ -133,11 +133,13 @@ class ConvertCommand(click.Command):
 @click.option("--convergence", type=click.FloatRange(0.0, 1.0),
               help="Disparity (0 = farthest, 1 = nearest) that sits on the screen plane; nearer things pop "
               "out, farther things recede [default: 0].")
-@click.option("--input-layout", type=click.Choice(INPUT_LAYOUTS), default="2d", show_default=True,
-              help="How the INPUT's frames already hold both eyes: 2d: they do not (a stereo pair is made from "
-              "depth); sbs, hsbs, tb, htb, crosseye: packed as --format writes them (hsbs/htb: squeezed eyes, "
-              "stretched back). A packed 3D movie or photo is then re-laid-out, e.g. side by side to Apple spatial "
-              "video, with no depth model. (A stereo MPO, spatial HEIC or MV-HEVC video is read as stereo anyway.)")
+@click.option("--input-layout", type=click.Choice(INPUT_LAYOUTS), default="auto", show_default=True,
+              help="Whether the INPUT already holds both eyes. auto: a stereo MPO, spatial HEIC or MV-HEVC video "
+              "keeps its own eyes, other inputs are 2D, and a video whose file says it packs both eyes in each "
+              "frame is refused until you say how. 2d: always one picture (a stereo file's left eye), made "
+              "stereo from depth. sbs, hsbs, tb, htb, crosseye: each frame packs both eyes as --format writes "
+              "them (hsbs/htb: squeezed eyes, stretched back); a packed 3D movie or photo is then re-laid-out, "
+              "e.g. side by side to Apple spatial video, with no depth model.")
 @click.option("--eye", type=click.Choice(EYES), default="right", show_default=True,
               help="right: the input is the left eye, only the right eye is synthesised. both: the input is "
               "the centre, each eye is shifted by half (smaller holes per eye).")
@@ -400,7 +402,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
                                 frames_out=options["frames_out"])
     else:
         jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"],
-                         skip_named_outputs=options["input_layout"] == "2d")
+                         skip_named_outputs=options["input_layout"] not in PACKED_LAYOUTS)
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
     video = _video_settings(options, merged, jobs)
@@ -416,13 +418,18 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     is_video = lambda job: is_video_path(job.source) or options["sequence"]
     convert_video_job = None
     if video is not None:
+        from sbsconvert.video.decode import refuse_unsaid_packing
         from sbsconvert.video.segments import convert_in_segments
 
         segmenting = _segment_options(options)
-        convert_video_job = lambda job, convert_part, runner=None: convert_in_segments(
-            job, segmenting, convert_part, video=None if options["frames_out"] else video, layout=merged["format"],
-            force=options["force"], image_type=merged["image_type"], frame_rate=frame_rate, report=reporter.info,
-            progress=not options["quiet"], runner=runner)
+
+        def convert_video_job(job: Job, convert_part: Any, runner: Any = None) -> Any:
+            if options["input_layout"] == "auto":
+                refuse_unsaid_packing(job.source)
+            return convert_in_segments(
+                job, segmenting, convert_part, video=None if options["frames_out"] else video, layout=merged["format"],
+                force=options["force"], image_type=merged["image_type"], frame_rate=frame_rate, report=reporter.info,
+                progress=not options["quiet"], runner=runner)
     elif _given_flags(options, SEGMENT_OPTIONS):
         raise SbsError(f"{', '.join(_given_flags(options, SEGMENT_OPTIONS))} only apply to videos, and no INPUT is a video")
     engine = None
@@ -580,7 +587,7 @@ def _generating(inputs: list[Path], options: dict[str, Any]) -> bool:
             raise SbsError("--prompt without INPUT makes a new image: name the file to write with -o OUT.jpg")
         if options["eye"] == "both":
             raise SbsError("--eye both needs a photo as the centre view; it does not apply to --prompt")
-        if options["input_layout"] != "2d":
+        if options["input_layout"] != "auto":
             raise SbsError("--input-layout says how an INPUT packs both eyes; it does not apply to --prompt")
         if options["fill_resolution"] == "native":
             raise SbsError("--fill-resolution native repaints a photo's holes at the photo's scale; a generated image "

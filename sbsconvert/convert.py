@@ -16,7 +16,7 @@ from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, re
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
-from sbsconvert.layout import compose, fit_width, get_layout, split
+from sbsconvert.layout import PACKED_LAYOUTS, compose, fit_width, get_layout, split
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, SPATIAL_EXTENSION, photo_cameras, write_spatial_heic
@@ -41,7 +41,7 @@ class ConvertSettings:
     # photo's own (from its EXIF) unless given.
     baseline_mm: float = DEFAULT_BASELINE_MM
     hfov_degrees: float | None = None
-    input_layout: str = "2d"  # how the input's frames already pack both eyes ("2d": they do not)
+    input_layout: str = "auto"  # --input-layout: how the input already holds both eyes, if it does
 
 
 class DisparityProvider:
@@ -123,8 +123,9 @@ def convert_image(
     timer = StageTimer()
     with timer("decode"):
         picture = load_picture(job.source)
-        packed = settings.input_layout != "2d"
-        own_eyes = split(picture.pixels[..., :3], settings.input_layout) if packed else load_stereo_eyes(job.source)
+        packed = settings.input_layout in PACKED_LAYOUTS
+        own_eyes = (split(picture.pixels[..., :3], settings.input_layout) if packed
+                    else load_stereo_eyes(job.source) if settings.input_layout == "auto" else None)
     notes = list(picture.notes)
     if own_eyes is not None:
         pair = StereoPair(*own_eyes)
@@ -146,7 +147,7 @@ def convert_image(
 
 def own_eyes_note(name: str, input_layout: str, kind: str) -> str:
     """The note saying a stereo input's own eyes were used (a packed frame's, or a stereo file's)."""
-    if input_layout != "2d":
+    if input_layout in PACKED_LAYOUTS:
         return f"{name}: each frame packs both eyes (--input-layout {input_layout}); they are laid out as they are"
     return f"{name}: a stereo {kind}; its own left and right eyes are laid out as they are (no depth or synthesis)"
 

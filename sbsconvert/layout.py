@@ -79,8 +79,10 @@ def compose(left: np.ndarray, right: np.ndarray, layout_name: str) -> list[np.nd
     return [left, right]
 
 
-# How an input frame may already hold both eyes (the packed layouts compose() writes), or "2d".
-INPUT_LAYOUTS = ("2d", "sbs", "hsbs", "tb", "htb", "crosseye")
+# How an input frame may already pack both eyes: the packed layouts compose() writes.
+PACKED_LAYOUTS = ("sbs", "hsbs", "tb", "htb", "crosseye")
+# --input-layout: auto (stereo files are read as such), 2d (always one picture), or a packing.
+INPUT_LAYOUTS = ("auto", "2d", *PACKED_LAYOUTS)
 
 
 def split(frame: np.ndarray, layout_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +90,8 @@ def split(frame: np.ndarray, layout_name: str) -> tuple[np.ndarray, np.ndarray]:
     or half-height eye is stretched back to the frame's size, the shape it is shown at."""
     height, width = frame.shape[:2]
     across = layout_name in ("sbs", "hsbs", "crosseye")
-    if layout_name not in INPUT_LAYOUTS[1:]:
-        raise SbsError(f"unknown input layout '{layout_name}' (choose from {', '.join(INPUT_LAYOUTS)})")
+    if layout_name not in PACKED_LAYOUTS:
+        raise SbsError(f"unknown packed layout '{layout_name}' (choose from {', '.join(PACKED_LAYOUTS)})")
     if (width if across else height) % 2:
         side = "wide" if across else "high"
         raise SbsError(f"a {layout_name} frame holds two equal halves; this one is {width}x{height}, "

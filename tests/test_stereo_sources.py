@@ -15,7 +15,7 @@ from sbsconvert.spatial_photo import write_spatial_heic
 from sbsconvert.errors import SbsError
 from sbsconvert.layout import compose, split
 from sbsconvert.decode import load_stereo_eyes
-from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, _view_pairs, hero_eye
+from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, _view_pairs, declared_packing, hero_eye
 from test_spatial_video import psnr, views
 from test_video import audio_packets, decoded, disparity_map, make_clip
 
@@ -34,16 +34,18 @@ def spatial_clip(tmp_path_factory):
 
 
 def test_the_reader_gives_both_eyes_of_a_spatial_video(spatial_clip, tmp_path):
-    with VideoReader(spatial_clip) as reader:
+    with VideoReader(spatial_clip, all_views=True) as reader:
         assert reader.info.stereo
         frames = list(reader.frames())
+    with VideoReader(spatial_clip) as reader:  # the base view alone: the left eye as a 2D video
+        assert not reader.info.stereo and next(reader.frames()).right is None
     left, right, times = views(spatial_clip)
     assert len(frames) == len(left) == 130
     assert [float(frame.pts * frame.time_base) for frame in frames] == pytest.approx(times)
     assert all(psnr(frame.pixels, l) > 45 and psnr(frame.right, r) > 45 for frame, l, r in zip(frames, left, right))
     plain = tmp_path / "plain.mp4"  # one view: no right eye
     make_clip(plain, frames=3)
-    with VideoReader(plain) as reader:
+    with VideoReader(plain, all_views=True) as reader:
         assert not reader.info.stereo and next(reader.frames()).right is None
 
 
@@ -92,7 +94,7 @@ def test_a_right_hero_eye_means_the_base_view_is_the_right_eye(spatial_clip, tmp
     flipped = tmp_path / "flipped.mp4"
     flipped.write_bytes(data[:at] + bytes([HERO_RIGHT]) + data[at + 1 :])
     assert hero_eye(flipped) == HERO_RIGHT
-    with VideoReader(spatial_clip) as reader, VideoReader(flipped) as swapped:
+    with VideoReader(spatial_clip, all_views=True) as reader, VideoReader(flipped, all_views=True) as swapped:
         for frame, other in zip(reader.frames(), swapped.frames()):
             assert np.array_equal(frame.pixels, other.right) and np.array_equal(frame.right, other.pixels)
 
@@ -224,3 +226,39 @@ def test_a_side_by_side_video_becomes_spatial_video(tmp_path):
     for view_left, view_right, frame in zip(out_left, out_right, frames):
         assert psnr(view_left, frame[:, :240]) > 30 and psnr(view_right, frame[:, 240:]) > 30
         assert psnr(view_right, frame[:, 240:]) > psnr(view_right, frame[:, :240]) + 3
+
+
+@pytest.mark.parametrize("container, packing", [(".mkv", "left_right"), (".mp4", "top_bottom")])
+def test_a_video_tagged_as_packed_3d_asks_how_its_eyes_are_packed(tmp_path, container, packing):
+    """Our own side-by-side / over-under outputs carry the tag (Matroska StereoMode, MP4 st3d):
+    given back as INPUT, auto refuses them with one line instead of making a stereo pair of a
+    stereo pair; 2d converts them as one picture anyway, and the packing lays their eyes out."""
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=4)
+    layout = "sbs" if packing == "left_right" else "tb"
+    tagged = tmp_path / f"tagged{container}"
+    code, output = run(clip, "--disparity", disparity_map(tmp_path), "-f", layout, "-o", tagged, "-q")
+    assert code == 0, output
+    assert declared_packing(tagged) == packing
+    code, output = run(tagged, "-o", tmp_path / "again.mp4", *NO_MODEL)
+    assert code == 1 and f"the file says each frame holds both eyes ({packing})" in output
+    assert f"--input-layout {layout} or h{layout}" in output
+    assert not (tmp_path / "again.mp4").exists() and not list(tmp_path.glob(".again*"))
+    code, output = run(tagged, "--input-layout", layout, "-f", "lr-pair", "-o", tmp_path / "eyes.mp4", *NO_MODEL)
+    assert code == 0, output
+    code, output = run(tagged, "--input-layout", "2d", "--disparity", disparity_map(tmp_path), "-o",
+                       tmp_path / "flat.mp4", "-q")
+    assert code == 0, output
+    assert decoded(tmp_path / "flat.mp4")[0][0].shape[1] == 2 * decoded(tagged)[0][0].shape[1]  # whole frame, one eye
+
+
+def test_2d_reads_a_stereo_file_as_one_picture(spatial_clip, tmp_path):
+    code, output = run(spatial_clip, "--input-layout", "2d", "--disparity", disparity_map(tmp_path), "-o",
+                       tmp_path / "flat_LR.mp4")
+    assert code == 0, output
+    assert "its own left and right eyes" not in output
+    frames = decoded(tmp_path / "flat_LR.mp4")[0]
+    left, right, _ = views(spatial_clip)
+    width = left[0].shape[1]
+    assert psnr(frames[0][:, :width], left[0]) > 35  # the left eye, made stereo from depth: not its own right
+    assert psnr(frames[0][:, width:], right[0]) < psnr(frames[0][:, :width], left[0]) - 3

@@ -13,6 +13,7 @@ is not loaded into memory.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,25 @@ def video_sample_entry(data: bytes, moov: Header) -> list[Header] | None:
         entries = children(data, chain[-1])
         return chain + [entries[0]] if entries else None
     return None
+
+
+def read_video_sample_entry(path: Path) -> Box | None:
+    """The first video track's sample entry of the MP4/MOV file at `path`, parsed (its child boxes
+    too); None for a file without one or that is not ISO BMFF."""
+    try:
+        with path.open("rb") as handle:
+            moov = next((header for header in top_level_headers(handle) if header.kind == b"moov"), None)
+            if moov is None:
+                return None
+            # Box offsets are the file's own; mapped, only the pages read are loaded.
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                chain = video_sample_entry(data, moov)  # type: ignore[arg-type]
+                if chain is None:
+                    return None
+                (entry,) = parse_boxes(data, chain[-1].start, chain[-1].end)  # type: ignore[arg-type]
+                return entry
+    except (OSError, ValueError):
+        return None
 
 
 def add_to_video_sample_entry(path: Path, new_boxes: bytes, skip_if_present: bytes) -> bool:

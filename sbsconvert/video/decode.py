@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import mmap
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,9 +18,10 @@ from PIL import Image
 
 from sbsconvert.decode import is_image_path, load_picture
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.isobmff.boxes import parse_boxes, top_level_headers, video_sample_entry
+from sbsconvert.isobmff.boxes import read_video_sample_entry
 from sbsconvert.jobs import natural_key
 from sbsconvert.video.colour import Colour
+from sbsconvert.video.st3d import ST3D_PACKINGS, read_st3d
 
 
 @dataclass
@@ -46,7 +46,7 @@ class VideoInfo:
     duration: Fraction | None = None  # seconds the video stream lasts, when the file says
     colour: Colour = Colour()
     bit_depth: int = 8  # bits per sample of the source's pixels
-    stereo: bool = False  # two views (MV-HEVC): each frame brings its right eye
+    stereo: bool = False  # two views (MV-HEVC) read with all_views: each frame brings its right eye
 
     @property
     def expected_frames(self) -> int | None:
@@ -59,9 +59,10 @@ class VideoInfo:
 
 
 class VideoReader:
-    """Open a video file's first video stream; `frames()` yields it frame by frame (nothing is kept)."""
+    """Open a video file's first video stream; `frames()` yields it frame by frame (nothing is kept).
+    With `all_views`, a two-view (MV-HEVC) stream gives both eyes of each frame; else its base view."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, all_views: bool = False):
         self.path = Path(path)
         if not self.path.is_file():
             raise SbsError(f"{self.path}: no such file")
@@ -73,7 +74,7 @@ class VideoReader:
             raise SbsError(f"{self.path}: not a readable video ({first_line(error)})") from None
         try:
             self.stream = self._video_stream()
-            self.info = self._read_info()
+            self.info = self._read_info(all_views)
             if self.info.stereo:
                 self.stream.codec_context.options = dict(ALL_VIEWS)
             self._base_is_right = self.info.stereo and hero_eye(self.path) == HERO_RIGHT
@@ -90,7 +91,7 @@ class VideoReader:
         stream.thread_type = "AUTO"  # frame threads: decoding keeps up with the warp
         return stream
 
-    def _read_info(self) -> VideoInfo:
+    def _read_info(self, all_views: bool) -> VideoInfo:
         stream = self.stream
         context = stream.codec_context
         width, height = context.width, context.height
@@ -105,7 +106,7 @@ class VideoReader:
             duration=_stream_duration(self.container, stream),
             colour=Colour.of(context.color_primaries, context.color_trc, context.colorspace, context.color_range),
             bit_depth=_bits(context.format),
-            stereo=_has_two_views(self.path, stream),
+            stereo=all_views and _has_two_views(self.path, stream),
         )
 
     def frames(self, seek: int | None = None) -> Iterator[Frame]:
@@ -200,11 +201,13 @@ class FrameSequenceReader:
         self.close()
 
 
-def open_frames(path: Path, frame_rate: Fraction | None = None) -> VideoReader | FrameSequenceReader:
-    """A reader for a video file, or for a folder of frames played at `frame_rate`."""
+def open_frames(path: Path, frame_rate: Fraction | None = None, all_views: bool = False
+                ) -> VideoReader | FrameSequenceReader:
+    """A reader for a video file (with `all_views`: both eyes of a two-view one), or for a folder
+    of frames played at `frame_rate`."""
     if Path(path).is_dir():
         return FrameSequenceReader(path, frame_rate or DEFAULT_SEQUENCE_RATE)
-    return VideoReader(path)
+    return VideoReader(path, all_views)
 
 
 Item = TypeVar("Item")
@@ -330,19 +333,40 @@ HERO_LEFT, HERO_RIGHT = 1, 2  # Apple's hero_eye values
 def hero_eye(path: Path) -> int | None:
     """The eye Apple's `hero` box (sample entry > vexu > eyes) names, the one a 2D player shows:
     the base view. None when the file has no such box (then the base view is the left eye)."""
-    with contextlib.suppress(OSError, ValueError, IndexError), path.open("rb") as handle:
-        moov = next((header for header in top_level_headers(handle) if header.kind == b"moov"), None)
-        if moov is None:
-            return None
-        # Box offsets are the file's own; mapped, only the pages read are loaded.
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            chain = video_sample_entry(data, moov)  # type: ignore[arg-type]
-            if chain is None:
-                return None
-            (entry,) = parse_boxes(data, chain[-1].start, chain[-1].end)  # type: ignore[arg-type]
-            hero = entry.find("vexu/eyes/hero")
-            return hero.payload[4] if hero is not None else None  # after the full box's version and flags
-    return None
+    entry = read_video_sample_entry(path)
+    hero = entry.find("vexu/eyes/hero") if entry is not None else None
+    return hero.payload[4] if hero is not None and len(hero.payload) > 4 else None  # after version and flags
+
+
+def declared_packing(path: Path) -> str | None:
+    """How the file says each frame packs both eyes: Matroska's StereoMode (FFmpeg's names:
+    "left_right", "top_bottom", "right_left"...) or the MP4/MOV `st3d` box; None for 2D."""
+    if path.is_dir():
+        return None
+    with contextlib.suppress(av.FFmpegError), av.open(str(path)) as container:
+        if container.streams.video:
+            mode = container.streams.video[0].metadata.get("stereo_mode", "mono")
+            if mode != "mono":
+                return mode
+    return ST3D_PACKINGS.get(read_st3d(path))
+
+
+# --input-layout values for the packings a file may declare (FFmpeg's StereoMode names).
+_PACKING_CHOICES = {"left_right": "sbs or hsbs (full- or half-width eyes)",
+                    "top_bottom": "tb or htb (full- or half-height eyes)", "right_left": "crosseye"}
+
+
+def refuse_unsaid_packing(path: Path) -> None:
+    """Refuse a video whose file says each frame packs both eyes: converted as 2D, each frame would
+    become a stereo pair of a stereo pair. Full- and half-size eyes are signalled alike, so the
+    user says which (--input-layout), or 2d to convert it as one picture anyway."""
+    packing = declared_packing(path)
+    if packing is None:
+        return
+    choices = _PACKING_CHOICES.get(packing)
+    how = f"give --input-layout {choices} to lay its eyes out" if choices else "sbsconvert cannot read that packing"
+    raise SbsError(f"{path}: the file says each frame holds both eyes ({packing}); {how}, or --input-layout 2d "
+                   "to convert it as one 2D picture")
 
 
 def _view_pairs(frames: Iterable[av.VideoFrame], path: Path) -> Iterator[tuple[av.VideoFrame, av.VideoFrame]]:

@@ -20,7 +20,7 @@ from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
-from sbsconvert.layout import split
+from sbsconvert.layout import PACKED_LAYOUTS, split
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.ahead import Ahead
@@ -66,7 +66,8 @@ def convert_video(
     frames_done = 0
     render = ShotRenderer(engine)
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(open_frames(job.source, frame_rate))
+        # A two-view source's second view is decoded only when it is to be used.
+        reader = stack.enter_context(open_frames(job.source, frame_rate, all_views=settings.input_layout == "auto"))
         if segment is not None:
             writers = segment.writers(video, reader.info, source=None if job.source.is_dir() else job.source,
                                       image_type=settings.image_type, quality=settings.quality,
@@ -86,7 +87,7 @@ def convert_video(
         total = len(segment.frames) if segment is not None else reader.info.expected_frames
         bar = stack.enter_context(progress_counter(total, desc=job.source.name, unit="frame", enabled=progress))
         stop = threading.Event()
-        packed = settings.input_layout != "2d"
+        packed = settings.input_layout in PACKED_LAYOUTS
         stereo_source = reader.info.stereo or packed
         if stereo_source:
             notes.append(own_eyes_note(job.source.name, settings.input_layout, "video (two views)"))

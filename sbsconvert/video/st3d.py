@@ -11,10 +11,19 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from sbsconvert.isobmff.boxes import add_to_video_sample_entry, full_box
+from sbsconvert.isobmff.boxes import add_to_video_sample_entry, full_box, read_video_sample_entry
 
 # Spherical Video V2 stereo_mode: 0 mono, 1 top-bottom (left on top), 2 left-right (left first).
 ST3D_MODES = {"sbs": 2, "hsbs": 2, "tb": 1, "htb": 1}
+# What a stereo_mode says of a frame, in the words FFmpeg uses for Matroska's StereoMode.
+ST3D_PACKINGS = {1: "top_bottom", 2: "left_right"}
+
+
+def read_st3d(path: Path) -> int | None:
+    """The stereo_mode of the video track's `st3d` box, or None when the file has none."""
+    entry = read_video_sample_entry(path)
+    box = entry.find("st3d") if entry is not None else None
+    return box.payload[4] if box is not None and len(box.payload) > 4 else None  # after version and flags
 
 
 def add_st3d(path: Path, layout: str) -> bool:
