@@ -88,10 +88,10 @@ INPUT_LAYOUTS = ("auto", "2d", *PACKED_LAYOUTS)
 def split(frame: np.ndarray, layout_name: str) -> tuple[np.ndarray, np.ndarray]:
     """The (left, right) eyes of a frame that packs both (the inverse of compose()); a half-width
     or half-height eye is stretched back to the frame's size, the shape it is shown at."""
-    height, width = frame.shape[:2]
-    across = layout_name in ("sbs", "hsbs", "crosseye")
     if layout_name not in PACKED_LAYOUTS:
         raise SbsError(f"unknown packed layout '{layout_name}' (choose from {', '.join(PACKED_LAYOUTS)})")
+    height, width = frame.shape[:2]
+    across = layout_name in ("sbs", "hsbs", "crosseye")
     if (width if across else height) % 2:
         side = "wide" if across else "high"
         raise SbsError(f"a {layout_name} frame holds two equal halves; this one is {width}x{height}, "
