@@ -36,7 +36,7 @@ from sbsconvert.evaluate.command import eval_command
 from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
-from sbsconvert.spatial_photo import DEFAULT_HFOV
+from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
 from sbsconvert.video import SPATIAL_CODECS, is_video_path
 from sbsconvert.video.encoders import CODEC_CHOICES
 
@@ -231,12 +231,13 @@ class ConvertCommand(click.Command):
               f"more keeps a GPU busy, and costs memory [default: {DEFAULT_GPU_BATCH} on CUDA, else 1].")
 @click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
               help="With --format spatial: the distance between the two eyes' cameras the file states, in "
-              f"millimetres (for the player's sense of scale) [default: {ConvertSettings.baseline_mm:g}, "
-              "an average adult's interpupillary distance].")
+              f"millimetres (for the player's sense of scale) [default: a spatial INPUT's own; else "
+              f"{DEFAULT_BASELINE_MM:g}, an average adult's interpupillary distance].")
 @click.option("--hfov", type=click.FloatRange(0.0, 180.0, min_open=True, max_open=True),
               help="With --format spatial: the horizontal field of view of the picture the file states, in degrees "
-              "(for how wide the player shows it) [default: a photo's own, from the 35 mm equivalent focal length "
-              f"in its EXIF; else, and for videos, {DEFAULT_HFOV:g}, about a phone's main camera].")
+              "(for how wide the player shows it) [default: a spatial INPUT's own; a photo's own, from the 35 mm "
+              f"equivalent focal length in its EXIF; else, and for videos, {DEFAULT_HFOV:g}, about a phone's main "
+              "camera].")
 @click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
               "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
               "the folder (or -o FILE), encoded with the video options. Without it a folder is an album of photos.")

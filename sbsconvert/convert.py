@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from sbsconvert.jobs import Job, photo_container
 from sbsconvert.layout import PACKED_LAYOUTS, compose, fit_width, get_layout, split
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
-from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, SPATIAL_EXTENSION, photo_cameras, write_spatial_heic
+from sbsconvert.spatial_photo import SPATIAL_EXTENSION, photo_cameras, stereo_heic_camera, write_spatial_heic
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
 DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
@@ -39,7 +40,7 @@ class ConvertSettings:
     # --format spatial: the stereo camera the file describes. Converted 2D photos have none, so the
     # default baseline is an average adult's distance between the pupils; the field of view is the
     # photo's own (from its EXIF) unless given.
-    baseline_mm: float = DEFAULT_BASELINE_MM
+    baseline_mm: float | None = None  # None: a stereo source's own, else DEFAULT_BASELINE_MM
     hfov_degrees: float | None = None
     input_layout: str = "auto"  # --input-layout: how the input already holds both eyes, if it does
 
@@ -130,6 +131,8 @@ def convert_image(
     if own_eyes is not None:
         pair = StereoPair(*own_eyes)
         notes.append(own_eyes_note(job.source.name, settings.input_layout, "photo"))
+        if not packed:  # a spatial photo written again keeps the camera it records
+            settings = with_source_camera(settings, *stereo_heic_camera(job.source))
     else:
         with timer("disparity"):
             disparity = disparity_for(job.source, picture)
@@ -143,6 +146,15 @@ def convert_image(
         notes.append(f"{job.source.name}: its {picture.bit_depth}-bit pixels are written with 8 bits "
                      f"in {job.outputs[0].suffix}{hint}")
     return JobResult(notes=notes, details=[f"{job.source.name}: {timer}"])
+
+
+def with_source_camera(settings: ConvertSettings, baseline_mm: float | None, hfov: float | None) -> ConvertSettings:
+    """The settings with a stereo source's own camera (baseline, field of view) where no option set them."""
+    return dataclasses.replace(
+        settings,
+        baseline_mm=settings.baseline_mm if settings.baseline_mm is not None else baseline_mm,
+        hfov_degrees=settings.hfov_degrees if settings.hfov_degrees is not None else hfov,
+    )
 
 
 def own_eyes_note(name: str, input_layout: str, kind: str) -> str:

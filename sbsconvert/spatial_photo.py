@@ -23,7 +23,7 @@ import pillow_heif
 from PIL import Image
 
 from sbsconvert.isobmff.boxes import Box, top_level_headers
-from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes
+from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, parse_cmex, parse_cmin
 from sbsconvert.heif.items import (
     add_entity_group,
     add_item_properties,
@@ -31,6 +31,7 @@ from sbsconvert.heif.items import (
     entity_group_bytes,
     entity_groups,
     find_meta,
+    item_properties,
     master_images,
     primary_item,
     unused_id,
@@ -54,12 +55,13 @@ class StereoCameras:
     hfov: float = DEFAULT_HFOV
 
 
-def photo_cameras(baseline_mm: float, hfov: float | None, exif: bytes | None, view: np.ndarray) -> StereoCameras:
-    """The cameras a spatial photo records: the given field of view, else the photo's own (from its
-    EXIF), else the default."""
+def photo_cameras(baseline_mm: float | None, hfov: float | None, exif: bytes | None, view: np.ndarray
+                  ) -> StereoCameras:
+    """The cameras a spatial photo records: the given baseline, else the default; the given field
+    of view, else the photo's own (from its EXIF), else the default."""
     if hfov is None:
         hfov = field_of_view_from_exif(exif, view.shape[1], view.shape[0]) or DEFAULT_HFOV
-    return StereoCameras(baseline_mm, hfov)
+    return StereoCameras(DEFAULT_BASELINE_MM if baseline_mm is None else baseline_mm, hfov)
 
 
 def field_of_view_from_exif(exif: bytes | None, width: int, height: int) -> float | None:
@@ -178,6 +180,24 @@ def stereo_pair_images(path: Path) -> list[Image.Image]:
     if pair is None or len(heif) != len(shown) or not set(pair) <= set(shown):
         raise ValueError("its stereo pair does not name two of its images")
     return [heif[shown.index(item)].to_pillow() for item in pair]
+
+
+def stereo_heic_camera(path: Path) -> tuple[float | None, float | None]:
+    """(baseline in mm, horizontal field of view in degrees) a spatial photo's camera properties
+    record: the eyes' cmex positions apart, the left eye's cmin; each None when not recorded."""
+    try:
+        meta = _read_meta(path)
+        pair = _stereo_pair(meta)
+        if pair is None:
+            return None, None
+        left, right = ({box.kind: box.payload for box in item_properties(meta, item)} for item in pair)
+        hfov = parse_cmin(left[b"cmin"])[0].hfov_degrees if b"cmin" in left else None
+        baseline = None
+        if b"cmex" in left and b"cmex" in right:
+            baseline = abs(parse_cmex(right[b"cmex"])[0][0] - parse_cmex(left[b"cmex"])[0][0]) / 1000 or None
+    except (OSError, ValueError, struct.error, ZeroDivisionError):
+        return None, None
+    return baseline, hfov
 
 
 def _read_meta(path: Path) -> Box:

@@ -11,11 +11,12 @@ from PIL import Image
 
 from conftest import SAMPLES, run
 from sbsconvert.mpo import write_mpo
-from sbsconvert.spatial_photo import write_spatial_heic
+from sbsconvert.spatial_photo import StereoCameras, stereo_heic_camera, write_spatial_heic
 from sbsconvert.errors import SbsError
 from sbsconvert.layout import compose, split
 from sbsconvert.decode import load_stereo_eyes
 from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, _view_pairs, declared_packing, hero_eye
+from sbsconvert.video.spatial import spatial_video_camera
 from test_spatial_video import psnr, views
 from test_video import audio_packets, decoded, disparity_map, make_clip
 
@@ -262,3 +263,32 @@ def test_2d_reads_a_stereo_file_as_one_picture(spatial_clip, tmp_path):
     width = left[0].shape[1]
     assert psnr(frames[0][:, :width], left[0]) > 35  # the left eye, made stereo from depth: not its own right
     assert psnr(frames[0][:, width:], right[0]) < psnr(frames[0][:, :width], left[0]) - 3
+
+
+def test_a_spatial_video_written_again_keeps_its_camera(tmp_path):
+    """An iPhone's spatial video (here one stating an iPhone 15 Pro's 19.24 mm and 63.4°) trimmed or
+    re-encoded as spatial keeps the camera it states, unless an option says otherwise."""
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=6)
+    iphone = tmp_path / "iphone.mov"
+    code, output = run(clip, "--disparity", disparity_map(tmp_path), "-f", "spatial", "--baseline-mm", "19.24",
+                       "--hfov", "63.4", "-o", iphone, "-q")
+    assert code == 0, output
+    assert spatial_video_camera(iphone) == (19.24, 63.4)
+    for name, options, camera in (("kept.mov", [], (19.24, 63.4)), ("wider.mov", ["--baseline-mm", "30"], (30, 63.4))):
+        code, output = run(iphone, "-f", "spatial", "-o", tmp_path / name, "-q", *NO_MODEL, *options)
+        assert code == 0, output
+        assert spatial_video_camera(tmp_path / name) == camera
+
+
+def test_a_spatial_photo_written_again_keeps_its_camera(tmp_path):
+    left, right = photo_eyes()
+    source = tmp_path / "IMG_0001.heic"
+    write_spatial_heic([left, right], source, force=False, cameras=StereoCameras(19.24, 63.4))
+    assert stereo_heic_camera(source) == pytest.approx((19.24, 63.4))
+    code, output = run(source, "-f", "spatial", "-o", tmp_path / "again.heic", *NO_MODEL)
+    assert code == 0, output
+    assert stereo_heic_camera(tmp_path / "again.heic") == pytest.approx((19.24, 63.4))
+    plain = tmp_path / "plain.heic"
+    write_spatial_heic([left, right], plain, force=False)  # defaults: 64 mm, 60°
+    assert stereo_heic_camera(plain) == pytest.approx((64, 60))

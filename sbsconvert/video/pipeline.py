@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 import numpy as np
 
 from sbsconvert.batch import JobResult
-from sbsconvert.convert import ConvertSettings, StageTimer, layout_frames, own_eyes_note, stereo_request
+from sbsconvert.convert import (ConvertSettings, StageTimer, layout_frames, own_eyes_note, stereo_request,
+                                with_source_camera)
 from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
@@ -68,6 +69,10 @@ def convert_video(
     with contextlib.ExitStack() as stack:
         # A two-view source's second view is decoded only when it is to be used.
         reader = stack.enter_context(open_frames(job.source, frame_rate, all_views=settings.input_layout == "auto"))
+        if reader.info.stereo:  # a spatial video written again keeps the camera it records
+            from sbsconvert.video.spatial import spatial_video_camera
+
+            settings = with_source_camera(settings, *spatial_video_camera(job.source))
         if segment is not None:
             writers = segment.writers(video, reader.info, source=None if job.source.is_dir() else job.source,
                                       image_type=settings.image_type, quality=settings.quality,
@@ -238,11 +243,11 @@ def _video_writers(
 
 def spatial_metadata(settings: ConvertSettings) -> SpatialMetadata:
     """The stereo camera a spatial video describes: --baseline-mm, and --hfov or the default."""
-    from sbsconvert.spatial_photo import DEFAULT_HFOV
+    from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
     from sbsconvert.video.spatial import SpatialMetadata
 
     hfov = settings.hfov_degrees if settings.hfov_degrees is not None else DEFAULT_HFOV
-    return SpatialMetadata(settings.baseline_mm, hfov)
+    return SpatialMetadata(settings.baseline_mm if settings.baseline_mm is not None else DEFAULT_BASELINE_MM, hfov)
 
 
 T = TypeVar("T")

@@ -33,7 +33,7 @@ import numpy as np
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.hevc.bits import BitstreamError
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box
+from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box, read_video_sample_entry
 from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _StreamCopy,
@@ -108,6 +108,18 @@ class SpatialMetadata:
         eyes = box(b"eyes", b"", views, hero, box(b"cams", b"", baseline))
         vexu = box(b"vexu", b"", eyes, box(b"proj", b"", projection))
         return vexu + box(b"hfov", struct.pack(">I", round(self.hfov_degrees * 1000)))  # thousandths of a degree
+
+
+def spatial_video_camera(path: Path) -> tuple[float | None, float | None]:
+    """(baseline in mm, horizontal field of view in degrees) a spatial video's `blin` and `hfov`
+    boxes record; each None when absent."""
+    entry = read_video_sample_entry(path)
+    if entry is None:
+        return None, None
+    blin, hfov = entry.find("vexu/eyes/cams/blin"), entry.find("hfov")
+    baseline = struct.unpack_from(">I", blin.payload, 4)[0] / 1000 if blin and len(blin.payload) >= 8 else None
+    degrees = struct.unpack_from(">I", hfov.payload)[0] / 1000 if hfov and len(hfov.payload) >= 4 else None
+    return baseline or None, degrees or None
 
 
 def check_spatial_settings(settings: VideoSettings, suffix: str) -> None:
