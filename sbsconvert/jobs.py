@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,12 @@ def natural_key(path: Path) -> list[object]:
 
 
 def looks_like_our_output(path: Path) -> bool:
-    """Named with a layout suffix, or a stereo MPO: ours are named like their source photo
-    (photo.mpo), so they cannot be told from a 3D camera's by name. (A spatial HEIC not named
-    like ours, an iPhone's, is a photo to convert: its own eyes are laid out.)"""
+    """Named with a layout suffix, or a stereo MPO beside a photo of the same name (ours are named
+    like their source: photo.jpg -> photo.mpo). A 3D camera's MPO, or a spatial HEIC not named like
+    ours (an iPhone's), is a photo to convert: its own eyes are laid out."""
     if path.suffix.lower() == MPO_EXTENSION:
-        return is_stereo_mpo(path)
+        beside = (other for other in path.parent.glob(glob.escape(path.stem) + ".*") if other != path)
+        return any(is_image_path(other) for other in beside) and is_stereo_mpo(path)
     stem = path.stem.lower()
     return any(stem.endswith(suffix) for suffix in _OUR_SUFFIXES)
 

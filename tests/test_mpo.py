@@ -193,14 +193,19 @@ def test_output_names(tmp_path):
         plan_jobs([clip], None, "mpo", None, False)
 
 
-def test_folders_skip_stereo_mpos_but_take_2d_ones(tmp_path):
+def test_folders_skip_our_stereo_mpos_and_take_others(tmp_path):
+    """Ours sit beside the photo they were made from (ours.jpg -> ours.mpo); a 3D camera's stereo
+    MPO (its eyes are laid out) and a 2D one are taken."""
     left, right = smooth_views()
     write_mpo([left, right], tmp_path / "ours.mpo", force=False)
+    write_mpo([left, right], tmp_path / "DSCF0001.MPO", force=False)
+    Image.fromarray((left * 255).astype(np.uint8)).save(tmp_path / "ours.jpg")
     # An MPO that is not a stereo pair (Pillow types it "Baseline MP Primary Image" + "Undefined").
     image = Image.fromarray((left * 255).astype(np.uint8))
     image.save(tmp_path / "camera.mpo", "MPO", save_all=True, append_images=[image])
     assert not is_stereo_mpo(tmp_path / "camera.mpo")
-    assert images_in_folder(tmp_path, recursive=False) == [tmp_path / "camera.mpo"]
+    assert images_in_folder(tmp_path, recursive=False) == [
+        tmp_path / "camera.mpo", tmp_path / "DSCF0001.MPO", tmp_path / "ours.jpg"]
 
 
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
