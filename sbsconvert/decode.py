@@ -64,7 +64,8 @@ def load_picture(path: Path) -> Picture:
     try:
         with Image.open(path) as image:
             notes = []
-            if getattr(image, "n_frames", 1) > 1 and image.format != "MPO":
+            # (MPO frames and a spatial photo's two images are eyes, not an animation)
+            if getattr(image, "n_frames", 1) > 1 and image.format != "MPO" and not is_stereo_heic(path):
                 notes.append(f"{path.name} is animated: only its first frame is converted")
             width, height = image.size
             if width * height > MAX_PIXELS:

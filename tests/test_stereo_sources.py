@@ -292,3 +292,12 @@ def test_a_spatial_photo_written_again_keeps_its_camera(tmp_path):
     plain = tmp_path / "plain.heic"
     write_spatial_heic([left, right], plain, force=False)  # defaults: 64 mm, 60°
     assert stereo_heic_camera(plain) == pytest.approx((64, 60))
+
+
+def test_a_spatial_photo_is_not_called_animated(tmp_path):
+    left, right = photo_eyes()
+    source = tmp_path / "IMG_0002.heic"
+    write_spatial_heic([left, right], source, force=False)
+    code, output = run(source, "-o", tmp_path / "out_LR.jpg", *NO_MODEL)
+    assert code == 0, output
+    assert "animated" not in output
