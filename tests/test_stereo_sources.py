@@ -56,7 +56,7 @@ def assert_side_by_side_of_own_eyes(out, spatial_clip):
     assert len(frames) == 130 and times == pytest.approx(source_times)
     width = left[0].shape[1]
     for frame, own_left, own_right in zip(frames, left, right):
-        assert psnr(frame[:, :width], own_left) > 35 and psnr(frame[:, width:], own_right) > 35
+        assert psnr(frame[:, :width], own_left) > 32 and psnr(frame[:, width:], own_right) > 32
         assert psnr(frame[:, width:], own_right) > psnr(frame[:, width:], own_left) + 3  # the real right eye
     assert audio_packets(out) == audio_packets(spatial_clip)
 
@@ -83,7 +83,7 @@ def test_lr_pair_files_are_the_two_views(spatial_clip, tmp_path):
     left, right, _ = views(spatial_clip)
     for name, own in (("eye_L.mp4", left), ("eye_R.mp4", right)):
         frames = decoded(tmp_path / name)[0]
-        assert len(frames) == 130 and min(psnr(a, b) for a, b in zip(frames, own)) > 35
+        assert len(frames) == 130 and min(psnr(a, b) for a, b in zip(frames, own)) > 32
 
 
 def test_a_right_hero_eye_means_the_base_view_is_the_right_eye(spatial_clip, tmp_path):
@@ -261,7 +261,7 @@ def test_2d_reads_a_stereo_file_as_one_picture(spatial_clip, tmp_path):
     frames = decoded(tmp_path / "flat_LR.mp4")[0]
     left, right, _ = views(spatial_clip)
     width = left[0].shape[1]
-    assert psnr(frames[0][:, :width], left[0]) > 35  # the left eye, made stereo from depth: not its own right
+    assert psnr(frames[0][:, :width], left[0]) > 32  # the left eye, made stereo from depth: not its own right
     assert psnr(frames[0][:, width:], right[0]) < psnr(frames[0][:, :width], left[0]) - 3
 
 
