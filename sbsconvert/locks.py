@@ -59,7 +59,7 @@ def clear_stale(output: Path) -> None:
     --skip-existing never claims the job again)."""
     path = lock_path(output)
     holder = _read(path)
-    if holder is not None and holder[1] == HOST and not process_alive(holder[0]):
+    if holder is not None and _dead_here(holder):
         _take_over(path, holder)
 
 
@@ -93,11 +93,17 @@ def _acquire(path: Path) -> str | None:
         holder = _read(path)
         if holder is None:
             continue  # released meanwhile
-        pid, host = holder
-        if host != HOST or process_alive(pid):
+        if not _dead_here(holder):
             return _describe(holder)
         _take_over(path, holder)
     return _describe(_read(path))
+
+
+def _dead_here(holder: tuple[int, str]) -> bool:
+    """Whether a lock's owner is a process of this host that no longer runs (another host's cannot
+    be checked, so it is taken as alive)."""
+    pid, host = holder
+    return host == HOST and not process_alive(pid)
 
 
 def _create(path: Path) -> bool:
