@@ -91,7 +91,7 @@ def test_text_subtitles_become_mov_text_in_mp4(tmp_path):
     found = subtitles(out)
     assert found["eng"] == ("mov_text", expected("eng")) and found["fra"] == ("mov_text", expected("fra"))
     notes = [line for line in output.splitlines() if "left out" in line]
-    assert len(notes) == 1 and "attachment stream font.ttf" in notes[0]  # MP4 has no attachments
+    assert len(notes) == 1 and "an attachment (font.ttf)" in notes[0]  # MP4 has no attachments
 
 
 def test_mov_text_is_copied_unchanged_in_mp4(tmp_path):
@@ -138,7 +138,7 @@ def test_telemetry_is_left_out_with_one_line_and_the_timecode_kept(tmp_path):
     code, output = convert(tmp_path, clip, tmp_path / "out.mp4")
     assert code == 0, output
     notes = [line for line in output.splitlines() if "left out" in line]
-    assert len(notes) == 1 and "data stream GoPro MET" in notes[0]
+    assert len(notes) == 1 and "a data track (GoPro MET)" in notes[0]
     with av.open(str(tmp_path / "out.mp4")) as container:
         video, timecode = container.streams  # the telemetry is gone, the timecode track is back
         assert video.type == "video" and timecode.type == "data" and timecode.metadata["timecode"] == "01:00:00:00"

@@ -36,6 +36,7 @@ from sbsconvert.video.encoders import (
 )
 from sbsconvert.video.hdr import hdr10_x265_params
 from sbsconvert.video.st3d import add_st3d
+from sbsconvert.video.timeline import chapters_in, clip_cue, is_chapter_track
 
 PIXEL_FORMATS = ("yuv420p", "yuv420p10le")
 DEFAULT_CRF = {"h264": 18, "hevc": 20}  # visually transparent for most material
@@ -161,7 +162,7 @@ class VideoWriter:
     `source` gives the audio streams to copy and the metadata to keep; `layout` the stereo mode
     written where the container has a field for it (Matroska); `colour` and `source_bits` describe
     the source's pixels, kept as far as the output format allows; `audio_window` (start, end
-    seconds) copies only that stretch of the audio and subtitles (a trimmed video).
+    seconds) copies only that stretch of the audio, subtitles and chapters (a trimmed video).
 
     With `capture` nothing is written to `path`: the encoded packets are kept in `captured` (a
     segment of a long video, see segments.py) as (pts, dts, keyframe, data), encoded exactly as
@@ -333,10 +334,12 @@ class _StreamCopy:
     when they are text, else left out. Data streams (GoPro telemetry...) are left out: FFmpeg's
     muxers take few of them and would refuse the whole file; a timecode track is the exception, it is
     written anew from the timecode tag. Attachments (the fonts of ASS subtitles) are kept in Matroska
-    only. `notes` says what was left out.
+    only. Chapters are kept (an MP4 chapter track is written anew from them), and so is every copied
+    stream's disposition (forced, default, hearing impaired...). `notes` says what was left out.
 
-    With a `window` (start, end seconds: a trimmed video) only the packets that start in it are
-    copied, moved earlier by its start."""
+    With a `window` (start, end seconds: a trimmed video) only the audio packets that start in it
+    are copied, moved earlier by its start; subtitle cues and chapters that overlap it are cut to it
+    (see timeline.py)."""
 
     def __init__(self, source: Path, output: av.container.OutputContainer, window: tuple[float, float] | None = None):
         self.window = window
@@ -347,6 +350,9 @@ class _StreamCopy:
         self.notes: list[str] = []
         try:
             self._add_streams(source)
+            # Before the header is written: Matroska writes the chapters there.
+            if chapters := chapters_in(self.input.chapters(), window):
+                output.set_chapters(chapters)
         except BaseException:
             self.input.close()
             raise
@@ -372,15 +378,16 @@ class _StreamCopy:
                 elif codec is not None and codec.text_sub and output.format.name in TEXT_SUBTITLES:
                     self.streams[stream.index] = self._converted(stream, TEXT_SUBTITLES[output.format.name])
                 else:
-                    left_out.append(f"{codec.name if codec is not None else 'unknown'} subtitles")
+                    left_out.append(_track_words(stream))
             elif stream.type == "attachment" and output.format.name == "matroska":
                 output.add_attachment(stream.name, stream.mimetype, stream.data)
-            elif stream.type == "data" and "timecode" in stream.metadata:
-                pass  # a timecode track: the muxer writes it anew from the timecode tag kept on the video
+            elif stream.type == "data" and ("timecode" in stream.metadata or is_chapter_track(stream)):
+                pass  # written anew: a timecode track from the video's timecode tag, a chapter track from the chapters
             elif stream.type in ("data", "attachment"):
-                left_out.append(f"{stream.type} stream {(stream.metadata.get('handler_name') or stream.name or '').strip()}".strip())
+                left_out.append(_track_words(stream))
             if stream.index in self.streams:
                 self.streams[stream.index].metadata.update(_fresh_tags(stream.metadata))
+                self.streams[stream.index].disposition = stream.disposition
         if left_out:
             self.notes.append(f"{source.name}: {', '.join(left_out)} left out ({output.format.name} output cannot hold them)")
 
@@ -407,7 +414,10 @@ class _StreamCopy:
             if float(packet.dts * packet.time_base) > seconds + start:
                 return
             self.pending = None
-            if self.window is not None:
+            if self.window is not None and packet.stream.type == "subtitle":
+                if not clip_cue(packet, self.window):
+                    continue
+            elif self.window is not None:
                 if not start <= float(packet.pts * packet.time_base) < end:
                     continue
                 shift = round(start / packet.time_base)
@@ -439,6 +449,25 @@ class _StreamCopy:
 
     def close(self) -> None:
         self.input.close()
+
+
+# The handler names FFmpeg's MP4/MOV muxer gives tracks: they say nothing of what a track holds.
+_FFMPEG_HANDLERS = {"VideoHandler", "SoundHandler", "SubtitleHandler", "DataHandler", "TimeCodeHandler", "HintHandler"}
+
+
+def _track_words(stream: av.stream.Stream) -> str:
+    """A stream left out, as a note names it: "a subtitle track (eng, DVD subtitles)", "a data
+    track (GoPro MET)", "an attachment (font.ttf)"."""
+    if stream.type == "attachment":
+        return f"an attachment ({stream.name})" if stream.name else "an attachment"
+    handler = (stream.metadata.get("handler_name") or "").strip()
+    details = [stream.metadata.get("language", ""), handler if handler not in _FFMPEG_HANDLERS else ""]
+    if stream.type == "subtitle":
+        codec = stream.codec_context.codec if stream.codec_context is not None else None
+        details.append(codec.long_name if codec is not None else "")
+    details = [detail for detail in details if detail and detail != "und"]
+    kind = "subtitle track" if stream.type == "subtitle" else "data track"
+    return f"a {kind} ({', '.join(details)})" if details else f"a {kind}"
 
 
 def _codec_ids(names: set[str]) -> set[int]:
