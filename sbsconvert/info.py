@@ -201,8 +201,9 @@ def _video_report(path: Path) -> Report:
 
 
 def _check_whole(path: Path, container: Any, stream: Any) -> None:
-    """Refuse a cut-off video: its last second of packets must reach the duration its header states
-    (a Matroska file cut short still opens, with the header's duration). Only packets are read."""
+    """Refuse a cut-off video: its last second of packets must reach the duration its header states,
+    with at least half the frames its rate gives (a Matroska file cut short still opens, with the
+    header's duration). Only packets are read."""
     import av
 
     from sbsconvert.video.decode import _stream_duration
@@ -213,13 +214,15 @@ def _check_whole(path: Path, container: Any, stream: Any) -> None:
         return
     rate = stream.average_rate or stream.guessed_rate
     slack = max(Fraction(2) / rate if rate else Fraction(0), duration / 50)
-    end = Fraction(0)
+    start = max(Fraction(0), duration - 1)
+    end, count = Fraction(0), 0  # B-frames come before the picture they follow: the count catches them
     with contextlib.suppress(av.FFmpegError):
-        container.seek(int(max(Fraction(0), duration - 1) / stream.time_base), stream=stream, backward=True)
+        container.seek(int(start / stream.time_base), stream=stream, backward=True)
         for packet in container.demux(stream):
             if packet.pts is not None:
                 end = max(end, (packet.pts + (packet.duration or 0)) * stream.time_base)
-    if end < duration - slack:
+                count += packet.pts * stream.time_base >= start
+    if end < duration - slack or (rate and count < (duration - start) * rate / 2):
         raise SbsError(f"{path}: the video is truncated (its packets reach {float(end):.2f} s of its "
                        f"{float(duration):.2f} s)")
     container.seek(0)
