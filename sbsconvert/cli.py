@@ -293,11 +293,52 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert IMG_0001.mov --preset quest3      # an iPhone spatial video, side by side for Quest
       sbsconvert --prompt "a fox in snow" -o fox_LR.jpg   # text -> stereo
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
+      sbsconvert info IMG_0001.MOV                 # what a file says about its stereo (sbsconvert info --help)
     """
     run_command(lambda: _convert(list(inputs), options), on_refusal=echo_refusal if options["json_summary"] else None)
 
 
 main.add_command(eval_command)
+
+
+@main.command("info", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per file (an unreadable file: "
+              "its path and \"error\").")
+def info_command(files: tuple[Path, ...], as_json: bool) -> None:
+    """Show what photos or videos (FILE...) say about their stereo, as a headset or player reads them.
+
+    Container and streams (codec, profile, size, frames, duration, bit depth, colour); stereo
+    signalling (MP4 st3d, Matroska StereoMode, MV-HEVC views and base eye, Apple's baseline, field of
+    view and disparity adjustment, SEI messages; a HEIC's stereo group and camera, an MPO's images);
+    the layout a name suffix implies; whether Apple shows it as spatial; how a Quest player shows
+    it. Files are only read. Exits 1 when a file cannot be read.
+
+    \b
+    Examples:
+      sbsconvert info IMG_0001.MOV
+      sbsconvert info clip_LR.mp4 photo_spatial.heic --json
+    """
+    from sbsconvert.info import inspect
+
+    def show() -> int:
+        reports, failed = [], False
+        for path in files:
+            try:
+                report = inspect(path)
+            except SbsError as error:
+                failed = True
+                click.echo(f"error: {error}", err=True)
+                reports.append({"path": str(path), "error": str(error)})
+                continue
+            reports.append(report.as_json())
+            if not as_json:
+                click.echo("\n".join(report.lines()))
+        if as_json:
+            click.echo(json.dumps(reports, indent=2))
+        return 1 if failed else 0
+
+    run_command(show)
 
 
 def echo_refusal(message: str) -> None:

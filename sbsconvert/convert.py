@@ -42,6 +42,8 @@ class ConvertSettings:
     # photo's own (from its EXIF) unless given.
     baseline_mm: float | None = None  # None: a stereo source's own, else DEFAULT_BASELINE_MM
     hfov_degrees: float | None = None
+    # A spatial source's own disparity adjustment (ten-thousandths of the width), kept when written as spatial.
+    disparity_adjustment: int | None = None
     input_layout: str = "auto"  # --input-layout: how the input already holds both eyes, if it does
 
 
@@ -148,12 +150,15 @@ def convert_image(
     return JobResult(notes=notes, details=[f"{job.source.name}: {timer}"])
 
 
-def with_source_camera(settings: ConvertSettings, baseline_mm: float | None, hfov: float | None) -> ConvertSettings:
-    """The settings with a stereo source's own camera (baseline, field of view) where no option set them."""
+def with_source_camera(settings: ConvertSettings, baseline_mm: float | None, hfov: float | None,
+                       disparity_adjustment: int | None = None) -> ConvertSettings:
+    """The settings with a stereo source's own camera (baseline, field of view, disparity
+    adjustment) where no option set them."""
     return dataclasses.replace(
         settings,
         baseline_mm=settings.baseline_mm if settings.baseline_mm is not None else baseline_mm,
         hfov_degrees=settings.hfov_degrees if settings.hfov_degrees is not None else hfov,
+        disparity_adjustment=disparity_adjustment,
     )
 
 
@@ -188,7 +193,8 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
         return
     if photo_container(settings.layout) == SPATIAL_EXTENSION:
         exif = picture.exif if picture else None
-        cameras = photo_cameras(settings.baseline_mm, settings.hfov_degrees, exif, frames[0])
+        cameras = photo_cameras(settings.baseline_mm, settings.hfov_degrees, exif, frames[0],
+                                settings.disparity_adjustment)
         write_spatial_heic(frames, job.outputs[0], force=settings.force, quality=settings.quality, cameras=cameras,
                            **kept)
         return

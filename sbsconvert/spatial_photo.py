@@ -4,7 +4,8 @@ The file has two HEVC image items, the left eye first and primary (what a 2D vie
 right eye second. A `ster` entity group in `grpl` names them as a stereo pair (left, then right),
 and each carries the camera properties Apple's spatial photos have: `cmin` (a centred pinhole whose
 focal length gives the horizontal field of view) and `cmex` (the left camera at the origin, the
-right one the baseline to its right, both looking straight ahead).
+right one the baseline to its right, both looking straight ahead); and, when the pair has one (a
+Vision Pro photo's), the disparity adjustment in Apple's uuid property (sbsconvert.heif.camera).
 
 pillow_heif (libheif) encodes the two images, with alpha, colour profile and EXIF; it cannot write
 entity groups or camera properties, so sbsconvert.heif adds them to its meta box afterwards.
@@ -23,7 +24,7 @@ import pillow_heif
 from PIL import Image
 
 from sbsconvert.isobmff.boxes import Box, top_level_headers
-from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, parse_cmex, parse_cmin
+from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, disparity_adjustment_bytes, item_camera
 from sbsconvert.heif.items import (
     add_entity_group,
     add_item_properties,
@@ -49,19 +50,21 @@ _EXIF_IFD, _FOCAL_LENGTH_35MM = 0x8769, 0xA405
 
 @dataclass(frozen=True)
 class StereoCameras:
-    """The stereo camera pair the views stand for: parallel, this far apart, this wide a view."""
+    """The stereo camera pair the views stand for: parallel, this far apart, this wide a view, and
+    the shift a viewer gives the two images (ten-thousandths of the width; 0: none)."""
 
     baseline_mm: float = DEFAULT_BASELINE_MM
     hfov: float = DEFAULT_HFOV
+    disparity_adjustment: int = 0
 
 
-def photo_cameras(baseline_mm: float | None, hfov: float | None, exif: bytes | None, view: np.ndarray
-                  ) -> StereoCameras:
+def photo_cameras(baseline_mm: float | None, hfov: float | None, exif: bytes | None, view: np.ndarray,
+                  disparity_adjustment: int | None = None) -> StereoCameras:
     """The cameras a spatial photo records: the given baseline, else the default; the given field
-    of view, else the photo's own (from its EXIF), else the default."""
+    of view, else the photo's own (from its EXIF), else the default; the given disparity adjustment."""
     if hfov is None:
         hfov = field_of_view_from_exif(exif, view.shape[1], view.shape[0]) or DEFAULT_HFOV
-    return StereoCameras(DEFAULT_BASELINE_MM if baseline_mm is None else baseline_mm, hfov)
+    return StereoCameras(DEFAULT_BASELINE_MM if baseline_mm is None else baseline_mm, hfov, disparity_adjustment or 0)
 
 
 def field_of_view_from_exif(exif: bytes | None, width: int, height: int) -> float | None:
@@ -153,8 +156,11 @@ def add_stereo_pair(heif: bytes, cameras: StereoCameras) -> bytes:
         if len(images) != 2 or primary_item(meta) != images[0]:
             raise ValueError(f"expected two images, the first one primary; found items {images}")
         left, right = images
-        add_item_properties(meta, {left: [intrinsics, cmex_bytes((0, 0, 0))],
-                                   right: [intrinsics, cmex_bytes(right_position)]})
+        # The adjustment belongs to the pair; Apple gives both images the same property.
+        shared = [intrinsics] + ([disparity_adjustment_bytes(cameras.disparity_adjustment)]
+                                 if cameras.disparity_adjustment else [])
+        add_item_properties(meta, {left: [*shared, cmex_bytes((0, 0, 0))],
+                                   right: [*shared, cmex_bytes(right_position)]})
         add_entity_group(meta, entity_group_bytes(STEREO_GROUP, unused_id(meta), [left, right]))
 
     return edit_meta(heif, edit)
@@ -182,22 +188,24 @@ def stereo_pair_images(path: Path) -> list[Image.Image]:
     return [heif[shown.index(item)].to_pillow() for item in pair]
 
 
-def stereo_heic_camera(path: Path) -> tuple[float | None, float | None]:
-    """(baseline in mm, horizontal field of view in degrees) a spatial photo's camera properties
-    record: the eyes' cmex positions apart, the left eye's cmin; each None when not recorded."""
+def stereo_heic_camera(path: Path) -> tuple[float | None, float | None, int | None]:
+    """(baseline in mm, horizontal field of view in degrees, disparity adjustment in ten-thousandths
+    of the width) a spatial photo's camera properties record (cmin/cmex, or visionOS 1's uuid
+    properties): the eyes' positions apart, the left eye's field of view, the left eye's
+    adjustment; each None when not recorded."""
     try:
         meta = _read_meta(path)
         pair = _stereo_pair(meta)
         if pair is None:
-            return None, None
-        left, right = ({box.kind: box.payload for box in item_properties(meta, item)} for item in pair)
-        hfov = parse_cmin(left[b"cmin"])[0].hfov_degrees if b"cmin" in left else None
+            return None, None, None
+        left, right = (item_camera(item_properties(meta, item)) for item in pair)
+        hfov = left.intrinsics.hfov_degrees if left.intrinsics else None
         baseline = None
-        if b"cmex" in left and b"cmex" in right:
-            baseline = abs(parse_cmex(right[b"cmex"])[0][0] - parse_cmex(left[b"cmex"])[0][0]) / 1000 or None
+        if left.position_um and right.position_um:
+            baseline = abs(right.position_um[0] - left.position_um[0]) / 1000 or None
     except (OSError, ValueError, struct.error, ZeroDivisionError):
-        return None, None
-    return baseline, hfov
+        return None, None, None
+    return baseline, hfov, left.disparity_adjustment
 
 
 def _read_meta(path: Path) -> Box:

@@ -6,7 +6,15 @@ import struct
 import pytest
 
 from sbsconvert.isobmff.boxes import Box, box, full_box, parse_boxes, split_full_box, top_level_headers
-from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, parse_cmex, parse_cmin
+from sbsconvert.heif.camera import (
+    Intrinsics,
+    cmex_bytes,
+    cmin_bytes,
+    disparity_adjustment_bytes,
+    item_camera,
+    parse_cmex,
+    parse_cmin,
+)
 from sbsconvert.heif.items import (
     ItemLocations,
     PropertyAssociations,
@@ -217,3 +225,29 @@ def test_cmex_position_flags():
     assert parse_cmex(bytes([0, 0, 0, 36]) + struct.pack(">iI", -40000, 1)) == ((0, 0, -40000), None, 1)
     quaternion = parse_cmex(bytes([0, 0, 0, 8]) + struct.pack(">3h", 1 << 13, 0, 0))
     assert quaternion == ((0, 0, 0), (0.5, 0.0, 0.0), 0)
+
+
+# The camera uuid properties of a spatial photo an Apple Vision Pro made under visionOS 1 (byte for
+# byte, after the 'uuid' box header): the intrinsics both eyes share, each eye's extrinsics and the
+# disparity adjustment both share.
+VISIONOS1_INTRINSICS = bytes.fromhex("22cc04c7d6d94e079d904eb6ecbaf3a3" "00001e00 2622d86e 20000000 20000000".replace(" ", ""))
+VISIONOS1_LEFT = bytes.fromhex("4363e9145b7d4aab97aebea69803b434" "00000000")
+VISIONOS1_RIGHT = bytes.fromhex("4363e9145b7d4aab97aebea69803b434" "00000001 0000f91e".replace(" ", ""))
+VISIONOS1_DISPARITY = bytes.fromhex("de22508536cb436587432f8705e7c78a" "00000125")
+
+
+def test_visionos1_uuid_camera_properties():
+    """The same fields as cmin and cmex: 80.0 degrees wide (focal 0.5959 of the width, denominator
+    2**30), the right eye 63.774 mm to the right; and +2.93 % of the width of disparity adjustment."""
+    left = item_camera([Box(b"uuid", VISIONOS1_INTRINSICS), Box(b"uuid", VISIONOS1_LEFT), Box(b"uuid", VISIONOS1_DISPARITY)])
+    right = item_camera([Box(b"uuid", VISIONOS1_RIGHT), Box(b"uuid", VISIONOS1_INTRINSICS), Box(b"uuid", VISIONOS1_DISPARITY)])
+    assert left.intrinsics.hfov_degrees == pytest.approx(80.0, abs=1e-6)
+    assert (left.intrinsics.principal_x, left.intrinsics.principal_y) == (0.5, 0.5)
+    assert (left.position_um, right.position_um) == ((0, 0, 0), (63774, 0, 0))
+    assert left.disparity_adjustment == right.disparity_adjustment == 293
+    assert disparity_adjustment_bytes(293) == box(b"uuid", VISIONOS1_DISPARITY)
+    assert disparity_adjustment_bytes(-150)[-4:] == struct.pack(">i", -150)
+    # cmin/cmex, the standard properties, win over the uuid ones; nothing known: nothing said
+    standard = item_camera([Box(b"uuid", VISIONOS1_INTRINSICS), *parse_boxes(cmin_bytes(Intrinsics.from_field_of_view(60)))])
+    assert standard.intrinsics.hfov_degrees == pytest.approx(60) and standard.position_um is None
+    assert item_camera([Box(b"uuid", bytes(16) + b"other"), Box(b"colr", b"nclx")]) == item_camera([])

@@ -11,12 +11,15 @@ from PIL import Image
 
 from conftest import SAMPLES, run
 from sbsconvert.mpo import write_mpo
-from sbsconvert.spatial_photo import StereoCameras, stereo_heic_camera, write_spatial_heic
+from sbsconvert.heif.items import add_entity_group, add_item_properties, edit_meta, entity_group_bytes, master_images
+from sbsconvert.isobmff.boxes import box
+from sbsconvert.spatial_photo import StereoCameras, encode_heif, stereo_heic_camera, write_spatial_heic
 from sbsconvert.errors import SbsError
 from sbsconvert.layout import compose, split
 from sbsconvert.decode import load_stereo_eyes
 from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, _view_pairs, declared_packing, hero_eye
 from sbsconvert.video.spatial import spatial_video_camera
+from test_heif_boxes import VISIONOS1_DISPARITY, VISIONOS1_INTRINSICS, VISIONOS1_LEFT, VISIONOS1_RIGHT
 from test_spatial_video import psnr, views
 from test_video import audio_packets, decoded, disparity_map, make_clip
 
@@ -285,13 +288,46 @@ def test_a_spatial_photo_written_again_keeps_its_camera(tmp_path):
     left, right = photo_eyes()
     source = tmp_path / "IMG_0001.heic"
     write_spatial_heic([left, right], source, force=False, cameras=StereoCameras(19.24, 63.4))
-    assert stereo_heic_camera(source) == pytest.approx((19.24, 63.4))
+    assert stereo_heic_camera(source) == (pytest.approx(19.24), pytest.approx(63.4), None)
     code, output = run(source, "-f", "spatial", "-o", tmp_path / "again.heic", *NO_MODEL)
     assert code == 0, output
-    assert stereo_heic_camera(tmp_path / "again.heic") == pytest.approx((19.24, 63.4))
+    assert stereo_heic_camera(tmp_path / "again.heic") == (pytest.approx(19.24), pytest.approx(63.4), None)
     plain = tmp_path / "plain.heic"
     write_spatial_heic([left, right], plain, force=False)  # defaults: 64 mm, 60°
-    assert stereo_heic_camera(plain) == pytest.approx((64, 60))
+    assert stereo_heic_camera(plain) == (pytest.approx(64), pytest.approx(60), None)
+
+
+def visionos1_heic(path, left, right):
+    """A spatial photo as visionOS 1 wrote them: the ster group, and the camera in Apple's uuid item
+    properties (the bytes of a Vision Pro photo: 63.774 mm, 80.0°, +2.93 % disparity adjustment)
+    instead of cmin/cmex; its EXIF gives Vision Pro's 18 mm equivalent focal length."""
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 18
+    heif = encode_heif([left, right], exif=exif.tobytes())
+
+    def edit(meta):
+        first, second = master_images(meta)
+        shared = [box(b"uuid", VISIONOS1_INTRINSICS), box(b"uuid", VISIONOS1_DISPARITY)]
+        add_item_properties(meta, {first: [box(b"uuid", VISIONOS1_LEFT), *shared],
+                                   second: [box(b"uuid", VISIONOS1_RIGHT), *shared]})
+        add_entity_group(meta, entity_group_bytes(b"ster", 100, [first, second]))
+
+    path.write_bytes(edit_meta(heif, edit))
+    return path
+
+
+def test_a_visionos1_spatial_photo_written_again_keeps_its_camera(tmp_path):
+    """visionOS 1 kept the camera in uuid properties, not cmin/cmex: written again as spatial, the
+    photo keeps its 63.774 mm, 80.0° and +2.93 % adjustment (not 64 mm and its EXIF's field of view)."""
+    source = visionos1_heic(tmp_path / "IMG_0003.HEIC", *photo_eyes())
+    assert stereo_heic_camera(source) == (63.774, pytest.approx(80.0), 293)
+    code, output = run(source, "-f", "spatial", "-o", tmp_path / "again.heic", *NO_MODEL)
+    assert code == 0, output
+    assert "its own left and right eyes" in output
+    assert stereo_heic_camera(tmp_path / "again.heic") == (63.774, pytest.approx(80.0, abs=1e-6), 293)
+    code, output = run(source, "-f", "spatial", "--baseline-mm", "50", "-o", tmp_path / "wider.heic", *NO_MODEL)
+    assert code == 0, output
+    assert stereo_heic_camera(tmp_path / "wider.heic") == (50, pytest.approx(80.0, abs=1e-6), 293)
 
 
 def test_a_spatial_photo_is_not_called_animated(tmp_path):

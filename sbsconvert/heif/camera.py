@@ -10,21 +10,34 @@
 
 These are what Apple's Image I/O writes for the camera model and extrinsics of a spatial photo, and
 what libheif reads back as an image's intrinsic and extrinsic matrices.
+
+Spatial photos of visionOS 1 (Apple Vision Pro's first release) carry the same camera in `uuid`
+item properties instead, which no specification describes; read from a Vision Pro photo: after the
+16-byte extended type, one holds cmin's fields, one cmex's, and a third the stereo pair's
+disparity adjustment (a signed 32-bit integer, in ten-thousandths of the image width, as Core
+Media's horizontal disparity adjustment; positive moves the eyes' images apart). No standard
+property holds the adjustment, so it is written back in that uuid property.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+import uuid
 from dataclasses import dataclass
 
-from sbsconvert.isobmff.boxes import full_box, split_full_box
+from sbsconvert.isobmff.boxes import Box, box, full_box, split_full_box
 
 CMEX_POSITION_FLAGS = (0x01, 0x02, 0x04)  # x, y, z present
 CMEX_ORIENTATION = 0x08
 CMEX_LARGE_ROTATION = 0x10
 CMEX_WORLD_ID = 0x20
 _MAX_SHIFT = 30
+# visionOS 1's uuid item properties (extended types)
+APPLE_INTRINSICS = uuid.UUID("22cc04c7-d6d9-4e07-9d90-4eb6ecbaf3a3").bytes  # cmin's fields
+APPLE_EXTRINSICS = uuid.UUID("4363e914-5b7d-4aab-97ae-bea69803b434").bytes  # cmex's fields
+APPLE_DISPARITY_ADJUSTMENT = uuid.UUID("de225085-36cb-4365-8743-2f8705e7c78a").bytes
+DISPARITY_ADJUSTMENT_UNITS = 10000  # per image width
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,39 @@ def parse_cmex(payload: bytes) -> tuple[tuple[int, int, int], tuple[float, float
         rotation = tuple(value / (1 << (30 if large else 14)) for value in raw)
     world_id = struct.unpack_from(">I", body, offset)[0] if flags & CMEX_WORLD_ID else 0
     return (position[0], position[1], position[2]), rotation, world_id  # type: ignore[return-value]
+
+
+def disparity_adjustment_bytes(adjustment: int) -> bytes:
+    """The uuid property of a disparity adjustment in ten-thousandths of the image width."""
+    return box(b"uuid", APPLE_DISPARITY_ADJUSTMENT + struct.pack(">i", adjustment))
+
+
+@dataclass(frozen=True)
+class ItemCamera:
+    """What an image item's camera properties say; None where it has none."""
+
+    intrinsics: Intrinsics | None = None
+    position_um: tuple[int, int, int] | None = None
+    disparity_adjustment: int | None = None  # ten-thousandths of the image width
+
+
+def item_camera(properties: list[Box]) -> ItemCamera:
+    """The camera an image item's properties describe: cmin and cmex, else visionOS 1's uuid
+    properties. Raises ValueError (or struct.error) for a malformed one."""
+    by_kind: dict[bytes, bytes] = {}
+    for prop in properties:
+        kind, payload = prop.kind, prop.payload
+        if kind == b"uuid" and len(payload) >= 16:
+            kind, payload = payload[:16], payload[16:]
+        by_kind.setdefault(kind, payload)
+    cmin = by_kind.get(b"cmin", by_kind.get(APPLE_INTRINSICS))
+    cmex = by_kind.get(b"cmex", by_kind.get(APPLE_EXTRINSICS))
+    adjustment = by_kind.get(APPLE_DISPARITY_ADJUSTMENT)
+    return ItemCamera(
+        intrinsics=parse_cmin(cmin)[0] if cmin is not None else None,
+        position_um=parse_cmex(cmex)[0] if cmex is not None else None,
+        disparity_adjustment=struct.unpack_from(">i", adjustment)[0] if adjustment is not None else None,
+    )
 
 
 def _fixed_point_shift(value: float) -> int:

@@ -28,7 +28,7 @@ CONTAINERS: dict[bytes, int] = {
                             b"edts", b"udta", b"mvex", b"moof", b"traf")},
     **{kind: 78 for kind in VISUAL_SAMPLE_ENTRIES},  # the visual sample entry's own fields
     # Apple's stereo video extension (vexu) is made of plain containers.
-    **{kind: 0 for kind in (b"vexu", b"eyes", b"cams", b"proj", b"pack")},
+    **{kind: 0 for kind in (b"vexu", b"eyes", b"cams", b"cmfy", b"proj", b"pack")},
 }
 
 
