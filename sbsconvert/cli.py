@@ -217,7 +217,7 @@ class ConvertCommand(click.Command):
               help="Output image type [default: same as the input when possible, else jpg].")
 @click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIC quality [default: 95].")
 @click.option("--png-compression", type=click.IntRange(0, 9), default=DEFAULT_PNG_COMPRESSION, show_default=True,
-              help="zlib level of PNG (and TIFF) output, photos and --frames-out frames: 0 none, 9 smallest; "
+              help="zlib level of PNG (and 16-bit TIFF) output, photos and --frames-out frames: 0 none, 9 smallest; "
               "the default is several times faster than 6, for about 10 % larger files.")
 @click.option("--codec", type=click.Choice(CODEC_CHOICES), help="Videos: h264 (libx264, plays everywhere), hevc "
               "(libx265, smaller files, 10-bit; Apple Vision Pro), auto (a hardware encoder when one works here: "
