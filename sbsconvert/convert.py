@@ -19,7 +19,7 @@ from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
 from sbsconvert.layout import PACKED_LAYOUTS, compose, fit_width, get_layout, split
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
-from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
+from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
 from sbsconvert.spatial_photo import SPATIAL_EXTENSION, photo_cameras, stereo_heic_camera, write_spatial_heic
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
@@ -35,6 +35,7 @@ class ConvertSettings:
     max_eye_width: int | None = None
     image_type: str | None = None
     quality: int = 95
+    png_compression: int = DEFAULT_PNG_COMPRESSION
     force: bool = False
     skip_existing: bool = False
     # --format spatial: the stereo camera the file describes. Converted 2D photos have none, so the
@@ -202,13 +203,22 @@ def write_pair(pair: StereoPair, job: Job, settings: ConvertSettings, picture: P
         if settings.skip_existing and target.exists():
             continue  # an earlier, interrupted run finished this one of the pair
         write_image(
-            frame,
+            frame[..., :1] if picture and picture.grey and is_grey(frame) else frame,
             target,
             force=settings.force,
             bit_depth=picture.bit_depth if picture else 8,
             quality=settings.quality,
+            colour_chunks=picture.colour_chunks if picture else (),
+            png_compression=settings.png_compression,
             **kept,
         )
+
+
+def is_grey(frame: np.ndarray) -> bool:
+    """Whether a frame's three colour channels are equal (a grey photo's eyes side by side are; its
+    anaglyph is not)."""
+    return frame.shape[2] == 3 and np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(
+        frame[..., 0], frame[..., 2])
 
 
 class StageTimer:

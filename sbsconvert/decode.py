@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import png  # pypng: reads the colour chunks Pillow skips (cICP)
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sbsconvert.errors import SbsError, first_line
@@ -33,6 +34,13 @@ MAX_PIXELS = 100_000_000
 # clear message; Pillow's own bomb check would only warn below twice its limit.
 Image.MAX_IMAGE_PIXELS = None
 
+# PNG chunks saying how to read the colours, kept for PNG outputs as they are: coding-independent
+# code points (HDR, wide gamut), chromaticities, gamma, sRGB intent (iCCP and eXIf are kept as
+# icc_profile and exif).
+COLOUR_CHUNKS = (b"cICP", b"cHRM", b"gAMA", b"sRGB")
+# Pillow modes of one grey channel (bilevel, 8-bit, 16-bit, 32-bit integer and float).
+GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F")
+
 
 @dataclass
 class Picture:
@@ -42,6 +50,8 @@ class Picture:
     bit_depth: int = 8
     icc_profile: bytes | None = None
     exif: bytes | None = None  # kept for the output (date taken, camera), orientation reset to 1
+    colour_chunks: tuple[tuple[bytes, bytes], ...] = ()  # a PNG's COLOUR_CHUNKS, as (type, data)
+    grey: bool = False  # one grey channel in the file (the pixels hold it three times)
     source: Path | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -71,6 +81,8 @@ def load_picture(path: Path) -> Picture:
             if width * height > MAX_PIXELS:
                 raise SbsError(_too_large(path, width, height))
             icc = image.info.get("icc_profile")
+            colour_chunks = _png_colour_chunks(path) if image.format == "PNG" else ()
+            grey = image.mode in GREY_MODES
             exif_tags = image.getexif()
             orientation = exif_tags.get(0x0112, 1)
             exif = _upright_exif(exif_tags)
@@ -86,11 +98,12 @@ def load_picture(path: Path) -> Picture:
         raise SbsError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SbsError(f"{path}: is a folder, not an image") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, png.Error) as error:
         raise SbsError(f"{path}: not a readable image ({first_line(error)})") from None
     if min(pixels.shape[:2]) < 2:
         raise SbsError(f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, too small to convert")
-    return Picture(pixels=pixels, bit_depth=bit_depth, icc_profile=icc, exif=exif, source=path, notes=notes)
+    return Picture(pixels=pixels, bit_depth=bit_depth, icc_profile=icc, exif=exif, colour_chunks=colour_chunks,
+                   grey=grey, source=path, notes=notes)
 
 
 def load_stereo_eyes(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -125,6 +138,18 @@ def _too_large(path: Path, width: int, height: int) -> str:
         "downscale it first"
     )
 
+
+
+def _png_colour_chunks(path: Path) -> tuple[tuple[bytes, bytes], ...]:
+    """The COLOUR_CHUNKS of a PNG, which all come before its pixels."""
+    kept = []
+    with open(path, "rb") as file:
+        for tag, data in png.Reader(file=file).chunks():
+            if tag == b"IDAT":
+                break
+            if tag in COLOUR_CHUNKS:
+                kept.append((tag, data))
+    return tuple(kept)
 
 
 def _upright_exif(tags: Image.Exif) -> bytes | None:

@@ -113,22 +113,54 @@ def _stretch(view: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.clip(stretched, 0.0, 1.0)
 
 
+# The anaglyph is mixed in bands of about this many pixels: its temporaries stay in the CPU cache and
+# are reused, where whole-frame ones cost page faults and memory traffic (bench/RESULTS.md).
+ANAGLYPH_BAND_PIXELS = 32_768
+# sRGB's curve is a straight line below these knees (encoded, linear) and a power above them.
+_ENCODED_KNEE = np.float32(0.04045)
+_LINEAR_KNEE = np.float32(0.0031308)
+
+
 def anaglyph(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Dubois red-cyan anaglyph; the mix is done in linear light as the matrices were fitted there."""
-    linear = DUBOIS_LEFT @ srgb_to_linear(left[..., :3]).reshape(-1, 3).T
-    linear += DUBOIS_RIGHT @ srgb_to_linear(right[..., :3]).reshape(-1, 3).T
-    mixed = linear_to_srgb(np.clip(linear.T, 0.0, 1.0)).reshape(left.shape[:2] + (3,))
-    return mixed.astype(np.float32)
+    height, width = left.shape[:2]
+    mixed = np.empty((height, width, 3), dtype=np.float32)
+    rows = max(1, ANAGLYPH_BAND_PIXELS // width)
+    for top in range(0, height, rows):
+        band = slice(top, top + rows)
+        linear = cv2.transform(srgb_to_linear(left[band, :, :3]), DUBOIS_LEFT)
+        linear += cv2.transform(srgb_to_linear(right[band, :, :3]), DUBOIS_RIGHT)
+        np.clip(linear, 0.0, 1.0, out=linear)
+        mixed[band] = linear_to_srgb(linear)
+    return mixed
 
 
+# Both curves are written without masks or branches (a masked select over a frame cost more than
+# the powers): each piece is computed on every value, clamped so the other piece wins past the knee.
 def srgb_to_linear(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float32)
-    return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
+    linear = np.maximum(values, _ENCODED_KNEE)
+    linear += np.float32(0.055)
+    linear *= np.float32(1 / 1.055)
+    np.power(linear, np.float32(2.4), out=linear)
+    # Below the knee the power part is its value at the knee, which equals the line's there:
+    # adding the line's (negative) distance from it gives the line.
+    below = np.subtract(values, _ENCODED_KNEE)
+    np.minimum(below, 0.0, out=below)
+    below *= np.float32(1 / 12.92)
+    linear += below
+    return linear
 
 
 def linear_to_srgb(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float32)
-    return np.where(values <= 0.0031308, values * 12.92, 1.055 * np.power(values, 1 / 2.4) - 0.055)
+    encoded = np.maximum(values, _LINEAR_KNEE)
+    np.power(encoded, np.float32(1 / 2.4), out=encoded)
+    encoded *= np.float32(1.055)
+    encoded -= np.float32(0.055)
+    # Before the knee the clamped power part is its value at the knee, above the line; past it the
+    # power curve is below the line: the smaller of the two is sRGB.
+    return np.minimum(encoded, values * np.float32(12.92), out=encoded)
 
 
 def _half(size: int) -> int:

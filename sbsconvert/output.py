@@ -7,13 +7,17 @@ import errno
 import glob
 import io
 import os
+import itertools
+import struct
 import tempfile
+import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
-import cv2
 import numpy as np
-from PIL import Image
+import png  # pypng: 16-bit colour PNG with any chunk (Pillow writes 8 bits per colour channel)
+import tifffile
+from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 
 from sbsconvert.errors import SbsError
 
@@ -23,6 +27,9 @@ _DEFAULT_FILE_MODE = 0o666 & ~_UMASK
 
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")  # the others hold 8 bits per channel
+# zlib level of PNG (and 16-bit TIFF) output: level 6, libpng's default, took 5x the time of level 1 for
+# about 11 % fewer bytes (bench/RESULTS.md); --png-compression trades the time back for size.
+DEFAULT_PNG_COMPRESSION = 1
 
 
 def check_writable_target(path: Path, force: bool) -> None:
@@ -112,14 +119,19 @@ def write_image(
     quality: int = 95,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
+    colour_chunks: Sequence[tuple[bytes, bytes]] = (),
+    png_compression: int = DEFAULT_PNG_COMPRESSION,
 ) -> None:
-    """Encode HxWxC float [0, 1] pixels to `path` (format from the extension), atomically."""
+    """Encode HxWxC float [0, 1] pixels to `path` (format from the extension), atomically. C is 1
+    (grey), 3 (RGB) or 4 (RGBA); `colour_chunks` (PNG chunks such as cICP, see decode.COLOUR_CHUNKS)
+    go into PNG outputs, after the ICC profile, which overrides an sRGB chunk (that is then left out)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_FORMATS:
         raise SbsError(f"{path}: unsupported output image type '{suffix}' (use {', '.join(IMAGE_FORMATS)})")
     with atomic_path(path, force) as temp:
-        _encode(pixels, temp, IMAGE_FORMATS[suffix], bit_depth, quality, icc_profile, exif)
+        _encode(pixels, temp, IMAGE_FORMATS[suffix], bit_depth, quality, icc_profile, exif, colour_chunks,
+                png_compression)
 
 
 def encode_jpeg(
@@ -127,7 +139,7 @@ def encode_jpeg(
 ) -> bytes:
     """One 8-bit JPEG in memory, encoded as write_image would write it (for containers such as MPO)."""
     buffer = io.BytesIO()
-    _encode(pixels, buffer, "JPEG", 8, quality, icc_profile, exif)
+    _encode(pixels, buffer, "JPEG", 8, quality, icc_profile, exif, (), DEFAULT_PNG_COMPRESSION)
     return buffer.getvalue()
 
 
@@ -139,13 +151,23 @@ def _encode(
     quality: int,
     icc_profile: bytes | None,
     exif: bytes | None,
+    colour_chunks: Sequence[tuple[bytes, bytes]],
+    png_compression: int,
 ) -> None:
     if image_format == "JPEG" and pixels.shape[2] == 4:
         pixels = pixels[:, :, :3] * np.clip(pixels[:, :, 3:4], 0.0, 1.0)  # JPEG has no alpha: composite over black
+    grey = pixels.shape[2] == 1
+    if icc_profile and icc_profile[16:20] != (b"GRAY" if grey else b"RGB "):
+        icc_profile = None  # e.g. a grey photo's profile cannot describe its anaglyph, nor CMYK one RGB pixels
     if image_format in SIXTEEN_BIT_FORMATS and bit_depth == 16:
-        _encode_16bit(pixels, path)
+        data = _quantize(pixels, 65535, np.uint16)
+        if image_format == "PNG":
+            _write_png_16bit(data, path, _png_chunks(icc_profile, exif, colour_chunks), png_compression)
+        else:
+            _write_tiff_16bit(data, path, icc_profile, exif, png_compression)
         return
-    image = Image.fromarray(_quantize(pixels, 255, np.uint8), "RGBA" if pixels.shape[2] == 4 else "RGB")
+    data = _quantize(pixels, 255, np.uint8)
+    image = Image.fromarray(data[:, :, 0] if grey else data, {1: "L", 3: "RGB", 4: "RGBA"}[pixels.shape[2]])
     options: dict[str, object] = {}
     if icc_profile:
         options["icc_profile"] = icc_profile
@@ -155,6 +177,12 @@ def _encode(
         options.update(quality=quality, subsampling=0, optimize=True)
     elif image_format == "WEBP":
         options.update(quality=quality)
+    elif image_format == "PNG":
+        options["compress_level"] = png_compression
+        if colour_chunks:
+            options["pnginfo"] = PngImagePlugin.PngInfo()
+            for tag, chunk in colour_chunks:
+                options["pnginfo"].add(tag, chunk)  # Pillow leaves sRGB out when it writes an ICC profile
     image.save(path, format=image_format, **options)
 
 
@@ -167,11 +195,64 @@ def _quantize(pixels: np.ndarray, top: int, dtype: type) -> np.ndarray:
     return scaled.astype(dtype)
 
 
-def _encode_16bit(pixels: np.ndarray, path: Path) -> None:
-    data = _quantize(pixels, 65535, np.uint16)
-    conversion = cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    ok, encoded = cv2.imencode(".png" if path.suffix.lower() == ".png" else ".tiff", cv2.cvtColor(data, conversion))
-    if not ok:
-        raise OSError(errno.EIO, "16-bit encoder failed")
-    encoded.tofile(path)
+def _png_chunks(
+    icc_profile: bytes | None, exif: bytes | None, colour_chunks: Sequence[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """The metadata chunks of a PNG, in the order the PNG specification asks (all before the pixels)."""
+    chunks = []
+    if icc_profile:
+        chunks.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))  # name, method 0 (zlib)
+    chunks += [(tag, chunk) for tag, chunk in colour_chunks if not (icc_profile and tag == b"sRGB")]
+    if exif:
+        chunks.append((b"eXIf", exif.removeprefix(b"Exif\0\0")))  # the chunk holds the TIFF structure only
+    return chunks
 
+
+def _write_png_16bit(data: np.ndarray, path: Path, chunks: list[tuple[bytes, bytes]], compression: int) -> None:
+    height, width, planes = data.shape
+    writer = png.Writer(width, height, greyscale=planes == 1, alpha=planes == 4, bitdepth=16, compression=compression)
+    pixels = io.BytesIO()
+    writer.write_packed(pixels, data.astype(">u2").view(np.uint8).reshape(height, -1))  # PNG samples are big-endian
+    header, *rest = png.Reader(bytes=pixels.getvalue()).chunks()
+    with open(path, "wb") as file:
+        png.write_chunks(file, [header, *chunks, *rest])
+
+
+def _write_tiff_16bit(
+    data: np.ndarray, path: Path, icc_profile: bytes | None, exif: bytes | None, compression: int
+) -> None:
+    """tifffile compresses the pixels; it writes no EXIF (it refuses the tags pointing to EXIF's
+    sub-directories), so the file is laid out again: its directory by Pillow, which writes those
+    and the profile, followed by tifffile's compressed strips."""
+    grey = data.shape[2] == 1
+    encoded = io.BytesIO()
+    tifffile.imwrite(encoded, data[:, :, 0] if grey else data, photometric="minisblack" if grey else "rgb",
+                     compression="zlib", compressionargs={"level": compression}, predictor=True, metadata=None,
+                     software=False, bigtiff=False)
+    view = encoded.getbuffer()
+    header = bytes(view[:8])
+    written = TiffImagePlugin.ImageFileDirectory_v2(header)
+    encoded.seek(written.next)
+    written.load(encoded)
+    directory = TiffImagePlugin.ImageFileDirectory_v2(header)
+    for tag, value in written.items():  # read and typed as they were, so Pillow writes them again
+        directory.tagtype[tag] = written.tagtype[tag]
+        directory[tag] = value
+    offsets, counts = (np.atleast_1d(written[tag]).tolist() for tag in (TiffImagePlugin.STRIPOFFSETS,
+                                                                        TiffImagePlugin.STRIPBYTECOUNTS))
+    # Pillow counts strip offsets from the end of the directory it writes, where the strips will follow.
+    directory[TiffImagePlugin.STRIPOFFSETS] = tuple(itertools.accumulate(counts[:-1], initial=0))
+    if icc_profile:
+        directory[TiffImagePlugin.ICCPROFILE] = icc_profile
+    tags = Image.Exif()
+    if exif:
+        tags.load(exif)
+    for tag in tags:
+        if tag not in directory:  # the pixels' own description (size, samples, strips) stays tifffile's
+            # as Pillow's TIFF writer does: a sub-directory (Exif, GPS) is given as a dict of its tags
+            directory[tag] = tags.get_ifd(tag) if tag in TiffTags.TAGS_V2_GROUPS else tags[tag]
+    with open(path, "wb") as file:
+        file.write(header[:4] + struct.pack("<L" if header[:2] == b"II" else ">L", len(header)))  # then the directory
+        file.write(directory.tobytes(len(header)))
+        for offset, count in zip(offsets, counts):
+            file.write(view[offset : offset + count])

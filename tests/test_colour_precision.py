@@ -4,11 +4,14 @@ precision is said in one line. Clips are made here with PyAV's libx265/libx264; 
 back from the output."""
 
 import struct
+import zlib
 
 import av
 import cv2
 import numpy as np
+import png
 import pytest
+from PIL import Image, ImageCms
 
 from conftest import run
 from sbsconvert.video.encoders import X265_REORDER_DELAY
@@ -121,8 +124,8 @@ def test_16_bit_grey_photo_stays_16_bit(tmp_path, suffix):
     assert code == 0, output
     assert "bits" not in output
     written = cv2.imread(str(tmp_path / f"scan_LR{suffix}"), cv2.IMREAD_UNCHANGED)
-    assert written.dtype == np.uint16 and written.shape == (40, 2 * 97, 3)
-    assert (written[:, :97] == grey[:, :, None]).all()  # the left eye: every 16-bit value as it was
+    assert written.dtype == np.uint16 and written.shape == (40, 2 * 97)  # still one grey channel
+    assert (written[:, :97] == grey).all()  # the left eye: every 16-bit value as it was
 
     code, output = run(photo, "--disparity", ramp, "--type", "jpg")
     assert code == 0, output
@@ -145,6 +148,78 @@ def test_frames_out_of_a_10_bit_clip_are_16_bit_png(tmp_path):
     assert code == 0, output
     notes = [line for line in output.splitlines() if "bits" in line or "bit " in line]
     assert len(notes) == 1 and "10-bit video is written as 8-bit .jpg frames" in notes[0]
+
+
+def png_chunks(path):
+    """{type: data} of a PNG's chunks, read by pypng (independently of Pillow)."""
+    return {tag: data for tag, data in png.Reader(filename=str(path)).chunks()}
+
+
+@pytest.mark.parametrize("tags", [PQ, HLG_FULL], ids=["pq", "hlg"])
+def test_frames_out_png_of_an_hdr_clip_says_its_colours_in_cicp(tmp_path, tags):
+    clip = tmp_path / "hdr.mkv"
+    make_clip(clip, "libx265", "yuv420p10le", tags, count=3)
+    code, output = convert(tmp_path, clip, "--frames-out")
+    assert code == 0, output
+    # BT.2020 primaries, the clip's transfer (PQ 16, HLG 18), RGB (matrix 0), full range
+    assert png_chunks(tmp_path / "hdr_LR" / "000001.png")[b"cICP"] == bytes((9, tags["transfer"], 0, 1))
+
+
+def test_frames_out_png_of_an_sd_clip_has_no_cicp(tmp_path):
+    clip = tmp_path / "sd.mp4"
+    make_clip(clip, "libx264", "yuv420p", SD, count=2)
+    code, output = convert(tmp_path, clip, "--frames-out")
+    assert code == 0, output
+    assert b"cICP" not in png_chunks(tmp_path / "sd_LR" / "000001.png")  # viewers read it as sRGB, as the video
+
+
+def hlg_photo(path):
+    """A 16-bit HLG photo as HDR cameras and editors write it: iCCP, cICP (BT.2020, HLG), cHRM, eXIf."""
+    values = np.round(np.linspace(0, 65535, 40 * 97 * 3)).reshape(40, 97, 3).astype(np.uint16)
+    cv2.imwrite(str(path), values[:, :, ::-1])
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "Camera maker"
+    exif.get_ifd(0x8769)[0x9003] = "2026:12:01 10:20:30"  # date taken, in the Exif sub-directory
+    chromaticities = struct.pack(">8I", 31270, 32900, 70800, 29200, 17000, 79700, 13100, 4600)  # D65, BT.2020
+    extra = [(b"iCCP", b"camera\0\0" + zlib.compress(profile)), (b"cICP", bytes((9, 18, 0, 1))),
+             (b"cHRM", chromaticities), (b"eXIf", exif.tobytes()[6:])]
+    header, *rest = png.Reader(filename=str(path)).chunks()
+    with open(path, "wb") as file:
+        png.write_chunks(file, [header, *extra, *rest])
+    return values, profile, chromaticities
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_hdr_photo_keeps_its_profile_colour_chunks_and_exif(tmp_path, suffix):
+    photo = tmp_path / "hlg.png"
+    values, profile, chromaticities = hlg_photo(photo)
+    ramp = tmp_path / "ramp.npy"
+    np.save(ramp, np.tile(np.linspace(0, 1, 97, dtype=np.float32), (40, 1)))
+    out = tmp_path / f"out{suffix}"
+    code, output = run(photo, "--disparity", ramp, "-o", out)
+    assert code == 0, output
+    written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and (written[:, :97, ::-1] == values).all()
+    with Image.open(out) as image:
+        assert image.info["icc_profile"] == profile
+        exif = image.getexif()
+        assert exif[0x010F] == "Camera maker" and exif.get_ifd(0x8769)[0x9003] == "2026:12:01 10:20:30"
+    if suffix == ".png":  # TIFF has no tag for cICP, cHRM
+        chunks = png_chunks(out)
+        assert chunks[b"cICP"] == bytes((9, 18, 0, 1)) and chunks[b"cHRM"] == chromaticities
+
+
+@pytest.mark.parametrize("layout, mode", [("sbs", "L"), ("tb", "L"), ("anaglyph", "RGB")])
+def test_grey_photo_stays_grey_where_the_layout_is(tmp_path, layout, mode):
+    photo = tmp_path / "grey.png"
+    Image.fromarray(np.round(np.linspace(0, 255, 40 * 97)).reshape(40, 97).astype(np.uint8), "L").save(photo)
+    ramp = tmp_path / "ramp.npy"
+    np.save(ramp, np.tile(np.linspace(0, 1, 97, dtype=np.float32), (40, 1)))
+    code, output = run(photo, "--disparity", ramp, "-f", layout, "-o", tmp_path / "out.png")
+    assert code == 0, output
+    with Image.open(tmp_path / "out.png") as image:
+        assert image.mode == mode
 
 
 MASTERING = "G(8500,39850)B(6550,2300)R(35400,14600)WP(15635,16450)L(10000000,1)"  # BT.2020, 1000 nits

@@ -14,6 +14,7 @@ LIMITED, FULL = 1, 2  # AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG
 # SMPTE 240M, BT.2020 non-constant luminance. Others are written as BT.709.
 SWSCALE_MATRICES = {1, 5, 6, 7, 9}
 TRANSFER_NAMES = {16: "PQ", 18: "HLG"}
+BT601_PRIMARIES = (5, 6)  # BT.470BG (PAL), SMPTE 170M (NTSC)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,15 @@ class Colour:
     def swscale_matrix(self) -> int:
         """The matrix as swscale numbers it (SWS_CS_*): both BT.601 codes are its 5."""
         return 5 if self.matrix == 6 else self.matrix
+
+    @property
+    def png_cicp(self) -> bytes | None:
+        """The data of a PNG cICP chunk for frames of this video (its primaries and transfer; RGB,
+        full range) when it is HDR or wide gamut, whose code values read as sRGB look wrong; None for
+        BT.709 and BT.601 video, which viewers show as sRGB anyway."""
+        if self.hdr is None and self.primaries in (BT709, *BT601_PRIMARIES):
+            return None
+        return bytes((self.primaries, self.transfer, 0, 1))
 
     @property
     def hdr(self) -> str | None:

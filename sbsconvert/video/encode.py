@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.output import IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
+from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encoders import (
     CODEC_CHOICES,
@@ -513,7 +513,8 @@ class FrameFolderWriter:
     A source deeper than 8 bits gives 16-bit PNG/TIFF frames."""
 
     def __init__(self, folder: Path, extension: str, *, force: bool, skip_existing: bool, quality: int = 95,
-                 source_bits: int = 8, source_name: str = ""):
+                 png_compression: int = DEFAULT_PNG_COMPRESSION, source_bits: int = 8, colour: Colour | None = None,
+                 source_name: str = ""):
         if extension.lower() not in IMAGE_FORMATS:
             raise SbsError(f"unsupported frame image type '{extension}' (use {', '.join(IMAGE_FORMATS)})")
         self.folder = Path(folder)
@@ -521,6 +522,9 @@ class FrameFolderWriter:
         self.force = force
         self.skip_existing = skip_existing
         self.quality = quality
+        self.png_compression = png_compression
+        cicp = colour.png_cicp if colour else None
+        self.colour_chunks = ((b"cICP", cicp),) if cicp else ()  # frames of HDR video say how to read them
         self.count = 0
         self.bit_depth = 16 if source_bits > 8 and IMAGE_FORMATS[extension.lower()] in SIXTEEN_BIT_FORMATS else 8
         self.notes = [] if self.bit_depth >= source_bits else [
@@ -531,7 +535,8 @@ class FrameFolderWriter:
         path = self.folder / frame_name(self.count, self.extension)
         if self.skip_existing and path.exists():
             return  # finished by an earlier, interrupted run
-        write_image(pixels, path, force=self.force, quality=self.quality, bit_depth=self.bit_depth)
+        write_image(pixels, path, force=self.force, quality=self.quality, bit_depth=self.bit_depth,
+                    colour_chunks=self.colour_chunks, png_compression=self.png_compression)
 
     def close(self) -> None:
         """Each frame was complete when written. With --force the folder is replaced as a whole:

@@ -76,12 +76,14 @@ def convert_video(
         if segment is not None:
             writers = segment.writers(video, reader.info, source=None if job.source.is_dir() else job.source,
                                       image_type=settings.image_type, quality=settings.quality,
+                                      png_compression=settings.png_compression,
                                       spatial=spatial_metadata(settings) if settings.layout == "spatial" else None)
         elif frames_out:
             writers: list[VideoWriter | FrameFolderWriter | None] = [
                 FrameFolderWriter(folder, "." + (settings.image_type or "png"), force=settings.force,
                                   skip_existing=settings.skip_existing, quality=settings.quality,
-                                  source_bits=reader.info.bit_depth, source_name=job.source.name)
+                                  png_compression=settings.png_compression, source_bits=reader.info.bit_depth,
+                                  colour=reader.info.colour, source_name=job.source.name)
                 for folder in job.outputs
             ]
             if reader.info.audio:

@@ -164,13 +164,14 @@ class Segment:
         return pts + self.offset <= self.frames[-1]
 
     def writers(self, settings: VideoSettings, info: VideoInfo, *, source: Path | None, image_type: str | None,
-                quality: int, spatial: SpatialMetadata | None) -> list[Any]:
+                quality: int, png_compression: int, spatial: SpatialMetadata | None) -> list[Any]:
         """A writer per view the pipeline hands over: into this segment's files. `source` (a video
         file) gives the encoder settings that follow it (HDR10 metadata); `spatial`: both views
         go into one MV-HEVC stream."""
         if not self.container:
             return [FrameFolderWriter(path, "." + (image_type or "png"), force=True, skip_existing=False,
-                                      quality=quality, source_bits=info.bit_depth) for path in self.files]
+                                      quality=quality, png_compression=png_compression, **pixel_source(info))
+                    for path in self.files]
         if spatial is not None:
             return SpatialSegmentWriter(self.files[0], settings, frame_rate=self.frame_rate, time_base=info.time_base,
                                         source=source, metadata=spatial, container_suffix=self.container,
