@@ -43,7 +43,7 @@ def plan_audio(source: Path, container: str, name: str, mode: str, *, spatial: b
     """Decide the audio of `source` in an output of FFmpeg format `container` (called `name`, such
     as .mov, in messages) for --audio `mode` (AUDIO_CHOICES); `spatial`: an Apple spatial video.
     Refuses, in one line, what cannot be written."""
-    transcoded, dropped, notes = set(), set(), []
+    transcoded, notes = set(), []
     try:
         with av.open(str(source)) as original:
             streams = list(original.streams.audio)
@@ -66,7 +66,7 @@ def plan_audio(source: Path, container: str, name: str, mode: str, *, spatial: b
                                      "carries AAC, as the iPhone records it)")
     except av.FFmpegError as error:
         raise SbsError(f"{source}: cannot read its audio ({first_line(error)})") from None
-    return AudioPlan(frozenset(transcoded), frozenset(dropped), tuple(notes))
+    return AudioPlan(transcoded=frozenset(transcoded), notes=tuple(notes))
 
 
 def _first_packets(original: av.container.InputContainer, streams: list[av.audio.stream.AudioStream]

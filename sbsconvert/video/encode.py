@@ -195,6 +195,8 @@ class VideoWriter:
         self.frame_rate = frame_rate
         self.time_base = time_base
         self._format = CONTAINERS[suffix]
+        # Decided before any frame is encoded; a segment's audio is decided when the segments are joined.
+        self._audio = None if source is None or capture else plan_audio(source, self._format, suffix, settings.audio)
         self.captured: list[tuple[int, int, bool, bytes]] | None = [] if capture else None
         # Matroska's muxer draws random segment and track UIDs unless bit-exact: two runs of the
         # same command would differ in those bytes.
@@ -209,8 +211,6 @@ class VideoWriter:
         self.pixel_format = output_pixel_format(settings, source_bits)
         self.notes += precision_notes(source or self.path, source_bits, self.pixel_format, settings.format, colour)
         self._audio_window = audio_window
-        # Decided now, before any frame is encoded; a segment's audio is decided when the segments are joined.
-        self._audio = None if source is None or capture else plan_audio(source, self._format, suffix, settings.audio)
         self.notes += self._audio.notes if self._audio else []
         self._copied = False
         self._frames_given = 0  # to the encoder

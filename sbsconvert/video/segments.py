@@ -522,9 +522,9 @@ def convert_in_segments(
     """Convert a video job segment by segment through a work folder, resuming a matching one, and
     join the segments into the outputs. `convert_segment(job, segment)` converts one segment into
     its files (`segment` None: the whole video at once, for a video of one segment)."""
+    index = read_index(job.source, frame_rate)
     if video is not None:
         refuse_unwritable_audio(job, video, layout)
-    index = read_index(job.source, frame_rate)
     if not index.pts:  # no timestamps to plan with (a raw stream, or no frames): one piece, as before
         if options.trimmed:
             raise SbsError(f"{job.source}: its frames carry no timestamps to trim by")
