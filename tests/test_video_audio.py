@@ -19,51 +19,57 @@ DISPARITY = SAMPLES / "disparity" / "clip.png"
 WIDTH, HEIGHT = 64, 48
 FPS = 10
 BURST = 1.3  # seconds: where the source's sound starts (silence before it)
+LANGUAGES = ("eng", "fra", "deu")
 
 
-def make_source(path: Path, audio: str, *, seconds: float = 3.0, rate: int = 48000, layout: str = "stereo",
-                container_layout: str | None = None) -> Path:
-    """A `seconds` long clip (VP9 in WebM, else H.264, a keyframe every half second) with one
-    `audio` stream that is silent until BURST, then a 440 Hz tone."""
+def make_source(path: Path, *audio: str, seconds: float = 3.0, rate: int = 48000, layout: str = "stereo") -> Path:
+    """A `seconds` long clip (VP9 in WebM, else H.264, a keyframe every half second) with an audio
+    stream per codec in `audio` (the first tagged English, the next French...), each silent until
+    BURST, then a 440 Hz tone."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
+    total = int(seconds * rate)
+    time = np.arange(total) / rate
+    tone = np.where(time >= BURST, 0.3 * np.sin(2 * np.pi * 440 * time), 0.0)
     with av.open(str(path), "w") as container:
         video = container.add_stream(video_codec, rate=FPS, options={"g": str(FPS // 2)})
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        sound = container.add_stream(audio, rate=rate, layout=layout)
-        sound.codec_context.open()
-        size = sound.codec_context.frame_size or 1024
-        sample_format = sound.codec_context.format
-        channels = sound.codec_context.layout.nb_channels
-        total = int(seconds * rate)
-        time = np.arange(total) / rate
-        tone = np.where(time >= BURST, 0.3 * np.sin(2 * np.pi * 440 * time), 0.0)
-        samples = 0
+        sounds = []
+        for codec, language in zip(audio, LANGUAGES):
+            sound = container.add_stream(codec, rate=rate, layout=layout)
+            sound.metadata["language"] = language
+            sound.codec_context.open()
+            sounds.append([sound, 0])  # and the samples written so far
         for index in range(int(seconds * FPS)):
             frame = av.VideoFrame.from_ndarray(np.full((HEIGHT, WIDTH, 3), index * 7 % 256, np.uint8), format="rgb24")
             frame.pts = index
             container.mux(video.encode(frame))
-            while samples < min(total, (index + 1) * rate // FPS):
-                chunk = tone[samples : samples + size]
-                if sample_format.name.startswith("s16"):
-                    chunk = np.round(chunk * 32767).astype(np.int16)
-                else:
-                    chunk = chunk.astype(np.float32)
-                data = np.stack([chunk] * channels) if sample_format.is_planar else np.repeat(chunk, channels)[None]
-                block = av.AudioFrame.from_ndarray(data, format=sample_format.name, layout=layout)
-                block.sample_rate, block.pts = rate, samples
-                container.mux(sound.encode(block))
-                samples += chunk.shape[-1] if sample_format.is_planar else chunk.shape[0]
+            for entry in sounds:
+                sound, samples = entry
+                context = sound.codec_context
+                while samples < min(total, (index + 1) * rate // FPS):
+                    chunk = tone[samples : samples + (context.frame_size or 1024)]
+                    is_integer = context.format.name.startswith("s16")
+                    chunk = np.round(chunk * 32767).astype(np.int16) if is_integer else chunk.astype(np.float32)
+                    channels = context.layout.nb_channels
+                    data = np.stack([chunk] * channels) if context.format.is_planar else np.repeat(chunk, channels)[None]
+                    block = av.AudioFrame.from_ndarray(data, format=context.format.name, layout=layout)
+                    block.sample_rate, block.pts = rate, samples
+                    container.mux(sound.encode(block))
+                    samples += chunk.size
+                entry[1] = samples
         container.mux(video.encode(None))
-        container.mux(sound.encode(None))
+        for sound, _ in sounds:
+            container.mux(sound.encode(None))
     return path
 
 
-def audio_of(path: Path) -> dict:
-    """The audio stream's codec, rate, channels, how long it plays and when its sound starts."""
+def audio_of(path: Path, number: int = 0) -> dict:
+    """The `number`th audio stream's codec, rate, channels, language, how long it plays and when
+    its sound starts."""
     with av.open(str(path)) as container:
         if not container.streams.audio:
             return {}
-        stream = container.streams.audio[0]
+        stream = container.streams.audio[number]
         start, samples, rate = None, [], stream.codec_context.sample_rate
         for frame in container.decode(stream):
             if start is None:
@@ -75,7 +81,7 @@ def audio_of(path: Path) -> dict:
             sound = sound / 32768
         onset = start + np.argmax(np.abs(sound) > 0.05) / rate
         return {"codec": stream.codec_context.name, "rate": rate, "channels": stream.codec_context.channels,
-                "layout": stream.codec_context.layout.name, "seconds": start + sound.size / rate, "onset": onset,
+                "layout": stream.codec_context.layout.name, "language": stream.metadata.get("language"), "seconds": start + sound.size / rate, "onset": onset,
                 "packets": [bytes(packet) for packet in container.demux(stream) if packet.size]}
 
 
@@ -242,3 +248,14 @@ def test_audio_option_is_documented_and_a_preset_can_set_it(sources, tmp_path):
     code, output = convert(sources["flac"], tmp_path / "bad.mkv", "--preset", preset)
     assert code == 1 and output.strip().splitlines() == ["error: unknown audio choice 'loud' (choose from auto, copy, "
                                                          "aac, none)"]
+
+
+def test_each_stream_is_decided_alone_and_keeps_its_language(tmp_path):
+    source = make_source(tmp_path / "film.mkv", "libopus", "aac")
+    code, output = convert(source, tmp_path / "out.mov")
+    assert code == 0, output
+    assert notes_about_audio(output) == ["note: film.mkv: its opus audio cannot go into .mov; transcoded to AAC"]
+    opus, aac = audio_of(tmp_path / "out.mov", 0), audio_of(tmp_path / "out.mov", 1)
+    assert (opus["codec"], opus["language"], aac["language"]) == ("aac", "eng", "fra")
+    assert aac["packets"] == audio_of(source, 1)["packets"]  # copied
+    assert opus["onset"] == pytest.approx(BURST, abs=0.005) and aac["onset"] == pytest.approx(BURST, abs=0.005)

@@ -15,12 +15,15 @@ the AAC encoder cannot take that rate (then the nearest one it can).
 
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import av
+import av.logging
 
 from sbsconvert.errors import SbsError, first_line
 
@@ -87,26 +90,32 @@ def _first_packets(original: av.container.InputContainer, streams: list[av.audio
 def _refusal(stream: av.audio.stream.AudioStream, packets: list[av.Packet], container: str) -> str | None:
     """Why FFmpeg's `container` muxer refuses `stream` copied as it is (its first `packets` muxed
     into a file in memory), or None when it takes it."""
-    try:
-        with av.open(io.BytesIO(), "w", format=container) as trial:
-            copy = trial.add_stream_from_template(stream)
-            for packet in packets:
-                packet.stream = copy
-                trial.mux(packet)
-    except (av.FFmpegError, ValueError) as error:
-        return _muxer_reason(error)
+    with _logged_errors() as logged:
+        try:
+            with av.open(io.BytesIO(), "w", format=container) as trial:
+                copy = trial.add_stream_from_template(stream)
+                for packet in packets:
+                    packet.stream = copy
+                    trial.mux(packet)
+        except av.FFmpegError:
+            # The muxer's words, if it said any; PyAV's message names only the in-memory file.
+            return logged[-1][2].strip().rstrip(".") if logged else "the muxer does not take it"
+        except ValueError as error:  # PyAV's own check of the muxer's codec list
+            return first_line(error)
     return None
 
 
-def _muxer_reason(error: BaseException) -> str:
-    """The muxer's own words when FFmpeg logged them, else PyAV's message."""
-    text = first_line(error)
-    logged = text.split("last error log:", 1)
-    if len(logged) == 2:
-        return logged[1].strip()
-    if "returned 22" in text:  # EINVAL from the muxer, which logged nothing more
-        return "the muxer does not take it"
-    return text
+@contextlib.contextmanager
+def _logged_errors() -> Iterator[list[tuple[int, str, str]]]:
+    """FFmpeg's error messages of this thread meanwhile, kept rather than printed (PyAV hears
+    FFmpeg's log only while a level is set)."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logged:
+            yield logged
+    finally:
+        av.logging.set_level(level)
 
 
 def _check_decodes(stream: av.audio.stream.AudioStream, packets: list[av.Packet], source: Path, codec: str,

@@ -3,8 +3,9 @@
 Each frame keeps its source timestamp (variable frame rate survives) and the stream keeps the
 source's time base and nominal rate. Audio packets are remuxed unchanged where the container holds
 them (else re-encoded, see audio.py), read from a second demuxer of the source in step with the
-video, so the file is interleaved and nothing accumulates. yuv420 formats need even sizes: an odd width or height is padded by one
-row/column repeating the last one (cropping would cut a column off one eye).
+video, so the file is interleaved and nothing accumulates. yuv420 formats need even sizes: an odd
+width or height is padded by one row/column repeating the last one (cropping would cut a column
+off one eye).
 """
 
 from __future__ import annotations
@@ -447,7 +448,8 @@ class _StreamCopy:
         try:
             self.output.mux(packets)
         except av.FFmpegError as error:
-            raise SbsError(f"cannot copy {kind} into {self.output.format.name} ({first_line(error)})") from None
+            # (FFmpeg's message would name the output's temp file)
+            raise SbsError(f"cannot copy {kind} into {self.output.format.name} ({error.strerror})") from None
 
     @staticmethod
     def _convert(packet: av.Packet, decoder: av.codec.context.CodecContext, target: av.stream.Stream) -> av.Packet | None:
