@@ -39,6 +39,7 @@ from sbsconvert.output import DEFAULT_PNG_COMPRESSION
 from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
 from sbsconvert.video import SPATIAL_CODECS, is_video_path
+from sbsconvert.video.audio import AUDIO_CHOICES
 from sbsconvert.video.encoders import CODEC_CHOICES
 
 DEFAULT_GPU_BATCH = 8  # video frames per depth model pass on CUDA
@@ -231,6 +232,10 @@ class ConvertCommand(click.Command):
 @click.option("--pix-fmt", "pix_fmt", type=click.Choice(["yuv420p", "yuv420p10le"]),
               help="Videos: yuv420p (8-bit, widest support) or yuv420p10le (10-bit, less banding) "
               "[default: the preset's, else yuv420p].")
+@click.option("--audio", type=click.Choice(AUDIO_CHOICES), help="Videos: auto copies each audio stream where the "
+              "output container holds it and re-encodes it as AAC where it cannot (Opus or FLAC in .mov, say; an Apple "
+              "spatial video gets AAC); copy refuses, before any encoding, audio the container cannot hold; aac always "
+              "re-encodes; none leaves the audio out [default: the preset's, else auto].")
 @click.option("--batch-size", type=click.IntRange(1, 256), help="Videos: frames the depth model sees in one pass; "
               f"more keeps a GPU busy, and costs memory [default: {DEFAULT_GPU_BATCH} on CUDA, else 1].")
 @click.option("--baseline-mm", type=click.FloatRange(0.0, 1000.0, min_open=True),
@@ -506,7 +511,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
 
 
 # Video options (click parameter name -> VideoSettings field, as in a preset's [video] table).
-VIDEO_OPTIONS = {"codec": "codec", "crf": "crf", "bitrate": "bitrate", "pix_fmt": "pixel_format"}
+VIDEO_OPTIONS = {"codec": "codec", "crf": "crf", "bitrate": "bitrate", "pix_fmt": "pixel_format", "audio": "audio"}
 
 
 def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[Job]) -> Any:
@@ -559,7 +564,8 @@ def _spatial_camera(options: dict[str, Any], merged: dict[str, Any]) -> dict[str
 
 # Options that change the output of a video (everything but where and how verbosely it is written).
 _NOT_SHAPING_OUTPUT = {"quiet", "verbose", "json_summary", "force", "skip_existing", "resume", "output", "device",
-                       "cluster", "workers"}
+                       "cluster", "workers",
+                       "audio"}  # muxed when the segments are joined: a resumed run may change it
 SEGMENT_OPTIONS = ("segment_seconds", "trim_start", "trim_end", "preview", "max_fps")
 
 

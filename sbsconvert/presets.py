@@ -32,6 +32,7 @@ VIDEO_KEYS: dict[str, type | tuple[type, ...]] = {
     "bitrate": str,
     "crf": int,
     "bits_per_pixel": (int, float),  # a bitrate that follows the output's width x height x frames/s
+    "audio": str,  # auto, copy, aac or none (--audio)
 }
 # The diffusion engine's settings, named like their command-line options (--shift-step: shift_step).
 DIFFUSION_KEYS: dict[str, type | tuple[type, ...]] = {

@@ -1,10 +1,11 @@
 """Encode stereo frames to H.264/HEVC with PyAV as they come, copying the source's audio and subtitles.
 
 Each frame keeps its source timestamp (variable frame rate survives) and the stream keeps the
-source's time base and nominal rate. Audio packets are remuxed unchanged (no re-encoding), read
-from a second demuxer of the source in step with the video, so the file is interleaved and
-nothing accumulates. yuv420 formats need even sizes: an odd width or height is padded by one
-row/column repeating the last one (cropping would cut a column off one eye).
+source's time base and nominal rate. Audio packets are remuxed unchanged where the container holds
+them (else re-encoded, see audio.py), read from a second demuxer of the source in step with the
+video, so the file is interleaved and nothing accumulates. yuv420 formats need even sizes: an odd
+width or height is padded by one row/column repeating the last one (cropping would cut a column
+off one eye).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
+from sbsconvert.video.audio import AUDIO_CHOICES, AacEncoder, AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encoders import (
     CODEC_CHOICES,
@@ -68,6 +70,7 @@ class VideoSettings:
     bits_per_pixel: float | None = None  # a rate that follows the output: width x height x frames/s x this
     pixel_format: str | None = None  # None: 10-bit for HEVC from a deeper source, else 8-bit
     encoder: str | None = None  # the FFmpeg encoder; check() picks it from `codec`
+    audio: str = "auto"  # audio.AUDIO_CHOICES: copy where the container holds it, else AAC
 
     def check(self) -> str | None:
         """Refuse bad settings and pick the encoder; returns a one-line note when a hardware
@@ -76,6 +79,8 @@ class VideoSettings:
             raise SbsError(f"unknown video codec '{self.codec}' (choose from {', '.join(CODEC_CHOICES)})")
         if self.pixel_format is not None and self.pixel_format not in PIXEL_FORMATS:
             raise SbsError(f"unknown pixel format '{self.pixel_format}' (choose from {', '.join(PIXEL_FORMATS)})")
+        if self.audio not in AUDIO_CHOICES:
+            raise SbsError(f"unknown audio choice '{self.audio}' (choose from {', '.join(AUDIO_CHOICES)})")
         rates = [name for name, value in (("--crf", self.crf), ("--bitrate", self.bitrate),
                                           ("bits_per_pixel", self.bits_per_pixel)) if value is not None]
         if len(rates) > 1:
@@ -192,6 +197,8 @@ class VideoWriter:
         self.frame_rate = frame_rate
         self.time_base = time_base
         self._format = CONTAINERS[suffix]
+        # Decided before any frame is encoded; a segment's audio is decided when the segments are joined.
+        self._audio = None if source is None or capture else plan_audio(source, self._format, suffix, settings.audio)
         self.captured: list[tuple[int, int, bool, bytes]] | None = [] if capture else None
         # Matroska's muxer draws random segment and track UIDs unless bit-exact: two runs of the
         # same command would differ in those bytes.
@@ -206,6 +213,7 @@ class VideoWriter:
         self.pixel_format = output_pixel_format(settings, source_bits)
         self.notes += precision_notes(source or self.path, source_bits, self.pixel_format, settings.format, colour)
         self._audio_window = audio_window
+        self.notes += self._audio.notes if self._audio else []
         self._copied = False
         self._frames_given = 0  # to the encoder
 
@@ -233,7 +241,7 @@ class VideoWriter:
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
         if self._source is not None and self.captured is None:  # a segment's audio is copied when joined
-            self._copy = _StreamCopy(self._source, self.container, self._audio_window)
+            self._copy = _StreamCopy(self._source, self.container, self._audio_window, self._audio)
             self.notes += self._copy.notes
             self._keep_metadata(self._copy.input)  # the source is open for its audio already
 
@@ -330,6 +338,7 @@ TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "ass"}
 class _StreamCopy:
     """Remux the source's audio and subtitle streams packet by packet, in step with the video being written.
 
+    Audio streams are copied, re-encoded or left out as the AudioPlan says (None: all copied).
     Subtitles the output cannot hold as they are (SubRip in MP4, mov_text in Matroska) are converted
     when they are text, else left out. Data streams (GoPro telemetry...) are left out: FFmpeg's
     muxers take few of them and would refuse the whole file; a timecode track is the exception, it is
@@ -341,8 +350,11 @@ class _StreamCopy:
     are copied, moved earlier by its start; subtitle cues and chapters that overlap it are cut to it
     (see timeline.py)."""
 
-    def __init__(self, source: Path, output: av.container.OutputContainer, window: tuple[float, float] | None = None):
+    def __init__(self, source: Path, output: av.container.OutputContainer, window: tuple[float, float] | None = None,
+                 audio: AudioPlan | None = None):
         self.window = window
+        self.audio = audio or AudioPlan()
+        self.encoders: dict[int, AacEncoder] = {}  # input index -> the audio re-encoded
         self.input = av.open(str(source))
         self.output = output
         self.streams: dict[int, av.stream.Stream] = {}
@@ -365,7 +377,12 @@ class _StreamCopy:
         holds = _codec_ids(output.supported_codecs)
         left_out: list[str] = []
         for stream in self.input.streams:
-            if stream.type == "audio":
+            if stream.type == "audio" and stream.index in self.audio.dropped:
+                continue
+            if stream.type == "audio" and stream.index in self.audio.transcoded:
+                self.encoders[stream.index] = AacEncoder(stream, output)
+                self.streams[stream.index] = self.encoders[stream.index].stream
+            elif stream.type == "audio":
                 try:
                     self.streams[stream.index] = output.add_stream_from_template(stream)
                 except (av.FFmpegError, ValueError) as error:
@@ -405,6 +422,10 @@ class _StreamCopy:
             if self.pending is None:
                 self.pending = next(self.packets, None)
                 if self.pending is None:
+                    if seconds == float("inf"):  # the end: what the audio encoders hold back
+                        for encoder in self.encoders.values():
+                            self._mux("audio", encoder.encode(None))
+                        self.encoders.clear()
                     return
             packet = self.pending
             if packet.dts is None or packet.size == 0:  # demuxer flush markers carry nothing
@@ -423,15 +444,22 @@ class _StreamCopy:
                 shift = round(start / packet.time_base)
                 packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
             kind, target = packet.stream.type, self.streams[packet.stream_index]
+            if packet.stream_index in self.encoders:
+                self._mux(kind, self.encoders[packet.stream_index].encode(packet))
+                continue
             if packet.stream_index in self.converters:
                 packet = self._convert(packet, self.converters[packet.stream_index], target)
                 if packet is None:
                     continue
             packet.stream = target
-            try:
-                self.output.mux(packet)
-            except av.FFmpegError as error:
-                raise SbsError(f"cannot copy {kind} into {self.output.format.name} ({first_line(error)})") from None
+            self._mux(kind, [packet])
+
+    def _mux(self, kind: str, packets: list[av.Packet]) -> None:
+        try:
+            self.output.mux(packets)
+        except av.FFmpegError as error:
+            # (FFmpeg's message would name the output's temp file)
+            raise SbsError(f"cannot copy {kind} into {self.output.format.name} ({error.strerror})") from None
 
     @staticmethod
     def _convert(packet: av.Packet, decoder: av.codec.context.CodecContext, target: av.stream.Stream) -> av.Packet | None:

@@ -41,9 +41,11 @@ from sbsconvert.errors import SbsError, first_line
 from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
+from sbsconvert.video.audio import plan_audio
 from sbsconvert.video.decode import Frame, FrameSequenceReader, VideoInfo, VideoReader, open_frames
 from sbsconvert.video.encode import CONTAINERS, FrameFolderWriter, VideoSettings, VideoWriter, frame_name, numbered_frames
-from sbsconvert.video.spatial import SpatialMetadata, SpatialVideoWriter, raw_stream_path, write_spatial_file
+from sbsconvert.video.spatial import (SpatialMetadata, SpatialVideoWriter, raw_stream_path, spatial_audio,
+                                      write_spatial_file)
 from sbsconvert.video.temporal import DEFAULT_LOOK_AHEAD, shot_starts
 
 DEFAULT_SEGMENT_SECONDS = 30.0
@@ -263,6 +265,9 @@ class SpatialSegmentWriter(SpatialVideoWriter):
     timestamps and the spatial boxes saved in an .npz file, published atomically when closed, and
     muxed when the segments are joined (join_spatial)."""
 
+    def _plan_audio(self, settings: VideoSettings, suffix: str) -> None:
+        return None  # the audio is muxed when the segments are joined
+
     def close(self) -> None:
         try:
             pts, dts = zip(*self.finish_stream())
@@ -430,11 +435,13 @@ def join_videos(segments: list[Segment], job: Job, video: VideoSettings, *, fram
     return notes
 
 
-def join_spatial(segments: list[Segment], job: Job, *, time_base: Fraction, force: bool,
+def join_spatial(segments: list[Segment], job: Job, video: VideoSettings, *, time_base: Fraction, force: bool,
                  window: tuple[float, float] | None) -> list[str]:
     """Join the segments' two-view streams into one and mux it into the spatial video file, as a
     one-piece run does (each segment starts with an IDR picture in both layers); returns notes."""
     target = job.outputs[0]
+    source = None if job.source.is_dir() else job.source
+    audio = None if source is None else spatial_audio(source, video, target.suffix)
     with atomic_path(target, force) as temp:
         raw = raw_stream_path(temp)
         timestamps: list[tuple[int, int]] = []
@@ -446,9 +453,9 @@ def join_spatial(segments: list[Segment], job: Job, *, time_base: Fraction, forc
                         handle.write(stored["data"].tobytes())
                         timestamps += zip(stored["pts"].tolist(), stored["dts"].tolist())
                         boxes = stored["boxes"].tobytes()
-            return write_spatial_file(temp, raw, timestamps, container_format=CONTAINERS[target.suffix.lower()],
-                                      time_base=time_base, source=None if job.source.is_dir() else job.source,
-                                      boxes=boxes, window=window)
+            return [*(audio.notes if audio else ()), *write_spatial_file(
+                temp, raw, timestamps, container_format=CONTAINERS[target.suffix.lower()], time_base=time_base,
+                source=source, boxes=boxes, window=window, audio=audio)]
         finally:
             raw.unlink(missing_ok=True)
 
@@ -517,6 +524,8 @@ def convert_in_segments(
     join the segments into the outputs. `convert_segment(job, segment)` converts one segment into
     its files (`segment` None: the whole video at once, for a video of one segment)."""
     index = read_index(job.source, frame_rate)
+    if video is not None:
+        refuse_unwritable_audio(job, video, layout)
     if not index.pts:  # no timestamps to plan with (a raw stream, or no frames): one piece, as before
         if options.trimmed:
             raise SbsError(f"{job.source}: its frames carry no timestamps to trim by")
@@ -567,7 +576,7 @@ def convert_in_segments(
         with open_frames(job.source, frame_rate) as reader:
             info = reader.info
         if layout == "spatial":
-            notes = join_spatial(segments, job, time_base=info.time_base, force=force, window=window)
+            notes = join_spatial(segments, job, video, time_base=info.time_base, force=force, window=window)
         else:
             notes = join_videos(segments, job, video, frame_rate=rate, info=info, layout=layout, force=force,
                                 window=window)
@@ -575,6 +584,15 @@ def convert_in_segments(
     folder.remove()
     result.details.append(f"{job.source.name}: {len(segments)} segments, {len(segments) - len(pending)} resumed")
     return result
+
+
+def refuse_unwritable_audio(job: Job, video: VideoSettings, layout: str) -> None:
+    """Refuse, in one line, audio the outputs cannot hold (--audio copy) or that cannot be
+    re-encoded: before any frame is encoded and before a work folder is made (the segments' audio
+    is only muxed when they are joined)."""
+    suffix = job.outputs[0].suffix.lower()
+    if not job.source.is_dir() and suffix in CONTAINERS:
+        plan_audio(job.source, CONTAINERS[suffix], suffix, video.audio, spatial=layout == "spatial")
 
 
 def parse_time(text: str, option: str) -> float:

@@ -9,8 +9,9 @@ assembled access unit by access unit into one two-layer stream (sbsconvert.hevc.
 = layer 0, a plain HEVC stream any player shows in 2D; right eye = layer 1, view 1), written to a
 raw Annex B file beside the output, then muxed by FFmpeg with the `multilayer` disposition (it
 writes `lhvC` with layer 1's parameter sets next to `hvcC`) keeping the encoder's timestamps,
-with the source's audio copied. Last, Apple's `vexu` (stereo views, hero eye, baseline,
-projection) and `hfov` boxes are added to the sample entry, as for `st3d`. A long video's segments
+with the source's audio (AAC copied, other codecs re-encoded as AAC: see audio.py). Last,
+Apple's `vexu` (stereo views, hero eye, baseline, projection) and `hfov` boxes are added to the
+sample entry, as for `st3d`. A long video's segments
 each keep their raw two-view stream and are muxed as one (video/segments.py, write_spatial_file).
 
 Apple's own encoder predicts the right eye from the left; these files do not (each layer-1 slice
@@ -35,6 +36,7 @@ from sbsconvert.hevc.bits import BitstreamError
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
 from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box, read_video_sample_entry
 from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
+from sbsconvert.video.audio import AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _StreamCopy,
                                      encoder_options, even_size, output_pixel_format, precision_notes, video_frame)
@@ -160,6 +162,8 @@ class SpatialVideoWriter:
         # What of the source the output cannot keep.
         self.notes = precision_notes(source or self.path, source_bits, self.pixel_format, "hevc", colour)
         self._format = CONTAINERS[suffix]
+        self.audio = self._plan_audio(settings, suffix)  # before any frame is encoded
+        self.notes += self.audio.notes if self.audio else []
         self._raw_path = raw_stream_path(self.path)
         self._raw = open(self._raw_path, "wb")
         self._encoders: list[EyeEncoder] = []
@@ -168,6 +172,9 @@ class SpatialVideoWriter:
         self._timestamps: list[tuple[int, int]] = []  # (pts, dts) of each access unit
         self._views: list[tuple[np.ndarray, int] | None] = [None, None]  # of the frame being gathered
         self._open_eyes = {0, 1}
+
+    def _plan_audio(self, settings: VideoSettings, suffix: str) -> AudioPlan | None:
+        return None if self.source is None else spatial_audio(self.source, settings, suffix)
 
     def _open_encoders(self, width: int, height: int) -> None:
         keyint = max(1, round(2 * self.frame_rate)) if self.frame_rate else 60  # a key frame every 2 s
@@ -241,7 +248,8 @@ class SpatialVideoWriter:
         try:
             self.finish_stream()
             self.notes += write_spatial_file(self.path, self._raw_path, self._timestamps, container_format=self._format,
-                                             time_base=self.time_base, source=self.source, boxes=self.metadata.boxes())
+                                             time_base=self.time_base, source=self.source, boxes=self.metadata.boxes(),
+                                             audio=self.audio)
         finally:
             self.abort()
 
@@ -251,6 +259,11 @@ class SpatialVideoWriter:
             self._raw.close()
         with contextlib.suppress(FileNotFoundError):
             self._raw_path.unlink()
+
+
+def spatial_audio(source: Path, settings: VideoSettings, suffix: str) -> AudioPlan:
+    """The audio of a spatial video of `source` (see plan_audio)."""
+    return plan_audio(source, CONTAINERS[suffix.lower()], suffix.lower(), settings.audio, spatial=True)
 
 
 def raw_stream_path(path: Path) -> Path:
@@ -263,10 +276,11 @@ def raw_stream_path(path: Path) -> Path:
 
 def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, int]], *, container_format: str,
                        time_base: Fraction, source: Path | None, boxes: bytes,
-                       window: tuple[float, float] | None = None) -> list[str]:
+                       window: tuple[float, float] | None = None, audio: AudioPlan | None = None) -> list[str]:
     """Mux the raw two-view stream at `raw_path` (its access units' (pts, dts) in `timestamps`)
-    into `path` with the source's audio and subtitles (those in `window` seconds, for a trimmed
-    video), then add Apple's boxes to the sample entry; returns what of the source was left out."""
+    into `path` with the source's audio (as `audio` plans it) and subtitles (those in `window`
+    seconds, for a trimmed video), then add Apple's boxes to the sample entry; returns what of the
+    source was left out."""
     notes: list[str] = []
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(av.open(str(raw_path), format="hevc"))
@@ -278,7 +292,7 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
         stream.disposition = av.stream.Disposition.default | av.stream.Disposition.multilayer
         copy = None  # the source's audio and subtitles
         if source is not None:
-            copy = _StreamCopy(source, output, window)
+            copy = _StreamCopy(source, output, window, audio)
             stack.callback(copy.close)
             notes += copy.notes
             output.metadata.update(_fresh_tags(copy.input.metadata))
