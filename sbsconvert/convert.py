@@ -42,6 +42,7 @@ class ConvertSettings:
     # photo's own (from its EXIF) unless given.
     baseline_mm: float | None = None  # None: a stereo source's own, else DEFAULT_BASELINE_MM
     hfov_degrees: float | None = None
+    mvhevc_structure: str = "apple"  # a spatial video's layer structure (video/spatial.py, MVHEVC_STRUCTURES)
     input_layout: str = "auto"  # --input-layout: how the input already holds both eyes, if it does
 
 

@@ -336,10 +336,13 @@ class _StreamCopy:
     only. `notes` says what was left out.
 
     With a `window` (start, end seconds: a trimmed video) only the packets that start in it are
-    copied, moved earlier by its start."""
+    copied, moved earlier by its start; with `straddle`, also the one running across its start
+    (MP4/MOV: the muxer's edit list hides the part before it, so the track starts at 0 too)."""
 
-    def __init__(self, source: Path, output: av.container.OutputContainer, window: tuple[float, float] | None = None):
+    def __init__(self, source: Path, output: av.container.OutputContainer, window: tuple[float, float] | None = None,
+                 straddle: bool = False):
         self.window = window
+        self.straddle = straddle
         self.input = av.open(str(source))
         self.output = output
         self.streams: dict[int, av.stream.Stream] = {}
@@ -408,7 +411,9 @@ class _StreamCopy:
                 return
             self.pending = None
             if self.window is not None:
-                if not start <= float(packet.pts * packet.time_base) < end:
+                begins = float(packet.pts * packet.time_base)
+                ends = float((packet.pts + packet.duration) * packet.time_base)
+                if not (ends > start if self.straddle else begins >= start) or begins >= end:
                     continue
                 shift = round(start / packet.time_base)
                 packet.pts, packet.dts = packet.pts - shift, packet.dts - shift

@@ -174,7 +174,7 @@ class Segment:
         if spatial is not None:
             return SpatialSegmentWriter(self.files[0], settings, frame_rate=self.frame_rate, time_base=info.time_base,
                                         source=source, metadata=spatial, container_suffix=self.container,
-                                        **pixel_source(info)).eye_writers()
+                                        opens_stream=self.number == 0, **pixel_source(info)).eye_writers()
         return [SegmentWriter(path, settings, self.frame_rate, info, self.container, source) for path in self.files]
 
 
