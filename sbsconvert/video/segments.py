@@ -432,7 +432,7 @@ def join_videos(segments: list[Segment], job: Job, video: VideoSettings, *, fram
 def join_spatial(segments: list[Segment], job: Job, *, time_base: Fraction, force: bool,
                  window: tuple[float, float] | None) -> list[str]:
     """Join the segments' two-view streams into one and mux it into the spatial video file, as a
-    one-piece run does (each segment starts with an IDR picture in both layers); returns notes."""
+    one-piece run does (each later segment starts with an IDR picture in both layers); returns notes."""
     target = job.outputs[0]
     with atomic_path(target, force) as temp:
         raw = raw_stream_path(temp)

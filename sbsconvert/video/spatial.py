@@ -9,8 +9,10 @@ assembled access unit by access unit into one two-layer stream (sbsconvert.hevc.
 = layer 0, a plain HEVC stream any player shows in 2D; right eye = layer 1, view 1), written to a
 raw Annex B file beside the output, then muxed by FFmpeg with the `multilayer` disposition (it
 writes `lhvC` with layer 1's parameter sets next to `hvcC`) keeping the encoder's timestamps,
-with the source's audio copied. Last, Apple's `vexu` (stereo views, hero eye, baseline,
-projection) and `hfov` boxes are added to the sample entry, as for `st3d`. A long video's segments
+with the source's audio copied and the SEI naming the eyes in `hvcC`. Last, Apple's `vexu`
+(stereo views, hero eye, baseline, disparity adjustment) and `hfov` boxes are added to the sample
+entry, as for `st3d`, and the `sync` sample group of a layer-1 CRA picture to the sample table
+(docs/spatial.md compares every field with Apple's encoder's file). A long video's segments
 each keep their raw two-view stream and are muxed as one (video/segments.py, write_spatial_file).
 
 Apple's own encoder predicts the right eye from the left; these files do not (each layer-1 slice
@@ -330,7 +332,8 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
                 packet.pts, packet.dts = timestamps[count]
                 # (the raw demuxer's guess is in its own time base; the last one sets the track's length)
                 packet.duration = durations[count]
-                layer1_cra.append(any(unit.type == CRA_NUT and unit.layer_id == 1 for unit in split_annexb(bytes(packet))))
+                layer1_cra.append(packet.is_keyframe and any(  # (the parser marks the IRAP access units)
+                    unit.type == CRA_NUT and unit.layer_id == 1 for unit in split_annexb(bytes(packet))))
                 packet.time_base = time_base
                 packet.stream = stream
                 if copy is not None:
