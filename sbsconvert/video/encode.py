@@ -413,7 +413,7 @@ class _StreamCopy:
             if self.window is not None:
                 begins = float(packet.pts * packet.time_base)
                 ends = float((packet.pts + packet.duration) * packet.time_base)
-                if not (ends > start if self.straddle else begins >= start) or begins >= end:
+                if not (begins >= start or (self.straddle and ends > start)) or begins >= end:
                     continue
                 shift = round(start / packet.time_base)
                 packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
