@@ -247,6 +247,10 @@ class ConvertCommand(click.Command):
               "(for how wide the player shows it) [default: a spatial INPUT's own; a photo's own, from the 35 mm "
               f"equivalent focal length in its EXIF; else, and for videos, {DEFAULT_HFOV:g}, about a phone's main "
               "camera].")
+@click.option("--mvhevc-structure", type=click.Choice(["apple", "independent"]),
+              help="With --format spatial, videos: how the right eye's layer is coded. apple: as Apple's encoder "
+              "codes it (it names the left eye's layer as its reference, and starts with a CRA picture); "
+              "independent: two independent layers (no reference layer, IDR pictures in both) [default: apple].")
 @click.option("--sequence", is_flag=True, help="Each folder INPUT is one video: its images are numbered frames "
               "(frame1.png ... frame10.png, in natural order, all the same size), written as NAME_LR.mp4 next to "
               "the folder (or -o FILE), encoded with the video options. Without it a folder is an album of photos.")
@@ -553,12 +557,14 @@ def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[
     return video
 
 
-def _spatial_camera(options: dict[str, Any], merged: dict[str, Any]) -> dict[str, float]:
-    """ConvertSettings' baseline_mm / hfov_degrees from --baseline-mm / --hfov (spatial only)."""
-    named = _given_flags(options, ("baseline_mm", "hfov"))
+def _spatial_camera(options: dict[str, Any], merged: dict[str, Any]) -> dict[str, Any]:
+    """ConvertSettings' baseline_mm / hfov_degrees / mvhevc_structure from --baseline-mm / --hfov /
+    --mvhevc-structure (spatial only)."""
+    named = _given_flags(options, ("baseline_mm", "hfov", "mvhevc_structure"))
     if named and merged["format"] != "spatial":
-        raise SbsError(f"{', '.join(named)} only apply to --format spatial (the camera it describes)")
-    camera = {"baseline_mm": options["baseline_mm"], "hfov_degrees": options["hfov"]}
+        raise SbsError(f"{', '.join(named)} only apply to --format spatial (the file it describes)")
+    camera = {"baseline_mm": options["baseline_mm"], "hfov_degrees": options["hfov"],
+              "mvhevc_structure": options["mvhevc_structure"]}
     return {name: value for name, value in camera.items() if value is not None}
 
 

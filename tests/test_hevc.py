@@ -11,12 +11,22 @@ import pytest
 from sbsconvert.hevc.bits import (BitReader, BitstreamError, BitWriter, add_emulation_prevention,
                                   remove_emulation_prevention)
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.hevc.nal import IDR_N_LP, IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
-from sbsconvert.hevc.params import (ShortTermRps, multiview_vps, parse_pps, parse_sps,
+from sbsconvert.hevc.nal import CRA_NUT, IDR_N_LP, IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
+from sbsconvert.hevc.params import (ShortTermRps, format_constraint_flags, multiview_vps, parse_pps, parse_sps,
                                     renumber_pps, renumber_sps)
+from sbsconvert.hevc.sei import ReferenceDisplays, parse_reference_displays, reference_displays_sei
 from sbsconvert.hevc.slice import rewrite_slice_for_layer1
 from sbsconvert.video.encode import VideoSettings
 from sbsconvert.video.spatial import EyeEncoder, picture_type
+
+
+# The 43 constraint bits of the layer-1 PTL in Apple's encoder's VPS (an 8-bit 4:2:0 file made
+# with AVFoundation): general_max_12bit, max_10bit, max_8bit, max_422chroma, max_420chroma set.
+APPLE_8_BIT_420_CONSTRAINTS = 0b11111 << 38
+TEN_BIT_420_CONSTRAINTS = 0b11011 << 38  # the same but max_8bit
+# The prefix SEI NAL unit in the hvcC of that file: three_dimensional_reference_displays_info
+# (payload type 176, 4 bytes) naming left view 0 and right view 1, no display width or shift.
+APPLE_3D_REFERENCE_DISPLAYS_SEI = bytes.fromhex("4e01b004040d002080")
 
 
 def bits(text):
@@ -232,10 +242,12 @@ def hand_vps(timing=True):
     return writer.to_bytes()
 
 
-def test_multiview_vps_extension_fields():
-    """Read the extended VPS back field by field (F.7.3.2.1, F.7.3.2.1.1)."""
+@pytest.mark.parametrize("dependent", [True, False])
+def test_multiview_vps_extension_fields(dependent):
+    """Read the extended VPS back field by field (F.7.3.2.1, F.7.3.2.1.1): layer 1 declares layer
+    0 as its reference layer (as Apple's encoder), or none (independent layers)."""
     sps = parse_sps(hand_sps(window=(0, 2, 0, 1), bit_depth=10))
-    reader = BitReader(multiview_vps(hand_vps(), sps))
+    reader = BitReader(multiview_vps(hand_vps(), sps, dependent=dependent))
     assert reader.u(4) == 0 and reader.u(2) == 0b11
     assert reader.u(6) == 1  # vps_max_layers_minus1
     assert reader.u(3) == 0 and reader.u(1) == 1 and reader.u(16) == 0xFFFF
@@ -252,19 +264,26 @@ def test_multiview_vps_extension_fields():
     assert reader.u(3) == 0 and reader.u(1) == 0 and reader.u(1) == 1  # dimension_id_len 1, dimension_id 1
     view_id_len = reader.u(4)
     assert view_id_len == 1 and [reader.u(view_id_len) for _ in range(2)] == [0, 1]
-    assert reader.u(1) == 1  # direct_dependency_flag[1][0]
+    assert reader.u(1) == dependent  # direct_dependency_flag[1][0]
+    if not dependent:
+        assert reader.ue() == 0  # num_add_layer_sets: two independent layers
     assert (reader.u(1), reader.u(1), reader.u(1)) == (0, 0, 0)
     assert reader.ue() == 2 and reader.u(1) == 1  # three PTLs, the third with a profile
     assert reader.u(2) == 0 and reader.u(1) == 0 and reader.u(5) == 6  # Multiview Main
     assert reader.u(32) == 1 << 25
-    reader.u(48)
+    reader.u(4)  # source flags, as the base layer's
+    # 10-bit 4:2:0: max_12bit, max_10bit, not max_8bit, max_422chroma, max_420chroma (Multiview Main 10)
+    assert reader.u(43) == TEN_BIT_420_CONSTRAINTS and reader.u(1) == 0
     assert reader.u(8) == 93
     assert reader.ue() == 0 and reader.u(2) == 0  # num_add_olss, default_output_layer_idc
     assert (reader.u(2), reader.u(2)) == (1, 2)  # profile_tier_level_idx of OLS 1
     assert reader.ue() == 0  # one rep_format
     assert (reader.u(16), reader.u(16), reader.u(1), reader.u(2), reader.u(4), reader.u(4)) == (64, 48, 1, 1, 2, 2)
     assert reader.u(1) == 1 and [reader.ue() for _ in range(4)] == [0, 2, 0, 1]
-    assert (reader.u(1), reader.u(1), reader.u(1)) == (1, 0, 0)
+    assert (reader.u(1), reader.u(1)) == (1, 0)  # max_one_active_ref_layer_flag, vps_poc_lsb_aligned_flag
+    if not dependent:
+        assert reader.u(1) == 0  # poc_lsb_not_present_flag[1]: a layer without reference layers
+    assert reader.u(1) == 0  # sub_layer_flag_info_present_flag
     assert [reader.ue() for _ in range(4)] == [4, 4, 2, 0]  # dpb_size
     assert reader.ue() == 0 and reader.u(1) == 1 and reader.u(2) == 0  # dependency type: all layers, 0
     assert reader.ue() == 0 and reader.u(1) == 0 and reader.u(1) == 0  # no non-VUI ext, no VUI, no ext2
@@ -305,11 +324,17 @@ def hand_slice(nal_type, pps_id=0, poc=3, slice_type=1, data=b"\xAB\x00\x00\x01\
     return NalUnit(nal_type, 0, 0, add_emulation_prevention(writer.to_bytes() + data))
 
 
-@pytest.mark.parametrize("nal_type", [IDR_W_RADL, 1])
-def test_layer1_slice_header(nal_type):
+@pytest.mark.parametrize("nal_type, dependent, as_cra", [(IDR_W_RADL, True, False), (1, True, False),
+                                                        (IDR_W_RADL, True, True), (1, True, True),
+                                                        (IDR_W_RADL, False, False), (1, False, False)])
+def test_layer1_slice_header(nal_type, dependent, as_cra):
+    """Layer-1 slice headers: with a reference layer, inter_layer_pred_enabled_flag (0) is sent;
+    an IDR slice turned CRA states POC 0 and an empty reference picture set (other slices keep theirs)."""
     sps, pps = parse_sps(hand_sps()), parse_pps(hand_pps())
-    unit = rewrite_slice_for_layer1(hand_slice(nal_type, slice_type=2 if nal_type == IDR_W_RADL else 1), sps, pps, 5)
-    assert (unit.type, unit.layer_id) == (nal_type, 1)
+    unit = rewrite_slice_for_layer1(hand_slice(nal_type, slice_type=2 if nal_type == IDR_W_RADL else 1), sps, pps, 5,
+                                    dependent=dependent, idr_as_cra=as_cra)
+    cra = as_cra and nal_type == IDR_W_RADL
+    assert (unit.type, unit.layer_id) == (CRA_NUT if cra else nal_type, 1)
     reader = BitReader(unit.rbsp)
     assert reader.u(1) == 1
     if nal_type == IDR_W_RADL:
@@ -317,9 +342,14 @@ def test_layer1_slice_header(nal_type):
     assert reader.ue() == 5  # the layer-1 PPS id
     if nal_type == IDR_W_RADL:
         assert reader.ue() == 2 and reader.u(8) == 0  # POC lsb present in a layer-1 IDR slice
+        if cra:
+            # short_term_ref_pic_set_sps_flag 0, inter_ref_pic_set_prediction_flag 0, no negative or
+            # positive pictures, slice_temporal_mvp_enabled_flag 0
+            assert reader.u(2) == 0 and reader.ue() == 0 and reader.ue() == 0 and reader.u(1) == 0
     else:
         assert reader.ue() == 1 and reader.u(8) == 3 and reader.u(1) == 1 and reader.u(1) == 0 and reader.u(1) == 1
-    assert reader.u(1) == 0  # inter_layer_pred_enabled_flag
+    if dependent:
+        assert reader.u(1) == 0  # inter_layer_pred_enabled_flag
     assert reader.u(2) == 0b11
     if nal_type != IDR_W_RADL:
         assert reader.u(1) == 0 and reader.ue() == 7 and reader.se() == -1
@@ -331,6 +361,19 @@ def test_layer1_slice_header(nal_type):
         assert reader.u(1) == 0
     assert unit.rbsp[reader.position // 8 :] == b"\xAB\x00\x00\x01\xCD"  # slice data untouched
     assert b"\x00\x00\x03\x01" in unit.payload  # and escaped again
+
+
+def test_reference_displays_sei_is_apples():
+    """The SEI naming the eyes, byte for byte as Apple's encoder writes it, and read back."""
+    unit = reference_displays_sei(left_view_id=0, right_view_id=1)
+    assert unit.to_bytes() == APPLE_3D_REFERENCE_DISPLAYS_SEI
+    assert parse_reference_displays(NalUnit.from_bytes(APPLE_3D_REFERENCE_DISPLAYS_SEI)) == ReferenceDisplays(0, 1)
+    assert parse_reference_displays(reference_displays_sei(left_view_id=1, right_view_id=0)) == ReferenceDisplays(1, 0)
+
+
+def test_format_constraint_flags():
+    assert format_constraint_flags(8, 1) == APPLE_8_BIT_420_CONSTRAINTS
+    assert format_constraint_flags(10, 1) == TEN_BIT_420_CONSTRAINTS
 
 
 def test_slice_with_a_foreign_pps_is_refused():
@@ -372,15 +415,19 @@ def eye_frames(count, width, height, offset):
     ("yuv420p10le", (68, 42)),  # not a multiple of 8: a conformance window
     ("yuv420p", (256, 144)),  # three rows of 64x64 CTBs: wavefront entry points in every slice header
 ])
-def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format, size):
-    count = 16  # two GOPs and a trailing run of B-frames at the end
+@pytest.mark.parametrize("independent", [False, True])
+def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format, size, independent):
+    """Either layer structure; in Apple's, layer 1 starts with a CRA picture and later GOPs with IDR pictures."""
+    count = 16  # three GOPs and a trailing run of B-frames at the end
     left = encode_eye(eye_frames(count, *size, 0), pixel_format)
     right = encode_eye(eye_frames(count, *size, 5), pixel_format)
     types = [split_annexb(data)[-1].type for data, *_ in left]
     assert types.count(IDR_W_RADL) + types.count(IDR_N_LP) == 3 and len(set(types)) >= 3  # IDR, P/B kinds
-    assembler = MultiviewAssembler()
+    assembler = MultiviewAssembler(independent=independent)
     merged = b"".join(assembler.access_unit(l, r) for (l, *_), (r, *_) in zip(left, right))
     units = split_annexb(merged)
+    layer1_irap = [unit.type for unit in units if unit.layer_id == 1 and unit.is_irap]
+    assert layer1_irap == ([IDR_N_LP] * 3 if independent else [CRA_NUT, IDR_N_LP, IDR_N_LP])
     assert {unit.layer_id for unit in units if unit.type in (SPS, PPS)} == {0, 1}
     assert {unit.layer_id for unit in units if unit.is_vcl} == {0, 1}
     for name, packets in (("left", left), ("right", right)):

@@ -8,6 +8,12 @@ The right stream's other NAL units (its VPS, SEI messages, delimiters) are left 
 layer's describe the access unit.
 Both encoders must have produced the same picture types in the same order (same GOP settings and
 frame count), so that each access unit pairs pictures of the same POC.
+
+Two layer structures: as Apple's encoder writes (layer 1 declares layer 0 as its reference layer,
+and its first picture, beside the base layer's IDR picture, is a CRA picture), or independent
+layers (no reference layer). Every later GOP starts with an IDR picture in both layers: FFmpeg
+(8.1) drops the layer-1 pictures of a GOP that starts with a CRA picture after the base
+layer's IDR picture (it finds the POC of the CRA picture, 0 again, still in the layer's buffer).
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from sbsconvert.hevc.slice import rewrite_slice_for_layer1
 class MultiviewAssembler:
     """Feed it the left and right eye's packets (Annex B) of one access unit at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, independent: bool = False, opens_stream: bool = True) -> None:
+        """`opens_stream`: the first access unit fed is the stream's first (not a later segment's)."""
+        self.independent = independent
+        self.cra_pending = opens_stream and not independent  # the next layer-1 IDR picture becomes CRA
         self.base_sps: dict[int, Sps] = {}
         self.base_pps_ids: set[int] = set()
         self.right_sps: dict[int, Sps] = {}
@@ -51,10 +60,12 @@ class MultiviewAssembler:
                 if not self.base_sps:
                     raise BitstreamError("the base layer's VPS comes without an SPS")
                 sps = next(iter(self.base_sps.values()))
-                unit = unit.with_rbsp(multiview_vps(unit.rbsp, sps))
+                unit = unit.with_rbsp(multiview_vps(unit.rbsp, sps, dependent=not self.independent))
             base.append(unit)
         layer1_params = [self._layer1_parameter_set(unit) for unit in right_units if unit.type in (SPS, PPS)]
-        layer1_slices = [self._layer1_slice(unit) for unit in right_vcl]
+        as_cra = self.cra_pending
+        layer1_slices = [self._layer1_slice(unit, as_cra) for unit in right_vcl]
+        self.cra_pending = False
         first_vcl = base.index(left_vcl[0])
         # Parameter sets first (both layers'), then the base picture, then the layer-1 picture.
         params_end = max((i + 1 for i, unit in enumerate(base[:first_vcl]) if unit.type in (VPS, SPS, PPS)), default=0)
@@ -73,7 +84,7 @@ class MultiviewAssembler:
         new_id = self.pps_id_map.setdefault(pps.pps_id, _free_id(self.base_pps_ids | set(self.pps_id_map.values())))
         return unit.with_rbsp(renumber_pps(unit.rbsp, new_id, self.sps_id_map[pps.sps_id]), layer_id=1)
 
-    def _layer1_slice(self, unit: NalUnit) -> NalUnit:
+    def _layer1_slice(self, unit: NalUnit, as_cra: bool) -> NalUnit:
         if not self.right_pps:
             raise BitstreamError("the right eye's picture comes before its parameter sets")
         if unit.layer_id != 0:
@@ -82,7 +93,8 @@ class MultiviewAssembler:
         pps = next(iter(self.right_pps.values())) if len(self.right_pps) == 1 else None
         if pps is None:
             raise BitstreamError("the right eye's stream has several PPSs")
-        return rewrite_slice_for_layer1(unit, self.right_sps[pps.sps_id], pps, self.pps_id_map[pps.pps_id])
+        return rewrite_slice_for_layer1(unit, self.right_sps[pps.sps_id], pps, self.pps_id_map[pps.pps_id],
+                                        dependent=not self.independent, idr_as_cra=as_cra)
 
 
 def _free_id(used: set[int]) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from sbsconvert.hevc.bits import BitstreamError, add_emulation_prevention, remove_emulation_prevention
 
 # nal_unit_type values (Table 7-1) this package deals with.
-IDR_W_RADL, IDR_N_LP = 19, 20
+IDR_W_RADL, IDR_N_LP, CRA_NUT = 19, 20, 21
 BLA_W_LP, RSV_IRAP_VCL23 = 16, 23
 VPS, SPS, PPS, AUD, EOS, EOB, FD, PREFIX_SEI, SUFFIX_SEI = 32, 33, 34, 35, 36, 37, 38, 39, 40
 

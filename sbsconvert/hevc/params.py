@@ -14,6 +14,19 @@ from dataclasses import dataclass, field
 from sbsconvert.hevc.bits import BitCopier, BitReader, BitstreamError, BitWriter
 
 MULTIVIEW_MAIN_PROFILE = 6  # general_profile_idc of Multiview Main (Annex G)
+
+
+def format_constraint_flags(bit_depth: int, chroma_format_idc: int) -> int:
+    """The 43 bits after general_frame_only_constraint_flag in a multiview layer's PTL: the
+    general_max_12bit/10bit/8bit, max_422chroma, max_420chroma and max_monochrome constraint
+    flags set where the format keeps to them (Apple's encoder sets the first five for 8-bit 4:2:0),
+    the intra, one-picture and lower-bit-rate flags and the reserved bits 0. Readers name the
+    profile from them (MediaInfo reads all zero as "Multiview Main 16"). H.265's Multiview Main
+    is 8-bit; a 10-bit layer clears max_8bit, as a Scalable Main 10 layer does beside Scalable Main
+    (Annex H), for the Multiview Main 10 of 3GPP TS 26.265."""
+    flags = (bit_depth <= 12, bit_depth <= 10, bit_depth <= 8, chroma_format_idc <= 2, chroma_format_idc <= 1,
+             chroma_format_idc == 0)
+    return sum(int(flag) << (42 - index) for index, flag in enumerate(flags))
 _MULTIVIEW_SCALABILITY = 1  # scalability_mask_flag index of multiview (Table F.1)
 
 
@@ -288,9 +301,11 @@ def renumber_pps(rbsp: bytes, pps_id: int, sps_id: int) -> bytes:
     return copier.writer.to_bytes()
 
 
-def multiview_vps(base_vps: bytes, sps: Sps, view_ids: tuple[int, int] = (0, 1)) -> bytes:
-    """The base layer's VPS extended for two views: layer 1 (view view_ids[1]) depends on layer 0
-    (the dependency is declared; each layer-1 slice then switches inter-layer prediction off).
+def multiview_vps(base_vps: bytes, sps: Sps, view_ids: tuple[int, int] = (0, 1), *, dependent: bool = True) -> bytes:
+    """The base layer's VPS extended for two views, layer 1 being view view_ids[1]. With
+    `dependent`, layer 1 declares layer 0 as its reference layer, as Apple's encoder does (each
+    layer-1 slice then switches inter-layer prediction off); else the layers are independent
+    (no reference layer: a simulcast, as the conformance stream MVHEVCS_C).
 
     Follows F.7.3.2.1.1 within the assumptions FFmpeg's MV-HEVC decoder accepts: 2 layers, 2 layer
     sets, multiview scalability only, no extra output layer sets, one rep_format (from `sps`) with
@@ -331,13 +346,14 @@ def multiview_vps(base_vps: bytes, sps: Sps, view_ids: tuple[int, int] = (0, 1))
         raise BitstreamError("the VPS has an extension already")
     writer.flag(1)  # vps_extension_flag
     writer.align_with(1)  # vps_extension_alignment_bit_equal_to_one
-    _write_vps_extension(writer, sps, base_level, view_ids)
+    _write_vps_extension(writer, sps, base_level, view_ids, dependent)
     writer.flag(0)  # vps_extension2_flag
     writer.trailing_bits()
     return writer.to_bytes()
 
 
-def _write_vps_extension(writer: BitWriter, sps: Sps, base_level: int, view_ids: tuple[int, int]) -> None:
+def _write_vps_extension(writer: BitWriter, sps: Sps, base_level: int, view_ids: tuple[int, int],
+                         dependent: bool) -> None:
     writer.u(8, base_level)  # profile_tier_level(0, 0): PTL 1, the base profile at its level
     writer.flag(0)  # splitting_flag
     writer.u(16, 1 << (15 - _MULTIVIEW_SCALABILITY))  # scalability_mask_flag[0..15]: multiview only
@@ -348,7 +364,9 @@ def _write_vps_extension(writer: BitWriter, sps: Sps, base_level: int, view_ids:
     writer.u(4, view_bits)  # view_id_len
     for view_id in view_ids:
         writer.u(view_bits, view_id)  # view_id_val
-    writer.flag(1)  # direct_dependency_flag[1][0]
+    writer.flag(dependent)  # direct_dependency_flag[1][0]
+    if not dependent:
+        writer.ue(0)  # num_add_layer_sets (sent when there are several independent layers)
     writer.flag(0)  # vps_sub_layers_max_minus1_present_flag
     writer.flag(0)  # max_tid_ref_present_flag
     writer.flag(0)  # default_ref_layers_active_flag: slices say whether they predict across layers
@@ -362,7 +380,7 @@ def _write_vps_extension(writer: BitWriter, sps: Sps, base_level: int, view_ids:
     writer.u(5, MULTIVIEW_MAIN_PROFILE)
     writer.u(32, 1 << (31 - MULTIVIEW_MAIN_PROFILE))  # general_profile_compatibility_flag[6]
     writer.u(4, source_flags)
-    writer.u(43, 0)  # constraint flags
+    writer.u(43, format_constraint_flags(max(sps.bit_depth_luma, sps.bit_depth_chroma), sps.chroma_format_idc))
     writer.u(1, 0)  # general_inbld_flag
     writer.u(8, sps.ptl.level_idc)
     writer.ue(0)  # num_add_olss
@@ -383,7 +401,8 @@ def _write_vps_extension(writer: BitWriter, sps: Sps, base_level: int, view_ids:
         writer.ue(offset)
     writer.flag(1)  # max_one_active_ref_layer_flag
     writer.flag(0)  # vps_poc_lsb_aligned_flag
-    # (poc_lsb_not_present_flag is only sent for layers without reference layers)
+    if not dependent:
+        writer.flag(0)  # poc_lsb_not_present_flag[1] (a layer without reference layers): IDR slices send it
     writer.flag(0)  # dpb_size(): sub_layer_flag_info_present_flag[1]
     for _ in range(2):
         writer.ue(sps.max_dec_pic_buffering_minus1)  # max_vps_dec_pic_buffering_minus1[1][k][0]

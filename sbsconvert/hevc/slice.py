@@ -6,12 +6,19 @@ carries inter_layer_pred_enabled_flag. The header is parsed and written again fi
 (every other field keeps its value, including the RPS, the weighted prediction table and the
 entry points); the slice data after it is kept byte for byte. With inter-layer prediction off,
 the coded picture decodes exactly as it did in its own stream.
+
+An IDR picture may become a CRA picture, as Apple's encoder codes layer 1 beside the base
+layer's IDR picture: a CRA slice states its POC and an empty reference picture set, so it
+decodes as the IDR picture did when no picture of the previous GOP is referenced after it (a
+closed GOP, as these encodes are).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sbsconvert.hevc.bits import BitCopier, BitReader, BitstreamError, BitWriter
-from sbsconvert.hevc.nal import NalUnit
+from sbsconvert.hevc.nal import CRA_NUT, NalUnit
 from sbsconvert.hevc.params import Pps, Sps, read_short_term_rps
 
 SLICE_B, SLICE_P, SLICE_I = 0, 1, 2
@@ -21,10 +28,14 @@ def _ceil_log2(value: int) -> int:
     return (value - 1).bit_length() if value > 1 else 0
 
 
-def rewrite_slice_for_layer1(unit: NalUnit, sps: Sps, pps: Pps, new_pps_id: int) -> NalUnit:
+def rewrite_slice_for_layer1(unit: NalUnit, sps: Sps, pps: Pps, new_pps_id: int, *, dependent: bool = True,
+                             idr_as_cra: bool = False) -> NalUnit:
     """The layer-0 slice segment `unit` (decoded with `sps`/`pps`) as a layer-1 slice that refers
-    to PPS `new_pps_id` and does not use inter-layer prediction."""
+    to PPS `new_pps_id` and does not use inter-layer prediction; `dependent`: layer 1 declares a
+    reference layer (the slice says it does not use it); `idr_as_cra`: an IDR slice becomes a CRA
+    slice."""
     rbsp = unit.rbsp
+    as_cra = idr_as_cra and unit.is_idr
     copier = BitCopier(BitReader(rbsp), BitWriter())
     reader, writer = copier.reader, copier.writer
     first_in_picture = copier.flag()
@@ -33,13 +44,13 @@ def rewrite_slice_for_layer1(unit: NalUnit, sps: Sps, pps: Pps, new_pps_id: int)
     if reader.ue() != pps.pps_id:
         raise BitstreamError("slice refers to another PPS than the stream's")
     writer.ue(new_pps_id)
-    dependent = False
+    dependent_segment = False
     if not first_in_picture:
         if pps.dependent_slice_segments:
-            dependent = copier.flag()
+            dependent_segment = copier.flag()
         copier.u(_ceil_log2(sps.ctb_count))  # slice_segment_address
-    if not dependent:
-        _independent_fields(copier, unit, sps, pps)
+    if not dependent_segment:
+        _independent_fields(copier, unit, sps, pps, dependent, as_cra)
     if pps.tiles or pps.entropy_coding_sync:
         offsets = copier.ue()  # num_entry_point_offsets
         if offsets:
@@ -55,10 +66,11 @@ def rewrite_slice_for_layer1(unit: NalUnit, sps: Sps, pps: Pps, new_pps_id: int)
         if reader.u(1):
             raise BitstreamError("slice header alignment bits are not zero")
     writer.trailing_bits()  # byte_alignment()
-    return unit.with_rbsp(writer.to_bytes() + rbsp[reader.position // 8 :], layer_id=1)
+    layer1 = unit.with_rbsp(writer.to_bytes() + rbsp[reader.position // 8 :], layer_id=1)
+    return replace(layer1, type=CRA_NUT) if as_cra else layer1
 
 
-def _independent_fields(copier: BitCopier, unit: NalUnit, sps: Sps, pps: Pps) -> None:
+def _independent_fields(copier: BitCopier, unit: NalUnit, sps: Sps, pps: Pps, dependent: bool, as_cra: bool) -> None:
     """The fields of an independent slice segment, from num_extra_slice_header_bits to
     slice_loop_filter_across_slices_enabled_flag."""
     for _ in range(pps.num_extra_slice_header_bits):
@@ -76,6 +88,8 @@ def _independent_fields(copier: BitCopier, unit: NalUnit, sps: Sps, pps: Pps) ->
         # Layer 1 sends the POC even in IDR slices (poc_lsb_not_present_flag is 0); an IDR
         # picture's POC is 0, as the base layer's IDR picture of the same access unit.
         copier.writer.u(sps.log2_max_poc_lsb, 0)
+        if as_cra:
+            _empty_reference_set(copier.writer, sps)
     else:
         copier.u(sps.log2_max_poc_lsb)  # slice_pic_order_cnt_lsb
         if not copier.flag():  # short_term_ref_pic_set_sps_flag
@@ -88,7 +102,8 @@ def _independent_fields(copier: BitCopier, unit: NalUnit, sps: Sps, pps: Pps) ->
             total_current += _long_term_refs(copier, sps)
         if sps.temporal_mvp:
             temporal_mvp = copier.flag()
-    copier.writer.flag(0)  # inter_layer_pred_enabled_flag: the right eye's pictures stand alone
+    if dependent:
+        copier.writer.flag(0)  # inter_layer_pred_enabled_flag: the right eye's pictures stand alone
     sao_luma = sao_chroma = False
     if sps.sample_adaptive_offset:
         sao_luma = copier.flag()
@@ -108,6 +123,22 @@ def _independent_fields(copier: BitCopier, unit: NalUnit, sps: Sps, pps: Pps) ->
             copier.se()  # slice_tc_offset_div2
     if pps.loop_filter_across_slices and (sao_luma or sao_chroma or not deblocking_disabled):
         copier.u(1)  # slice_loop_filter_across_slices_enabled_flag
+
+
+def _empty_reference_set(writer: BitWriter, sps: Sps) -> None:
+    """A non-IDR slice's reference picture fields saying it references no picture."""
+    count = len(sps.short_term_rps)
+    writer.flag(0)  # short_term_ref_pic_set_sps_flag: the set is in the slice header
+    if count:
+        writer.flag(0)  # inter_ref_pic_set_prediction_flag
+    writer.ue(0)  # num_negative_pics
+    writer.ue(0)  # num_positive_pics
+    if sps.long_term_refs_present:
+        if sps.long_term_used_by_curr:
+            writer.ue(0)  # num_long_term_sps
+        writer.ue(0)  # num_long_term_pics
+    if sps.temporal_mvp:
+        writer.flag(0)  # slice_temporal_mvp_enabled_flag: nothing before the picture lends motion
 
 
 def _long_term_refs(copier: BitCopier, sps: Sps) -> int:

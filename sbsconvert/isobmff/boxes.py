@@ -216,9 +216,10 @@ def read_video_sample_entry(path: Path) -> Box | None:
         return None
 
 
-def add_to_video_sample_entry(path: Path, new_boxes: bytes, skip_if_present: bytes) -> bool:
+def add_to_video_sample_entry(path: Path, new_boxes: bytes, skip_if_present: bytes, table_boxes: bytes = b"") -> bool:
     """Append `new_boxes` to the first video track's sample entry of the MP4/MOV file at `path`,
-    in place; every box around it (stsd ... moov) grows by their size.
+    and `table_boxes` (sample groups) to its sample table (`stbl`), in place; every box around
+    them (stbl ... moov) grows by their size.
 
     Returns False (file untouched) when the entry already holds a `skip_if_present` box, or the
     file's layout does not allow a safe in-place edit: FFmpeg's muxer writes `moov` after `mdat`,
@@ -226,7 +227,7 @@ def add_to_video_sample_entry(path: Path, new_boxes: bytes, skip_if_present: byt
     follows it are read, so memory does not grow with the length of the video."""
     with open(path, "r+b") as handle:
         try:
-            edit = _moov_with_boxes(handle, new_boxes, skip_if_present)
+            edit = _moov_with_boxes(handle, new_boxes, skip_if_present, table_boxes)
         except ValueError:
             return False  # malformed boxes: not a file to edit
         if edit is None:
@@ -237,7 +238,8 @@ def add_to_video_sample_entry(path: Path, new_boxes: bytes, skip_if_present: byt
     return True
 
 
-def _moov_with_boxes(handle: BinaryIO, new_boxes: bytes, skip_if_present: bytes) -> tuple[int, bytes] | None:
+def _moov_with_boxes(handle: BinaryIO, new_boxes: bytes, skip_if_present: bytes,
+                     table_boxes: bytes) -> tuple[int, bytes] | None:
     top = top_level_headers(handle)
     kinds = [header.kind for header in top]
     if b"moov" not in kinds or b"mdat" not in kinds:
@@ -253,8 +255,10 @@ def _moov_with_boxes(handle: BinaryIO, new_boxes: bytes, skip_if_present: bytes)
     entry = chain[-1]
     if entry.kind not in VISUAL_SAMPLE_ENTRIES or any(item.kind == skip_if_present for item in children(tail, entry)):
         return None
-    edited = bytearray(tail[: entry.end] + new_boxes + tail[entry.end :])
-    for ancestor in chain:  # moov ... sample entry all contain the new boxes
+    table = chain[-3]  # moov, trak, mdia, minf, stbl, stsd, entry
+    edited = bytearray(tail[: entry.end] + new_boxes + tail[entry.end : table.end] + table_boxes + tail[table.end :])
+    for depth, ancestor in enumerate(chain):  # moov ... stbl contain both; stsd and the entry, the entry's boxes
+        grows = len(new_boxes) + (len(table_boxes) if depth <= len(chain) - 3 else 0)
         size_field, offset = (">Q", ancestor.start + 8) if ancestor.header == 16 else (">I", ancestor.start)
-        struct.pack_into(size_field, edited, offset, ancestor.size + len(new_boxes))
+        struct.pack_into(size_field, edited, offset, ancestor.size + grows)
     return moov_start, bytes(edited)

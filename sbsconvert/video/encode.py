@@ -347,12 +347,14 @@ class _StreamCopy:
     stream's disposition (forced, default, hearing impaired...). `notes` says what was left out.
 
     With a `window` (start, end seconds: a trimmed video) only the audio packets that start in it
-    are copied, moved earlier by its start; subtitle cues and chapters that overlap it are cut to it
-    (see timeline.py)."""
+    are copied, moved earlier by its start (with `straddle`, also the one running across its start:
+    MP4/MOV's edit list hides the part before it, so the track starts at 0 too); subtitle cues and
+    chapters that overlap it are cut to it (see timeline.py)."""
 
     def __init__(self, source: Path, output: av.container.OutputContainer, window: tuple[float, float] | None = None,
-                 audio: AudioPlan | None = None):
+                 audio: AudioPlan | None = None, straddle: bool = False):
         self.window = window
+        self.straddle = straddle
         self.audio = audio or AudioPlan()
         self.encoders: dict[int, AacEncoder] = {}  # input index -> the audio re-encoded
         self.input = av.open(str(source))
@@ -439,7 +441,9 @@ class _StreamCopy:
                 if not clip_cue(packet, self.window):
                     continue
             elif self.window is not None:
-                if not start <= float(packet.pts * packet.time_base) < end:
+                begins = float(packet.pts * packet.time_base)
+                ends = float((packet.pts + packet.duration) * packet.time_base)
+                if not (begins >= start or (self.straddle and ends > start)) or begins >= end:
                     continue
                 shift = round(start / packet.time_base)
                 packet.pts, packet.dts = packet.pts - shift, packet.dts - shift

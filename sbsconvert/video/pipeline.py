@@ -244,12 +244,14 @@ def _video_writers(
 
 
 def spatial_metadata(settings: ConvertSettings) -> SpatialMetadata:
-    """The stereo camera a spatial video describes: --baseline-mm, and --hfov or the default."""
+    """The stereo camera a spatial video describes (--baseline-mm, and --hfov or the default), and
+    its layer structure (--mvhevc-structure)."""
     from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
     from sbsconvert.video.spatial import SpatialMetadata
 
     hfov = settings.hfov_degrees if settings.hfov_degrees is not None else DEFAULT_HFOV
-    return SpatialMetadata(settings.baseline_mm if settings.baseline_mm is not None else DEFAULT_BASELINE_MM, hfov)
+    return SpatialMetadata(settings.baseline_mm if settings.baseline_mm is not None else DEFAULT_BASELINE_MM, hfov,
+                           settings.mvhevc_structure)
 
 
 T = TypeVar("T")

@@ -177,7 +177,7 @@ class Segment:
         if spatial is not None:
             return SpatialSegmentWriter(self.files[0], settings, frame_rate=self.frame_rate, time_base=info.time_base,
                                         source=source, metadata=spatial, container_suffix=self.container,
-                                        **pixel_source(info)).eye_writers()
+                                        opens_stream=self.number == 0, **pixel_source(info)).eye_writers()
         return [SegmentWriter(path, settings, self.frame_rate, info, self.container, source) for path in self.files]
 
 
@@ -438,7 +438,7 @@ def join_videos(segments: list[Segment], job: Job, video: VideoSettings, *, fram
 def join_spatial(segments: list[Segment], job: Job, video: VideoSettings, *, time_base: Fraction, force: bool,
                  window: tuple[float, float] | None) -> list[str]:
     """Join the segments' two-view streams into one and mux it into the spatial video file, as a
-    one-piece run does (each segment starts with an IDR picture in both layers); returns notes."""
+    one-piece run does (each later segment starts with an IDR picture in both layers); returns notes."""
     target = job.outputs[0]
     source = None if job.source.is_dir() else job.source
     audio = None if source is None else spatial_audio(source, video, target.suffix)

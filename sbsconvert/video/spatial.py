@@ -9,9 +9,11 @@ assembled access unit by access unit into one two-layer stream (sbsconvert.hevc.
 = layer 0, a plain HEVC stream any player shows in 2D; right eye = layer 1, view 1), written to a
 raw Annex B file beside the output, then muxed by FFmpeg with the `multilayer` disposition (it
 writes `lhvC` with layer 1's parameter sets next to `hvcC`) keeping the encoder's timestamps,
-with the source's audio (AAC copied, other codecs re-encoded as AAC: see audio.py). Last,
-Apple's `vexu` (stereo views, hero eye, baseline, projection) and `hfov` boxes are added to the
-sample entry, as for `st3d`. A long video's segments
+with the source's audio (AAC copied, other codecs re-encoded as AAC: see audio.py) and the SEI
+naming the eyes in `hvcC`. Last, Apple's `vexu` (stereo views, hero eye, baseline, disparity
+adjustment) and `hfov` boxes are added to the sample entry, as for `st3d`, and the `sync` sample
+group of a layer-1 CRA picture to the sample table (docs/spatial.md compares every field with
+Apple's encoder's file). A long video's segments
 each keep their raw two-view stream and are muxed as one (video/segments.py, write_spatial_file).
 
 Apple's own encoder predicts the right eye from the left; these files do not (each layer-1 slice
@@ -22,8 +24,11 @@ FFmpeg decodes both views; whether Apple's decoder accepts them is not verified 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import struct
+import time
 from collections import deque
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +39,8 @@ import numpy as np
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.hevc.bits import BitstreamError
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
+from sbsconvert.hevc.nal import CRA_NUT, join_annexb, split_annexb
+from sbsconvert.hevc.sei import reference_displays_sei
 from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box, read_video_sample_entry
 from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
 from sbsconvert.video.audio import AudioPlan, plan_audio
@@ -43,6 +50,12 @@ from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _St
 from sbsconvert.video.encoders import SOFTWARE, pick_encoder, settle_x265_dts
 from sbsconvert.video.hdr import hdr10_x265_params
 
+# --mvhevc-structure: "apple" codes layer 1 as Apple's encoder does (it declares layer 0 as its
+# reference layer, and its first picture is a CRA picture beside the base layer's IDR picture,
+# marked by a `sync` sample group); "independent" codes two independent layers (an IDR picture in
+# both). Later GOPs start with IDR pictures in both layers either way (see hevc/mvhevc.py), and
+# neither predicts the right eye from the left (libx265 has no MV-HEVC encoder here).
+MVHEVC_STRUCTURES = ("apple", "independent")
 B_FRAMES = 4  # x265's default run of B-frames between P-frames
 # No content-driven picture type decisions; the types are forced anyway (EyeEncoder).
 _ALIGNED_GOP = f"scenecut=0:open-gop=0:b-adapt=0:bframes={B_FRAMES}"
@@ -95,21 +108,27 @@ class EyeEncoder:
 
 @dataclass(frozen=True)
 class SpatialMetadata:
-    """The stereo camera the file describes (see ConvertSettings for the defaults)."""
+    """The stereo camera the file describes (see ConvertSettings for the defaults), and how its
+    two layers are coded (one of MVHEVC_STRUCTURES)."""
 
     baseline_mm: float
     hfov_degrees: float
+    structure: str = "apple"
 
     def boxes(self) -> bytes:
-        """`vexu` and `hfov` for the sample entry (Apple's ISOBMFF stereo video extensions)."""
+        """`vexu` and `hfov` for the sample entry (Apple's ISOBMFF stereo video extensions), as
+        Apple's encoder writes them: no projection box (`proj`), which Apple leaves out for an
+        ordinary (rectilinear) camera."""
         views = full_box(b"stri", 0, 0, bytes([0b0011]))  # has left and right eye views, not reversed
         hero = full_box(b"hero", 0, 0, bytes([1]))  # the left eye (layer 0) is shown in 2D
         baseline = full_box(b"blin", 0, 0, struct.pack(">I", round(self.baseline_mm * 1000)))  # micrometres
-        projection = full_box(b"prji", 0, 0, b"rect")  # rectilinear: an ordinary camera's picture
-        # The camera system (cams) is part of the eye views box (FFmpeg's reader agrees).
-        eyes = box(b"eyes", b"", views, hero, box(b"cams", b"", baseline))
-        vexu = box(b"vexu", b"", eyes, box(b"proj", b"", projection))
-        return vexu + box(b"hfov", struct.pack(">I", round(self.hfov_degrees * 1000)))  # thousandths of a degree
+        # No horizontal disparity adjustment: --convergence has already put the zero-parallax plane
+        # into the pixels, and a player would shift the eyes once more by a non-zero one.
+        adjustment = box(b"cmfy", b"", full_box(b"dadj", 0, 0, struct.pack(">i", 0)))
+        # The camera system (cams) and the comfort settings (cmfy) are part of the eye views box
+        # (in Apple's files, and FFmpeg's reader agrees).
+        eyes = box(b"eyes", b"", views, hero, box(b"cams", b"", baseline), adjustment)
+        return box(b"vexu", b"", eyes) + box(b"hfov", struct.pack(">I", round(self.hfov_degrees * 1000)))
 
 
 def spatial_video_camera(path: Path) -> tuple[float | None, float | None]:
@@ -148,6 +167,7 @@ class SpatialVideoWriter:
         container_suffix: str | None = None,
         colour: Colour = Colour(),
         source_bits: int = 8,
+        opens_stream: bool = True,
     ):
         suffix = (container_suffix or Path(path).suffix).lower()
         check_spatial_settings(settings, suffix)
@@ -168,7 +188,8 @@ class SpatialVideoWriter:
         self._raw = open(self._raw_path, "wb")
         self._encoders: list[EyeEncoder] = []
         self._pending: tuple[deque[av.Packet], deque[av.Packet]] = (deque(), deque())
-        self._assembler = MultiviewAssembler()
+        self._assembler = MultiviewAssembler(independent=metadata.structure == "independent",
+                                             opens_stream=opens_stream)
         self._timestamps: list[tuple[int, int]] = []  # (pts, dts) of each access unit
         self._views: list[tuple[np.ndarray, int] | None] = [None, None]  # of the frame being gathered
         self._open_eyes = {0, 1}
@@ -279,26 +300,40 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
                        window: tuple[float, float] | None = None, audio: AudioPlan | None = None) -> list[str]:
     """Mux the raw two-view stream at `raw_path` (its access units' (pts, dts) in `timestamps`)
     into `path` with the source's audio (as `audio` plans it) and subtitles (those in `window`
-    seconds, for a trimmed video), then add Apple's boxes to the sample entry; returns what of the
-    source was left out."""
+    seconds, for a trimmed video), then add Apple's boxes to the sample entry and the sample group
+    of layer-1 CRA pictures; returns what of the source was left out."""
     notes: list[str] = []
+    start = min(pts for pts, _ in timestamps)
+    if start:  # a source whose first picture comes late: the file starts with it, without an empty edit
+        timestamps = [(pts - start, dts - start) for pts, dts in timestamps]
+        begin, end = window or (0.0, float("inf"))
+        window = (begin + float(start * time_base), end)  # the audio moves along (what came before is cut)
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(av.open(str(raw_path), format="hevc"))
-        output = stack.enter_context(av.open(str(path), "w", format=container_format))
+        # Composition offsets may be negative (version 1 `ctts`), so that the first picture is shown
+        # at media time 0 with B-frames too: the edit list then starts there, as in Apple's files.
+        output = stack.enter_context(av.open(str(path), "w", format=container_format,
+                                             options={"movflags": "negative_cts_offsets"}))
         template = raw.streams.video[0]
         stream = output.add_stream_from_template(template)
         stream.codec_tag = "hvc1"  # Apple players only accept this tag for HEVC
+        # The muxer builds `hvcC` from the parameter sets and SEI of the stream's header: Apple's
+        # encoder puts the SEI naming the left and right views there (and not in the stream).
+        stream.codec_context.extradata = bytes(template.codec_context.extradata or b"") + join_annexb(
+            [reference_displays_sei(left_view_id=0, right_view_id=1)])
         stream.time_base = time_base
         stream.disposition = av.stream.Disposition.default | av.stream.Disposition.multilayer
         copy = None  # the source's audio and subtitles
         if source is not None:
-            copy = _StreamCopy(source, output, window, audio)
+            copy = _StreamCopy(source, output, window, audio, straddle=True)
             stack.callback(copy.close)
             notes += copy.notes
             output.metadata.update(_fresh_tags(copy.input.metadata))
             if copy.input.streams.video:
                 stream.metadata.update(_fresh_tags(copy.input.streams.video[0].metadata))
+        output.metadata.setdefault("creation_time", recording_time(source))
         durations = _frame_durations([pts for pts, _ in timestamps])
+        layer1_cra: list[bool] = []  # per sample
         count = 0
         try:
             for packet in raw.demux(template):
@@ -310,6 +345,8 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
                 packet.pts, packet.dts = timestamps[count]
                 # (the raw demuxer's guess is in its own time base; the last one sets the track's length)
                 packet.duration = durations[count]
+                layer1_cra.append(packet.is_keyframe and any(  # (the parser marks the IRAP access units)
+                    unit.type == CRA_NUT and unit.layer_id == 1 for unit in split_annexb(bytes(packet))))
                 packet.time_base = time_base
                 packet.stream = stream
                 if copy is not None:
@@ -322,9 +359,30 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
             raise SbsError(f"{path}: cannot write the video ({first_line(error)})") from None
         if count != len(timestamps):
             raise SbsError(f"{path}: the two-view stream holds {count} pictures, not {len(timestamps)}")
-    if not add_to_video_sample_entry(path, boxes, b"vexu"):
+    if not add_to_video_sample_entry(path, boxes, b"vexu", cra_sample_group(layer1_cra)):
         raise SbsError(f"{path}: cannot add the spatial video boxes to the file")
     return notes
+
+
+def cra_sample_group(marked: list[bool]) -> bytes:
+    """The `sync` sample group (ISO/IEC 14496-15) Apple's files give the samples whose layer-1
+    picture is a CRA picture (the base layer's is IDR, a sync sample): a description naming the NAL
+    unit type, and the samples' runs mapped to it (1) or to none (0); nothing when no sample is."""
+    if not any(marked):
+        return b""
+    description = full_box(b"sgpd", 1, 0, b"sync" + struct.pack(">II", 1, 1) + bytes([CRA_NUT]))  # 1-byte entries
+    runs = [(len(list(run)), int(flag)) for flag, run in itertools.groupby(marked)]
+    mapping = full_box(b"sbgp", 0, 0, b"sync" + struct.pack(">I", len(runs)) +
+                       b"".join(struct.pack(">II", length, index) for length, index in runs))
+    return description + mapping
+
+
+def recording_time(source: Path | None) -> str:
+    """When the video was made, for the file's creation and modification dates (Apple's files
+    carry real ones) when the source does not say: its file's modification time, so converting
+    the same source again (or resuming it) gives the same bytes; the present without a source."""
+    seconds = source.stat().st_mtime if source is not None else time.time()
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _frame_durations(pts: list[int]) -> list[int]:
