@@ -63,9 +63,10 @@ def test_spatial_video_views_eyes_and_apple_boxes(files):
     assert code == 0
     for line in ("video, hevc, Main, 96x64, 6 frames", "mv hevc views: 2", "layer profiles: layer 0: Main",
                  "base view: left eye", "vexu eye views: left and right", "baseline mm: 64.0", "hfov degrees: 60.0",
-                 "projection: rect", "Apple: spatial video: yes, because it has two MV-HEVC views and Apple's vexu"):
+                 "Apple: spatial video: yes, because it has two MV-HEVC views and Apple's vexu"):
         assert line in out, out
     assert "Quest: shows the base view (left eye) in 2D" in out
+    assert "projection" not in out  # Apple's spatial files carry no proj box; nor do ours
 
 
 def test_spatial_photos_ours_and_visionos1(files):
