@@ -122,7 +122,7 @@ def apply_preset(preset: dict[str, Any], given: dict[str, Any], name: str) -> di
             raise SbsError(f"preset {name} sets diffusion engine settings; it does not apply to `engine` "
                            f"{given['engine']}")
         for key, value in preset.get("diffusion", {}).items():
-            if key not in given and not (key == "spsmd_every" and given.get("spsmd") is False):  # spsmd off wins
+            if key not in given and not (key == "spsmd_every" and given.get("spsmd") is False):  # an explicit spsmd=False wins
                 merged[key] = value
     video = dict(preset.get("video", {}))
     if "crf" in given or "bitrate" in given:

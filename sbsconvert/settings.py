@@ -158,7 +158,7 @@ def build_settings(values: Mapping[str, Any], preset: str | None = None) -> Sett
     if merged.get("force") and merged.get("skip_existing"):
         raise SbsError("`force` and `skip_existing` contradict each other; give one")
     if merged.get("spsmd") is False and "spsmd_every" in given:
-        raise SbsError("`spsmd_every` sets how often SPSMD runs; it contradicts `spsmd` off")
+        raise SbsError("`spsmd_every` sets how often SPSMD runs; it contradicts `spsmd=False`")
     if "depth_image" in merged and "model" not in merged:
         merged["model"] = DEFAULT_SD_DEPTH_MODEL
     if merged.get("preview") is True:
