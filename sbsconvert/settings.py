@@ -239,6 +239,7 @@ def override(settings: Settings, values: Mapping[str, Any]) -> Settings:
     changed = dataclasses.replace(settings, given=settings.given | set(values))
     for name, value in values.items():
         stage, key = FIELDS[name]
+        value = Path(value) if key in ("map_path", "depth_image") and value is not None else value
         if stage == "settings":
             changed = dataclasses.replace(changed, **{key: value})
         elif stage == "diffusion":
