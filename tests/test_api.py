@@ -180,3 +180,20 @@ def test_every_setting_named_in_an_error_is_an_option_of_the_command_line():
 def test_import_is_light():
     code = "import sys, sbsconvert; assert 'torch' not in sys.modules; sbsconvert.StereoConverter; assert 'torch' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
+def test_cluster_workers_get_picklable_settings_and_build_the_same_converter(tmp_path):
+    """--cluster hands each worker an Assembly (settings, no closures): plain pickle carries it and
+    the worker's rebuilt converter writes what the command line writes."""
+    import pickle
+
+    from sbsconvert.converter import Assembly
+    from sbsconvert.jobs import Job
+    from sbsconvert.settings import build_settings
+
+    assembly = Assembly(build_settings({"disparity": SYNTHETIC_DISP, "format": "tb", "verbosity": 0}))
+    _, convert_photo, convert_part = pickle.loads(pickle.dumps(assembly))()
+    convert_photo(Job(SYNTHETIC, [tmp_path / "worker.png"]))
+    code, _ = run(SYNTHETIC, "--disparity", SYNTHETIC_DISP, "-f", "tb", "-o", tmp_path / "cli.png")
+    assert code == 0 and convert_part is None
+    assert (tmp_path / "worker.png").read_bytes() == (tmp_path / "cli.png").read_bytes()
