@@ -111,10 +111,10 @@ class VideoReader:
 
     def frames(self, seek: int | None = None) -> Iterator[Frame]:
         """The frames in presentation order, each with its own timestamp (see presentation_order);
-        with `seek` (a pts) from the keyframe at or before it on (a part of the video, whose length
-        is then not checked)."""
+        with `seek` (a pts) from a keyframe shown before it on (a part of the video, whose length
+        is then not checked); the frames from `seek` on get the stamps a whole decode gives them."""
         if seek is not None:
-            self.container.seek(seek, stream=self.stream, backward=True)
+            self.container.seek(self._seek_target(seek), stream=self.stream, backward=True)
         time_base = self.info.time_base
         step = max(1, round(1 / (self.info.frame_rate * time_base))) if self.info.frame_rate else 1
         count, first, end = 0, None, None
@@ -139,6 +139,36 @@ class VideoReader:
             return
         # Measured from 0 (files differ on whether a duration counts from 0 or from the first frame).
         self._check_complete(count, (end - min(first, 0)) * time_base)
+
+    def _seek_target(self, pts: int) -> int:
+        """A timestamp to seek to whose keyframe is shown before `pts` (or is the first one). The
+        keyframe a seek to `pts` finds may be shown at or after it: demuxers seek by decode time
+        (AVI, MP4)."""
+        target, landed = self._step_back(pts, pts, self._landing(pts))
+        if self.info.codec == "mpeg4" and landed is not None:
+            # DivX/XviD packed B-frames: a B-frame packed into the keyframe's chunk shows before the
+            # keyframe but cannot be decoded from it, and the stamps of the frames decoded first go
+            # astray with it; from the keyframe before, they have settled by then.
+            target, landed = self._step_back(landed.pts, target, landed)
+        return target
+
+    def _step_back(self, pts: int, target: int, landed: av.Packet | None) -> tuple[int, av.Packet | None]:
+        """From the keyframe `landed` that a seek to `target` reaches, back to one shown before `pts`."""
+        while landed is not None and landed.pts >= pts:
+            earlier = (landed.pts if landed.dts is None else min(landed.dts, landed.pts)) - 1
+            before = self._landing(earlier)
+            if before is None or before.pts >= landed.pts:  # the first keyframe: nothing earlier
+                break
+            target, landed = earlier, before
+        return target, landed
+
+    def _landing(self, target: int) -> av.Packet | None:
+        """The first packet (with a timestamp) a backward seek to `target` reaches; None if the seek fails."""
+        try:
+            self.container.seek(target, stream=self.stream, backward=True)
+            return next((packet for packet in self.container.demux(self.stream) if packet.pts is not None), None)
+        except av.FFmpegError:
+            return None
 
     def _check_complete(self, count: int, decoded: Fraction) -> None:
         """A cut-off file whose index sits at the front decodes "fine", just shorter. Completeness is
