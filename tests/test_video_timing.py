@@ -32,12 +32,13 @@ def binary_image(index):
     return image
 
 
-def mpeg4_packets(count, rate, b_frames, gop=100, image=numbered_image):
+def mpeg4_packets(count, rate, b_frames, gop=100, image=numbered_image, options=None):
     """MPEG-4 Part 2 packets (decode order) of `count` test images, as XviD/DivX would write them."""
     codec = av.CodecContext.create("mpeg4", "w")
     codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     codec.time_base, codec.framerate = Fraction(1, rate), rate
     codec.max_b_frames, codec.gop_size = b_frames, gop
+    codec.options = options or {}
     codec.open()
     packets = []
     for index in range(count):

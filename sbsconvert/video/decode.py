@@ -21,6 +21,7 @@ from sbsconvert.errors import SbsError, first_line
 from sbsconvert.isobmff.boxes import read_video_sample_entry
 from sbsconvert.jobs import natural_key
 from sbsconvert.video.colour import Colour
+from sbsconvert.video.riff import avi_has_index
 from sbsconvert.video.st3d import ST3D_PACKINGS, read_st3d
 
 
@@ -47,6 +48,7 @@ class VideoInfo:
     colour: Colour = Colour()
     bit_depth: int = 8  # bits per sample of the source's pixels
     stereo: bool = False  # two views (MV-HEVC) read with all_views: each frame brings its right eye
+    indexed: bool | None = None  # an AVI holds its frame index whole (None: not an AVI)
 
     @property
     def expected_frames(self) -> int | None:
@@ -107,6 +109,7 @@ class VideoReader:
             colour=Colour.of(context.color_primaries, context.color_trc, context.colorspace, context.color_range),
             bit_depth=_bits(context.format),
             stereo=all_views and _has_two_views(self.path, stream),
+            indexed=avi_has_index(self.path) if self.container.format.name == "avi" else None,
         )
 
     def frames(self, seek: int | None = None) -> Iterator[Frame]:
@@ -138,7 +141,7 @@ class VideoReader:
         if seek is not None:
             return
         # Measured from 0 (files differ on whether a duration counts from 0 or from the first frame).
-        self._check_complete(count, (end - min(first, 0)) * time_base)
+        check_complete(self.path, self.info, count, (end - min(first, 0)) * time_base)
 
     def _seek_target(self, pts: int) -> int:
         """A timestamp to seek to whose keyframe is shown before `pts` (or is the first one). The
@@ -170,20 +173,6 @@ class VideoReader:
         except av.FFmpegError:
             return None
 
-    def _check_complete(self, count: int, decoded: Fraction) -> None:
-        """A cut-off file whose index sits at the front decodes "fine", just shorter. Completeness is
-        judged by time: capture tools leave skipped (unchanged) frames out of an AVI's index while its
-        header still counts them, so fewer frames than the header says is no proof of a cut. The frame
-        count decides only when the file gives no duration. Some slack: edit lists may hide a frame or two."""
-        info = self.info
-        if info.duration:
-            slack = max(Fraction(2) / info.frame_rate if info.frame_rate else Fraction(0), info.duration / 50)
-            if decoded < info.duration - slack:
-                raise SbsError(f"{self.path}: the video is truncated (its frames reach {float(decoded):.2f} s "
-                               f"of its {float(info.duration):.2f} s)")
-        elif info.frame_count and count < info.frame_count - max(1, info.frame_count // 50):
-            raise SbsError(f"{self.path}: the video is truncated ({count} of its {info.frame_count} frames decode)")
-
     def close(self) -> None:
         self.container.close()
 
@@ -192,6 +181,36 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_complete(path: Path, info: VideoInfo, count: int, reached: Fraction) -> None:
+    """Refuse a cut-off video: `count` frames whose data reaches `reached` seconds (from 0) must
+    reach what the file says it holds, less some slack (an edit list may hide a frame or two).
+
+    Completeness is judged by time, not by counting frames: capture tools leave skipped (unchanged)
+    frames out of an AVI's index while its header counts them, so fewer frames than the header says
+    is no proof of a cut. An AVI without its index (a recording or download cut off before the
+    index at its end was written) is judged by its header's count times the frame time, since FFmpeg
+    then guesses the duration from the bytes there. Otherwise the stream's duration decides (an
+    MP4's sample tables and a Matroska header give it from the start of the file), and the header's
+    frame count only when the file gives no duration."""
+    frame_time = 1 / info.frame_rate if info.frame_rate else None
+    if info.indexed is False and info.frame_count and frame_time:
+        header = info.frame_count * frame_time
+        if reached < header - _slack(header, frame_time):
+            raise SbsError(f"{path}: the video is truncated: its header counts {info.frame_count} frames of "
+                           f"{float(frame_time):.3f} s ({float(header):.2f} s) but the data stops at "
+                           f"{float(reached):.2f} s and the file has no index")
+    elif info.duration:
+        if reached < info.duration - _slack(info.duration, frame_time):
+            raise SbsError(f"{path}: the video is truncated: its frames stop at {float(reached):.2f} s "
+                           f"of the {float(info.duration):.2f} s the file says it lasts")
+    elif info.frame_count and count < info.frame_count - max(1, info.frame_count // 50):
+        raise SbsError(f"{path}: the video is truncated ({count} of its {info.frame_count} frames decode)")
+
+
+def _slack(length: Fraction, frame_time: Fraction | None) -> Fraction:
+    return max(2 * frame_time if frame_time else Fraction(0), length / 50)
 
 
 class FrameSequenceReader:
