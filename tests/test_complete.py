@@ -105,12 +105,13 @@ def test_a_cut_matroska_or_mp4_is_refused_by_the_duration_in_its_header(tmp_path
     assert "truncated: its frames stop at" in error and "of the 2.00 s the file says it lasts" in error
 
 
+@pytest.mark.parametrize("segments", [(), ("--segment-seconds", "1")], ids=["one piece", "segments"])
 @pytest.mark.parametrize("suffix", sorted(MAKERS))
-def test_a_complete_sparse_video_converts_with_every_frame(tmp_path, suffix):
+def test_a_complete_sparse_video_converts_with_every_frame(tmp_path, suffix, segments):
     clip = MAKERS[suffix](tmp_path / f"sparse{suffix}", SPARSE_SLOTS)
     images, times = source_frames(clip)
     assert times == [slot / RATE for slot in SPARSE_SLOTS]
-    code, output = convert(tmp_path, clip)
+    code, output = convert(tmp_path, clip, *segments)
     assert code == 0, output
     check_every_frame(next(tmp_path.glob("sparse_LR.*")), images, times)
 
