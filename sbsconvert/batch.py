@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from sbsconvert.device import memory_guard
 from sbsconvert.errors import BatchStop, SbsError
-from sbsconvert.jobs import Job
+from sbsconvert.jobs import Job, PassedOver
 from sbsconvert.locks import claim, clear_stale
 from sbsconvert.output import check_writable_target
 from sbsconvert.progress import progress
@@ -82,6 +82,10 @@ class BatchSummary:
         state = "interrupted" if self.interrupted else "stopped" if self.stopped else "done"
         return f"{state}: {counts}, in {self.seconds:.1f} s"
 
+    def add_passed_over(self, passed_over: list[PassedOver]) -> None:
+        """Count the files folder scans left out as skipped, each with its reason (first: found first)."""
+        self.outcomes[:0] = [Outcome(skip.path, [], "skipped", skip.reason) for skip in passed_over]
+
     def as_json(self) -> dict[str, object]:
         return {
             "converted": [outcome.as_dict() for outcome in self.with_status("converted")],
@@ -106,6 +110,21 @@ def check_targets(jobs: list[Job], force: bool, skip_existing: bool) -> None:
     for job in jobs:
         for target in job.outputs:
             check_writable_target(target, force)
+
+
+# Files named in a line saying why they were skipped, beyond which it gives a count (--verbose: all).
+NAMED_SKIPS = 3
+
+
+def report_passed_over(passed_over: list[PassedOver], reporter: Reporter) -> None:
+    """One line per reason the folder scans gave, naming its files (a few, or all with --verbose)."""
+    by_reason: dict[str, list[str]] = {}
+    for skip in passed_over:
+        by_reason.setdefault(skip.reason, []).append(str(skip.path))
+    shown = NAMED_SKIPS if reporter.verbosity < 2 else None
+    for reason, paths in by_reason.items():
+        more = f" and {len(paths) - shown} more" if shown is not None and len(paths) > shown else ""
+        reporter.info(f"skipped {', '.join(paths[:shown])}{more}: {reason}")
 
 
 def run_batch(

@@ -14,7 +14,7 @@ import click
 import cv2
 from click.core import ParameterSource
 from sbsconvert import __version__
-from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_targets, run_batch
+from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_targets, report_passed_over, run_batch
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
@@ -33,7 +33,7 @@ from sbsconvert.engines.diffusion.settings import (
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError, run_command
 from sbsconvert.evaluate.command import eval_command
-from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
+from sbsconvert.jobs import Job, PassedOver, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
@@ -396,6 +396,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         raise SbsError(f"divergence must be between 0 and {MAX_DIVERGENCE:g} percent, got {merged['divergence']}")
     generating = _generating(inputs, options)
     frame_rate = _sequence_rate(options)
+    passed_over: list[PassedOver] = []  # files the INPUT folders hold that are not converted
     if generating:
         jobs = [_generation_job(options, merged)]
     elif options["sequence"] or options["frames_out"]:
@@ -403,7 +404,8 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
                                 frames_out=options["frames_out"])
     else:
         jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"],
-                         skip_named_outputs=options["input_layout"] not in PACKED_LAYOUTS)
+                         skip_named_outputs=options["input_layout"] not in PACKED_LAYOUTS, passed_over=passed_over)
+        report_passed_over(passed_over, reporter)
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
     video = _video_settings(options, merged, jobs)
@@ -447,7 +449,8 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
             convert_video_job(job, convert_part) if convert_video_job is not None and is_video(job) else convert_photo(job)
         )
         summary = run_batch(jobs, convert_one, reporter, skip_existing=options["skip_existing"])
-    if len(jobs) > 1 or summary.interrupted:
+    summary.add_passed_over(passed_over)
+    if len(jobs) > 1 or passed_over or summary.interrupted:
         reporter.info(summary.line())
     stage_times = getattr(engine, "total_timings", None)
     if stage_times is not None and stage_times.seconds:
