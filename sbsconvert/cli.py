@@ -14,7 +14,7 @@ import click
 import cv2
 from click.core import ParameterSource
 from sbsconvert import __version__
-from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_targets, report_passed_over, run_batch
+from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_output_folders, check_targets, report_passed_over, run_batch
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
@@ -409,6 +409,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
     video = _video_settings(options, merged, jobs)
+    check_output_folders(jobs)
     if options["frames_out"]:
         from sbsconvert.video.encode import check_frame_folder
 
@@ -539,8 +540,10 @@ def _segment_options(options: dict[str, Any]) -> Any:
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:
     """The command-line spelling (--pix-fmt) of the options among `names` that were given."""
+    # The spelling is the option's own: a parameter's name may differ from it (trim_start is --start).
+    spelling = {param.name: max(param.opts, key=len) for param in click.get_current_context().command.params}
     # identity checks: --seed 0 and --crf 0 are given values, an unset flag is False
-    return [f"--{name.replace('_', '-')}" for name in names if options[name] is not None and options[name] is not False]
+    return [spelling[name] for name in names if options[name] is not None and options[name] is not False]
 
 
 def _sequence_rate(options: dict[str, Any]) -> Any:
