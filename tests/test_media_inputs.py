@@ -95,6 +95,7 @@ def test_a_folder_scan_takes_videos_by_content_and_reports_what_it_skips(tmp_pat
     (album / "app.ts").write_text("export const answer: number = 42;\n")  # TypeScript, not a transport stream
     (album / "data.xyz").write_bytes(np.random.default_rng(0).bytes(4000))
     disparity_map(album / "still.png").rename(album / "still.xyz")  # a picture under another name, not a video
+    (album / "IMG_0001.CR2").write_bytes(b"II*\0\x10\0\0\0CR\2\0" + bytes(100))  # a camera's RAW beside its JPEG
     (album / "trip").mkdir()
     (album / ".DS_Store").write_bytes(b"\0" * 64)  # hidden: not looked at
 
@@ -104,7 +105,8 @@ def test_a_folder_scan_takes_videos_by_content_and_reports_what_it_skips(tmp_pat
     assert sorted(entry["input"].rsplit("/", 1)[1] for entry in summary["converted"]) == sorted(CLIPS)
     assert all(frame_count(entry["outputs"][0]) == FRAMES for entry in summary["converted"])
     skipped = {entry["input"].rsplit("/", 1)[1]: entry["note"] for entry in summary["skipped"]}
-    assert sorted(skipped) == ["app.ts", "data.xyz", "notes.txt", "still.xyz", "trip"]
+    assert sorted(skipped) == ["app.ts", "data.xyz", "IMG_0001.CR2", "notes.txt", "still.xyz", "trip"]
+    assert skipped["IMG_0001.CR2"] == "a camera RAW photo (.CR2): develop it into a JPEG, TIFF or PNG first"
     assert "nor a video (.txt: not a media file" in skipped["notes.txt"]
     assert "nor a video (.ts: not a media file" in skipped["app.ts"]
     assert "nor a video (.xyz: not a media file" in skipped["data.xyz"]
@@ -112,7 +114,7 @@ def test_a_folder_scan_takes_videos_by_content_and_reports_what_it_skips(tmp_pat
     assert "--recursive" in skipped["trip"]
     for name, reason in skipped.items():
         assert f"skipped {album / name}: {reason}" in stderr.splitlines()
-    assert "done: 4 converted, 5 skipped, 0 failed" in stderr
+    assert "done: 4 converted, 6 skipped, 0 failed" in stderr
 
 
 def test_a_folder_of_nothing_to_convert_names_what_it_skipped(tmp_path):
