@@ -105,7 +105,7 @@ def test_a_folder_scan_takes_videos_by_content_and_reports_what_it_skips(tmp_pat
     assert sorted(entry["input"].rsplit("/", 1)[1] for entry in summary["converted"]) == sorted(CLIPS)
     assert all(frame_count(entry["outputs"][0]) == FRAMES for entry in summary["converted"])
     skipped = {entry["input"].rsplit("/", 1)[1]: entry["note"] for entry in summary["skipped"]}
-    assert sorted(skipped) == ["app.ts", "data.xyz", "IMG_0001.CR2", "notes.txt", "still.xyz", "trip"]
+    assert sorted(skipped) == ["IMG_0001.CR2", "app.ts", "data.xyz", "notes.txt", "still.xyz", "trip"]
     assert skipped["IMG_0001.CR2"] == "a camera RAW photo (.CR2): develop it into a JPEG, TIFF or PNG first"
     assert "nor a video (.txt: not a media file" in skipped["notes.txt"]
     assert "nor a video (.ts: not a media file" in skipped["app.ts"]
