@@ -138,3 +138,20 @@ def test_sound_without_pictures_is_refused_with_its_reason(tmp_path):
     code, _, stderr = invoke(sound_only)
     assert code == 1 and stderr.strip() == f"error: {sound_only}: not an image type sbsconvert reads, nor a video " \
                                            "(.wav: sound only, no video stream)"
+
+
+def test_a_video_of_a_codec_ffmpeg_cannot_decode_is_refused_with_that_reason(tmp_path):
+    clip = tmp_path / "odd.mov"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuvj420p"
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    unknown = tmp_path / "odd.cam"
+    unknown.write_bytes(clip.read_bytes().replace(b"jpeg", b"zq9x", 1))  # a sample entry no decoder knows
+    code, _, stderr = invoke(unknown)
+    assert code == 1 and stderr.strip() == (f"error: {unknown}: not an image type sbsconvert reads, nor a video "
+                                            "(.cam: its video codec cannot be decoded by this FFmpeg build)")

@@ -225,6 +225,8 @@ def _probe_video(path: str, _modified: int, size: int) -> str | None:
                 return f"a still {demuxer.removesuffix('_pipe').upper()} image"
             if not container.streams.video:
                 return "sound only, no video stream" if container.streams.audio else "no video stream"
+            if container.streams.video[0].codec_context is None:
+                return "its video codec cannot be decoded by this FFmpeg build"
             for _ in container.decode(container.streams.video[0]):
                 return None
             return "its video stream holds no frames"
