@@ -541,7 +541,8 @@ def _segment_options(options: dict[str, Any]) -> Any:
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:
     """The command-line spelling (--pix-fmt) of the options among `names` that were given."""
     # The spelling is the option's own: a parameter's name may differ from it (trim_start is --start).
-    spelling = {param.name: max(param.opts, key=len) for param in click.get_current_context().command.params}
+    # (from the command itself: cluster workers call this with no click context)
+    spelling = {param.name: max(param.opts, key=len) for param in convert.params}
     # identity checks: --seed 0 and --crf 0 are given values, an unset flag is False
     return [spelling[name] for name in names if options[name] is not None and options[name] is not False]
 
