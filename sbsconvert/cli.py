@@ -14,7 +14,7 @@ import click
 import cv2
 from click.core import ParameterSource
 from sbsconvert import __version__
-from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_targets, run_batch
+from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_output_folders, check_targets, report_passed_over, run_batch
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
@@ -33,7 +33,7 @@ from sbsconvert.engines.diffusion.settings import (
 from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError, run_command
 from sbsconvert.evaluate.command import eval_command
-from sbsconvert.jobs import Job, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
+from sbsconvert.jobs import Job, PassedOver, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION
 from sbsconvert.presets import load_preset, preset_names
@@ -451,6 +451,7 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         raise SbsError(f"divergence must be between 0 and {MAX_DIVERGENCE:g} percent, got {merged['divergence']}")
     generating = _generating(inputs, options)
     frame_rate = _sequence_rate(options)
+    passed_over: list[PassedOver] = []  # files the INPUT folders hold that are not converted
     if generating:
         jobs = [_generation_job(options, merged)]
     elif options["sequence"] or options["frames_out"]:
@@ -458,10 +459,12 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
                                 frames_out=options["frames_out"])
     else:
         jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"],
-                         skip_named_outputs=options["input_layout"] not in PACKED_LAYOUTS)
+                         skip_named_outputs=options["input_layout"] not in PACKED_LAYOUTS, passed_over=passed_over)
+        report_passed_over(passed_over, reporter)
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
     video = _video_settings(options, merged, jobs)
+    check_output_folders(jobs)
     if options["frames_out"]:
         from sbsconvert.video.encode import check_frame_folder
 
@@ -502,7 +505,8 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
             convert_video_job(job, convert_part) if convert_video_job is not None and is_video(job) else convert_photo(job)
         )
         summary = run_batch(jobs, convert_one, reporter, skip_existing=options["skip_existing"])
-    if len(jobs) > 1 or summary.interrupted:
+    summary.add_passed_over(passed_over)
+    if len(jobs) > 1 or passed_over or summary.interrupted:
         reporter.info(summary.line())
     stage_times = getattr(engine, "total_timings", None)
     if stage_times is not None and stage_times.seconds:
@@ -594,8 +598,11 @@ def _segment_options(options: dict[str, Any]) -> Any:
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:
     """The command-line spelling (--pix-fmt) of the options among `names` that were given."""
+    # The spelling is the option's own: a parameter's name may differ from it (trim_start is --start).
+    # (from the command itself: cluster workers call this with no click context)
+    spelling = {param.name: max(param.opts, key=len) for param in convert.params}
     # identity checks: --seed 0 and --crf 0 are given values, an unset flag is False
-    return [f"--{name.replace('_', '-')}" for name in names if options[name] is not None and options[name] is not False]
+    return [spelling[name] for name in names if options[name] is not None and options[name] is not False]
 
 
 def _sequence_rate(options: dict[str, Any]) -> Any:

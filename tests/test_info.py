@@ -149,7 +149,7 @@ def test_info_is_a_command_and_inputs_still_convert(files, tmp_path):
     assert code == 2 and "Missing argument 'FILE...'" in output
     photo = tmp_path / "photo.jpg"
     shutil.copy(SAMPLES / "chelsea.jpg", photo)
-    code, output = run(photo, "--disparity", SAMPLES / "disparity" / "synthetic.pfm", *NO_MODEL, "-q")
+    code, output = run(photo, "--disparity", SAMPLES / "disparity" / "chelsea.png", *NO_MODEL, "-q")
     assert code == 0 and (tmp_path / "photo_LR.jpg").exists(), output
 
 
