@@ -392,7 +392,9 @@ def _config_sei(entry: Any) -> list[str]:
         for kind in kinds:
             text = f"{SEI_NAMES.get(kind, f'payload type {kind}')} ({name})"
             views = parse_reference_displays(unit) if kind == THREE_D_REFERENCE_DISPLAYS_INFO else None
-            found.append(text + (f": left view {views.left_view_id}, right view {views.right_view_id}" if views else ""))
+            if views:
+                text += f": left view {views.left_view_id}, right view {views.right_view_id}"
+            found.append(text)
     return found
 
 

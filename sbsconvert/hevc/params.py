@@ -523,7 +523,8 @@ def parse_vps(rbsp: bytes) -> Vps:
     for _ in range(3):
         reader.ue()
     max_layer_id, layer_sets_minus1 = reader.u(6), reader.ue()
-    layer_sets = [[0]] + [[layer for layer in range(max_layer_id + 1) if reader.flag()] for _ in range(layer_sets_minus1)]
+    layer_sets = [[0]] + [[layer for layer in range(max_layer_id + 1) if reader.flag()]  # layer_id_included_flag
+                          for _ in range(layer_sets_minus1)]
     if reader.flag():  # vps_timing_info_present_flag
         reader.u(64)
         if reader.flag():  # vps_poc_proportional_to_timing_flag
