@@ -10,6 +10,7 @@ import av.filter
 import av.logging
 import numpy as np
 import pytest
+from pymediainfo import MediaInfo
 
 from conftest import run
 from sbsconvert.isobmff.boxes import parse_boxes
@@ -357,6 +358,10 @@ def test_vision_pro_file_carries_what_apples_encoder_writes(tmp_path, suffix, pi
     assert [media for _, media in edits(by_handler[b"vide"])] == [0]
     assert all(media >= 0 for _, media in edits(by_handler[b"soun"]))
     assert views(out)[2][0] == 0
+    # An independent reader (MediaInfo, as bundled by pymediainfo) names the profile as it names
+    # Apple's own file ("Multiview Main@L2@Main"), not "Multiview Main 16".
+    (video,) = [track for track in MediaInfo.parse(out).tracks if track.track_type == "Video"]
+    assert video.format_profile.split("@")[0] == ("Multiview Main" if pixel_format == "yuv420p" else "Multiview Main 10")
 
 
 def test_a_late_first_picture_still_starts_the_file(tmp_path):
