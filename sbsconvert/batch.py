@@ -7,6 +7,7 @@ interrupted batch is skipping jobs whose outputs all exist and writing only what
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,9 @@ from tqdm import tqdm
 
 from sbsconvert.device import memory_guard
 from sbsconvert.errors import BatchStop, SbsError
-from sbsconvert.jobs import Job
+from sbsconvert.jobs import Job, PassedOver
 from sbsconvert.locks import claim, clear_stale
-from sbsconvert.output import check_writable_target
+from sbsconvert.output import check_writable_target, write_failure
 from sbsconvert.progress import progress
 
 VERBOSITY = {"quiet": 0, "normal": 1, "verbose": 2}
@@ -58,7 +59,9 @@ class Outcome:
     stops_batch: bool = False  # a failure every remaining job would hit too (BatchStop)
 
     def as_dict(self) -> dict[str, object]:
-        entry: dict[str, object] = {"input": str(self.source), "outputs": [str(path) for path in self.outputs]}
+        # Only outputs that are there: a failed job's were never written (lr-pair: maybe one eye).
+        entry: dict[str, object] = {"input": str(self.source),
+                                    "outputs": [str(path) for path in self.outputs if path.exists()]}
         if self.message:
             entry["error" if self.status == "failed" else "note"] = self.message
         if self.status == "converted":
@@ -81,6 +84,10 @@ class BatchSummary:
         counts = ", ".join(f"{len(self.with_status(status))} {status}" for status in ("converted", "skipped", "failed"))
         state = "interrupted" if self.interrupted else "stopped" if self.stopped else "done"
         return f"{state}: {counts}, in {self.seconds:.1f} s"
+
+    def add_passed_over(self, passed_over: list[PassedOver]) -> None:
+        """Count the files folder scans left out as skipped, each with its reason (first: found first)."""
+        self.outcomes[:0] = [Outcome(skip.path, [], "skipped", skip.reason) for skip in passed_over]
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -106,6 +113,35 @@ def check_targets(jobs: list[Job], force: bool, skip_existing: bool) -> None:
     for job in jobs:
         for target in job.outputs:
             check_writable_target(target, force)
+
+
+# Files named in a line saying why they were skipped, beyond which it gives a count (--verbose: all).
+NAMED_SKIPS = 3
+
+
+def report_passed_over(passed_over: list[PassedOver], reporter: Reporter) -> None:
+    """One line per reason the folder scans gave, naming its files (a few, or all with --verbose)."""
+    by_reason: dict[str, list[str]] = {}
+    for skip in passed_over:
+        by_reason.setdefault(skip.reason, []).append(str(skip.path))
+    shown = NAMED_SKIPS if reporter.verbosity < 2 else None
+    for reason, paths in by_reason.items():
+        more = f" and {len(paths) - shown} more" if shown is not None and len(paths) > shown else ""
+        reporter.info(f"skipped {', '.join(paths[:shown])}{more}: {reason}")
+
+
+def check_output_folders(jobs: list[Job]) -> None:
+    """Refuse before any work, in one line, when the folder the outputs go to cannot take files
+    (read-only, no permission), rather than failing each file in turn with the same error."""
+    folders = {target.parent for job in jobs for target in job.outputs}
+    # Folders still to be made are made inside the nearest one that exists.
+    existing = {next(folder for folder in (path, *path.parents) if folder.exists()) for path in folders}
+    for folder in sorted(existing):
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise SbsError(f"cannot write to {folder}: {write_failure(error, folder)}") from None
 
 
 def run_batch(

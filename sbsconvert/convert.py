@@ -13,7 +13,7 @@ import numpy as np
 
 from sbsconvert.batch import JobResult
 from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
-from sbsconvert.disparity import Disparity, load_disparity_file, pixel_shift, resize_disparity
+from sbsconvert.disparity import Disparity, check_map_shape, load_disparity_file, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
@@ -98,6 +98,8 @@ class DisparityProvider:
             path = self._map_for(source)
             if self._loaded is None or self._loaded[0] != path:
                 self._loaded = (path, load_disparity_file(path, self.kind))
+            if picture.source is not None:  # (a generated image is drawn at the model's size, to fit the map to)
+                check_map_shape(self._loaded[1], *picture.size, f"disparity map {path}", str(source))
             return self._loaded[1]
         if self.depth_source in ("auto", "embedded"):
             from sbsconvert.embedded_depth import read_embedded_depth

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_targets, run_batch
+from sbsconvert.batch import (BatchSummary, JobResult, Reporter, check_output_folders, check_targets, report_passed_over,
+                              run_batch)
 from sbsconvert.convert import ConvertSettings, DisparityProvider, convert_image, layout_frames, stereo_request, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.device import select_compute
@@ -29,7 +30,7 @@ from sbsconvert.disparity import Disparity, disparity_from_array, load_disparity
 from sbsconvert.engines import create_engine
 from sbsconvert.engines.base import StereoEngine, StereoPair
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import Job, file_outputs, output_types, plan_jobs, plan_stream_jobs
+from sbsconvert.jobs import Job, PassedOver, file_outputs, output_types, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import PACKED_LAYOUTS, get_layout
 from sbsconvert.output import _quantize
 from sbsconvert.settings import (
@@ -231,6 +232,7 @@ def run(inputs: list[Path], output: Path | None, settings: Settings, models: Mod
     generating = _generating(inputs, output, settings)
     frame_rate = _sequence_rate(settings)
     layout = settings.output.layout
+    passed_over: list[PassedOver] = []  # files the INPUT folders hold that are not converted
     if generating:
         assert output is not None
         jobs = [_generation_job(output, settings)]
@@ -238,13 +240,15 @@ def run(inputs: list[Path], output: Path | None, settings: Settings, models: Mod
         jobs = plan_stream_jobs(inputs, output, layout, sequence=batch.sequence, frames_out=batch.frames_out)
     else:
         jobs = plan_jobs(inputs, output, layout, settings.output.image_type, batch.recursive,
-                         skip_named_outputs=settings.output.input_layout not in PACKED_LAYOUTS)
+                         skip_named_outputs=settings.output.input_layout not in PACKED_LAYOUTS, passed_over=passed_over)
+        report_passed_over(passed_over, reporter)
     map_path = settings.disparity.map_path
     if map_path is not None and len(jobs) > 1 and not map_path.is_dir():
         raise SbsError("`disparity` FILE works with one photo; for several photos give a folder of maps")
     _refuse_unused(settings, SPATIAL_ONLY, "only apply to `format` spatial (the file it describes)",
                    unused=layout != "spatial")
     video = _video_settings(settings, jobs, reporter)
+    check_output_folders(jobs)
     force, skip_existing = settings.output.force, settings.output.skip_existing
     if batch.frames_out:
         from sbsconvert.video.encode import check_frame_folder
@@ -299,7 +303,8 @@ def run(inputs: list[Path], output: Path | None, settings: Settings, models: Mod
         summary = run_batch(jobs, convert_one, reporter, skip_existing=skip_existing)
     if progress is not None:
         progress(len(jobs), len(jobs))
-    if len(jobs) > 1 or summary.interrupted:
+    summary.add_passed_over(passed_over)
+    if len(jobs) > 1 or passed_over or summary.interrupted:
         reporter.info(summary.line())
     stage_times = getattr(engine, "total_timings", None)
     if stage_times is not None and stage_times.seconds:

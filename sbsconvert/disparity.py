@@ -77,6 +77,21 @@ def normalize(values: np.ndarray) -> np.ndarray:
     return ((values - low) / (high - low)).astype(np.float32)
 
 
+# How far a given map's aspect ratio may stray from its picture's: rounding, as in a map made at a
+# smaller size (1920x1080 at 518x291), not a map of another picture or another crop.
+ASPECT_TOLERANCE = 0.02
+
+
+def check_map_shape(disparity: Disparity, width: int, height: int, map_name: str, picture_name: str) -> None:
+    """Refuse a map of another aspect ratio than its picture's: stretched over it, its depth would
+    land beside the objects it belongs to."""
+    map_height, map_width = disparity.shape
+    fitted_height = map_width * height / width  # the map's height at the picture's aspect ratio
+    if abs(map_height - fitted_height) > max(1.0, ASPECT_TOLERANCE * fitted_height):
+        raise SbsError(f"{map_name} is {map_width}x{map_height} but {picture_name} is {width}x{height}: their aspect "
+                       f"ratios differ by more than rounding ({ASPECT_TOLERANCE:.0%}); give a map of the same shape")
+
+
 def resize_disparity(disparity: Disparity, width: int, height: int) -> Disparity:
     """Resize to the image size; pixel disparities scale with the width."""
     map_height, map_width = disparity.shape

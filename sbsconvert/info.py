@@ -1,7 +1,8 @@
 """`sbsconvert info`: what a photo or video says about its stereo, as a headset or player reads it.
 
-Read only: the file's headers and boxes, plus the first packet (and, for a multiview stream, its
-first picture) of a video. Each file gives a Report: the container and its streams; the stereo
+Read only: the file's headers and boxes (with the parameter sets and SEI of the decoder
+configuration records), plus the first packet (and, for a multiview stream, its first picture)
+of a video. Each file gives a Report: the container and its streams; the stereo
 signalling it carries (MP4 `st3d`, Matroska StereoMode, MV-HEVC views and Apple's `vexu` boxes,
 the HEIF `ster` group and camera properties, MPO's multi-picture entries); the layout its name
 implies; and two verdicts: whether Apple shows it as spatial, and how a Quest player shows it.
@@ -29,6 +30,7 @@ SEI_NAMES = {4: "user data registered (ITU-T T.35)", 5: "user data unregistered 
 ST3D_NAMES = {0: "mono", 1: "top-bottom (left on top)", 2: "left-right (left first)"}
 _ST3D_WORDS = {ST3D_NAMES[1]: "top-bottom", ST3D_NAMES[2]: "side by side"}
 _PREFIX_SEI = 39
+_SCALABLE_MAIN = 7  # general_profile_idc
 _PRIMARIES = {1: "BT.709", 5: "BT.601 PAL", 6: "BT.601 NTSC", 9: "BT.2020", 12: "Display P3"}
 _TRANSFERS = {1: "BT.709", 6: "BT.601", 13: "sRGB", 14: "BT.2020 10-bit", 16: "PQ", 18: "HLG"}
 _MATRICES = {1: "BT.709", 5: "BT.601", 6: "BT.601", 9: "BT.2020"}
@@ -283,7 +285,7 @@ def _video_stereo(path: Path, container: Any, report: Report) -> None:
         stereo["base_view"] = f"{base} eye" + ("" if hero else " (no hero box: the left, by default)")
     if entry is not None:
         _apple_boxes(entry, stereo)
-    sei = _first_packet_sei(container, stream)
+    sei = (_config_sei(entry) if entry is not None else []) + _first_packet_sei(container, stream)
     if sei:
         stereo["sei"] = sei
 
@@ -313,23 +315,87 @@ def _apple_boxes(entry: Any, stereo: dict[str, Any]) -> None:
 
 
 def _layer_profiles(entry: Any) -> list[str]:
-    """The HEVC profile of each layer: the base layer's from hvcC, layer 1's from the SPS in lhvC
-    (a multi-layer SPS may leave it to the VPS: then "in the VPS")."""
-    profiles = []
+    """The HEVC profile of each layer: the base layer's from hvcC, a layer above's from the VPS
+    (its profile_tier_level in the output layer set of all layers), to which a multi-layer SPS
+    (as Apple's) leaves it; an SPS of the layer naming another profile is quoted beside it."""
+    from sbsconvert.hevc.bits import BitstreamError
+    from sbsconvert.hevc.nal import SPS, VPS
+    from sbsconvert.hevc.params import parse_vps
+
     hvcc = entry.child(b"hvcC") if entry is not None else None
-    if hvcc is not None and len(hvcc.payload) > 1:
-        profiles.append("layer 0: " + HEVC_PROFILES.get(hvcc.payload[1] & 0x1F, f"profile {hvcc.payload[1] & 0x1F}"))
-    lhvc = entry.child(b"lhvC") if entry is not None else None
-    if lhvc is not None:
-        sps = next((unit for unit in _config_nal_units(lhvc.payload, 6) if unit.type == 33), None)
-        if sps is not None:
-            rbsp = sps.rbsp
-            # sps_ext_or_max_sub_layers_minus1 == 7 in a layer above 0: no profile_tier_level here
-            if sps.layer_id and len(rbsp) > 0 and (rbsp[0] >> 1) & 7 == 7:
-                profiles.append(f"layer {sps.layer_id}: stated in the VPS")
-            elif len(rbsp) > 1:
-                profiles.append(f"layer {sps.layer_id}: " + HEVC_PROFILES.get(rbsp[1] & 0x1F, f"profile {rbsp[1] & 0x1F}"))
-    return profiles
+    if hvcc is None or len(hvcc.payload) < 2:
+        return []
+    units = [unit for _, unit in _config_record_units(entry)]
+    vps = next((unit for unit in units if unit.type == VPS), None)
+    layer_ptls, missing = {}, "no VPS"
+    if vps is not None:
+        try:
+            layer_ptls = parse_vps(vps.rbsp).layer_ptls
+        except BitstreamError as error:
+            missing = f"unreadable: {first_line(error)}"
+    names = {layer: _profile_name(ptl) for layer, ptl in layer_ptls.items() if layer}
+    for sps in (unit for unit in units if unit.type == SPS and unit.layer_id):
+        own = _sps_ptl(sps.rbsp)
+        if sps.layer_id not in names:
+            names[sps.layer_id] = _profile_name(own) if own else f"stated in the VPS ({missing})"
+        elif own is not None and own.profile_idc != layer_ptls[sps.layer_id].profile_idc:
+            names[sps.layer_id] += f" (its SPS says {_profile_name(own)})"
+    base = HEVC_PROFILES.get(hvcc.payload[1] & 0x1F, f"profile {hvcc.payload[1] & 0x1F}")
+    return [f"layer 0: {base}"] + [f"layer {layer}: {name}" for layer, name in sorted(names.items())]
+
+
+def _profile_name(ptl: Any) -> str:
+    """A profile by name; Multiview and Scalable Main with the bit depth their constraint flags
+    keep to (Multiview Main 10 is Multiview Main without general_max_8bit_constraint_flag)."""
+    from sbsconvert.hevc.params import MULTIVIEW_MAIN_PROFILE
+
+    name = HEVC_PROFILES.get(ptl.profile_idc, f"profile {ptl.profile_idc}")
+    if ptl.profile_idc in (MULTIVIEW_MAIN_PROFILE, _SCALABLE_MAIN):
+        depth = ptl.max_bit_depth
+        name += "" if depth == 8 else f" {depth}" if depth else " (no bit depth constraint flag set)"
+    return name
+
+
+def _sps_ptl(rbsp: bytes) -> Any:
+    """The profile_tier_level of an SPS; None for a multi-layer SPS, which has none."""
+    from sbsconvert.hevc.params import MULTILAYER_SPS, ProfileTierLevel
+
+    if len(rbsp) < 13 or (rbsp[0] >> 1) & 7 == MULTILAYER_SPS:  # sps_ext_or_max_sub_layers_minus1
+        return None
+    return ProfileTierLevel(rbsp[1:12], rbsp[12])
+
+
+def _config_record_units(entry: Any) -> list[tuple[str, Any]]:
+    """The NAL units in the arrays of the sample entry's decoder configuration records, each with
+    its record's name (hvcC, lhvC)."""
+    units = []
+    for name, header in ((b"hvcC", 23), (b"lhvC", 6)):
+        record = entry.child(name)
+        if record is not None:
+            units += [(name.decode(), unit) for unit in _config_nal_units(record.payload, header)]
+    return units
+
+
+def _config_sei(entry: Any) -> list[str]:
+    """The SEI messages in the decoder configuration records (where Apple's encoder names the
+    left and right views), by name and record; the views a 3D reference displays info names."""
+    from sbsconvert.hevc.nal import PREFIX_SEI, SUFFIX_SEI
+    from sbsconvert.hevc.sei import THREE_D_REFERENCE_DISPLAYS_INFO, parse_reference_displays
+
+    found = []
+    for name, unit in _config_record_units(entry):
+        if unit.type not in (PREFIX_SEI, SUFFIX_SEI):
+            continue
+        kinds: list[int] = []
+        with contextlib.suppress(IndexError):  # a cut-off SEI NAL unit: none named
+            kinds = _sei_payload_types(unit.rbsp)
+        for kind in kinds:
+            text = f"{SEI_NAMES.get(kind, f'payload type {kind}')} ({name})"
+            views = parse_reference_displays(unit) if kind == THREE_D_REFERENCE_DISPLAYS_INFO else None
+            if views:
+                text += f": left view {views.left_view_id}, right view {views.right_view_id}"
+            found.append(text)
+    return found
 
 
 def _config_nal_units(record: bytes, header: int) -> list[Any]:

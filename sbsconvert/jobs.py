@@ -13,7 +13,7 @@ from sbsconvert.layout import LAYOUTS, get_layout
 from sbsconvert.mpo import MPO_EXTENSION, is_stereo_mpo
 from sbsconvert.output import IMAGE_FORMATS
 from sbsconvert.spatial_photo import SPATIAL_EXTENSION
-from sbsconvert.video import VIDEO_OUTPUT_EXTENSIONS, is_video_path, video_output_extension
+from sbsconvert.video import VIDEO_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS, is_video_path, not_a_video, video_output_extension
 
 FOLDER_OUTPUT_SUFFIX = "_stereo"
 _OUR_SUFFIXES = tuple(sorted({suffix.lower() for layout in LAYOUTS.values() for suffix in layout.suffixes if suffix}))
@@ -26,6 +26,14 @@ PHOTO_CONTAINERS = {"mpo": (MPO_EXTENSION, "JPEG", ("jpg", "jpeg")), "spatial": 
 class Job:
     source: Path
     outputs: list[Path]  # one file, or left and right for lr-pair
+
+
+@dataclass
+class PassedOver:
+    """A file (or, without --recursive, a sub-folder) a folder scan does not convert, and why."""
+
+    path: Path
+    reason: str
 
 
 def natural_key(path: Path) -> list[object]:
@@ -44,19 +52,55 @@ def looks_like_our_output(path: Path) -> bool:
     return any(stem.endswith(suffix) for suffix in _OUR_SUFFIXES)
 
 
-def images_in_folder(folder: Path, recursive: bool, skip_named_outputs: bool = True) -> list[Path]:
+def images_in_folder(
+    folder: Path, recursive: bool, skip_named_outputs: bool = True, passed_over: list[PassedOver] | None = None
+) -> list[Path]:
     """Images and videos in a folder (natural order), skipping hidden files and (unless told not to:
-    a folder of packed 3D files to re-lay-out) files that look like our outputs."""
-    pattern = "**/*" if recursive else "*"
-    found = [
-        path
-        for path in folder.glob(pattern)
-        if path.is_file()
-        and (is_image_path(path) or is_video_path(path))
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-        and not (skip_named_outputs and looks_like_our_output(path))
-    ]
+    a folder of packed 3D files to re-lay-out) files that look like our outputs. A file named as no
+    photo or video type is taken when its content is a video (.mpg, .ts, .MTS...). What else the
+    folder holds is added to `passed_over` with the reason."""
+    found, skipped = [], []
+    for path in folder.glob("**/*" if recursive else "*"):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue  # hidden: the user's or ours (locks, temp files), never theirs to convert
+        reason = _why_not_taken(path, recursive, skip_named_outputs)
+        if reason is None:
+            found.append(path)
+        elif reason:
+            skipped.append(PassedOver(path, reason))
+    if passed_over is not None:
+        passed_over.extend(sorted(skipped, key=lambda skip: natural_key(skip.path)))
     return sorted(found, key=natural_key)
+
+
+def _why_not_taken(path: Path, recursive: bool, skip_named_outputs: bool) -> str | None:
+    """Why a folder scan leaves `path` out (None: it is converted; "": nothing worth saying)."""
+    if path.is_dir():
+        return "" if recursive else "a sub-folder (--recursive looks inside)"
+    if not path.is_file():
+        return "not a regular file"
+    why = not_media(path)
+    if why is not None:
+        return why
+    if skip_named_outputs and looks_like_our_output(path):
+        return "named like an sbsconvert output (to convert packed 3D files, give --input-layout)"
+    return None
+
+
+# Camera RAW photos (undeveloped sensor data): common beside the JPEGs in a camera's folders, never
+# videos, and slow to rule out by content (15-50 ms each), so named for what they are.
+RAW_PHOTO_EXTENSIONS = frozenset({".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf",
+                                  ".rw2", ".orf", ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".kdc", ".mrw", ".rwl"})
+
+
+def not_media(path: Path) -> str | None:
+    """Why the file `path` is neither a photo type sbsconvert reads nor a video (None: it is one)."""
+    if is_image_path(path) or path.suffix.lower() in VIDEO_EXTENSIONS:
+        return None
+    if path.suffix.lower() in RAW_PHOTO_EXTENSIONS:
+        return f"a camera RAW photo ({path.suffix}): develop it into a JPEG, TIFF or PNG first"
+    why = not_a_video(path)
+    return None if why is None else f"not an image type sbsconvert reads, nor a video ({path.suffix or 'no extension'}: {why})"
 
 
 def output_extension(source: Path, image_type: str | None) -> str:
@@ -83,8 +127,10 @@ def output_types(layout_name: str) -> tuple[str, ...]:
 
 def plan_jobs(
     inputs: list[Path], output: Path | None, layout_name: str, image_type: str | None, recursive: bool,
-    skip_named_outputs: bool = True,
+    skip_named_outputs: bool = True, passed_over: list[PassedOver] | None = None,
 ) -> list[Job]:
+    """The jobs for INPUT files and folders; files the folders hold but that are not converted go
+    into `passed_over`, with the reason."""
     if not inputs:
         raise SbsError("no INPUT given (a photo, or a folder of photos)")
     layout = get_layout(layout_name)
@@ -96,14 +142,17 @@ def plan_jobs(
     pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
     for given in inputs:
         if given.is_dir():
-            found = images_in_folder(given, recursive, skip_named_outputs)
+            skipped: list[PassedOver] = []
+            found = images_in_folder(given, recursive, skip_named_outputs, skipped)
             if not found:
-                hint = "" if recursive else " (use `recursive` to look in sub-folders)"
-                raise SbsError(f"folder {given} holds no images or videos{hint}")
+                raise SbsError(f"folder {given} holds no images or videos{_empty_folder_hint(skipped, recursive)}")
             pairs.extend((path, given) for path in found)
+            if passed_over is not None:
+                passed_over.extend(skipped)
         elif given.is_file():
-            if not is_image_path(given) and not is_video_path(given):
-                raise SbsError(f"{given}: not an image type sbsconvert reads, nor a video ({given.suffix or 'no extension'})")
+            why = not_media(given)
+            if why is not None:
+                raise SbsError(f"{given}: {why}")
             pairs.append((given, None))
         else:
             raise SbsError(f"{given}: no such file or folder")
@@ -191,6 +240,13 @@ def _wrong_type(output: Path, layout_name: str) -> str:
     owner = next((name for name, (extension, _, _) in PHOTO_CONTAINERS.items() if extension == suffix), None)
     hint = f"; {suffix} needs `format` {owner}" if owner else ""
     return f"`output` {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder{hint})"
+
+
+def _empty_folder_hint(skipped: list[PassedOver], recursive: bool) -> str:
+    if skipped:
+        more = f", and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        return f" (skipped {skipped[0].path.name}: {skipped[0].reason}{more})"
+    return "" if recursive else " (use `recursive` to look in sub-folders)"
 
 
 def _looks_like_file_name(path: Path) -> bool:

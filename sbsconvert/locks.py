@@ -103,10 +103,28 @@ def _dead_here(holder: tuple[int, str]) -> bool:
     """Whether a lock's owner is a process of this host that no longer runs (another host's cannot
     be checked, so it is taken as alive)."""
     pid, host = holder
-    return host == HOST and not process_alive(pid)
+    return host == HOST and (pid <= 0 or not process_alive(pid))  # os.kill(0, ...) would ask our own group
 
 
 def _create(path: Path) -> bool:
+    """Create the lock with its owner already written in it: the owner goes into a file of our own,
+    which is then hard-linked as the lock (atomic, and failing when the lock exists). Created empty
+    and written afterwards, a lock whose writer was killed in between would name nobody, and could
+    not be told from one being written by a live process this very moment."""
+    draft = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
+    draft.write_text(f"{os.getpid()} {HOST}\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        return _create_in_place(path)
+    finally:
+        draft.unlink()
+    return True
+
+
+def _create_in_place(path: Path) -> bool:
     try:
         handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
@@ -117,8 +135,9 @@ def _create(path: Path) -> bool:
 
 
 def _read(path: Path) -> tuple[int, str] | None:
-    """(pid, host) of the lock's owner; None when there is no lock. An unreadable one (its writer
-    died between creating and writing it) reads as a dead process on this host."""
+    """(pid, host) of the lock's owner; None when there is no lock. An unreadable one (written in
+    place on a file system without hard links, its writer died before writing it) reads as a dead
+    process on this host."""
     try:
         text = path.read_text().split()
     except FileNotFoundError:

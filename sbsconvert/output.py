@@ -19,7 +19,7 @@ import png  # pypng: 16-bit colour PNG with any chunk (Pillow writes 8 bits per 
 import tifffile
 from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 
-from sbsconvert.errors import SbsError
+from sbsconvert.errors import BatchStop, SbsError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -54,7 +54,7 @@ def atomic_path(path: Path, force: bool) -> Iterator[Path]:
         remove_stale_temps(path)
         handle, temp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".part{path.suffix}", dir=folder)
     except OSError as error:
-        raise SbsError(f"cannot write to {folder}: {error.strerror or error}") from None
+        raise SbsError(f"cannot write to {folder}: {write_failure(error, folder)}") from None
     os.close(handle)
     temp = Path(temp_name)
     os.chmod(temp, _DEFAULT_FILE_MODE)  # mkstemp creates 0600; outputs get the usual permissions
@@ -62,10 +62,47 @@ def atomic_path(path: Path, force: bool) -> Iterator[Path]:
         yield temp
         _publish(temp, path, force)
     except OSError as error:
-        raise SbsError(f"cannot write {path}: {error.strerror or error}") from None
+        raise _write_error(error, path, folder) from None
+    except SbsError as error:
+        # Writers (FFmpeg's muxers...) know only the temp file: the user knows the output, and a
+        # full disk by the folder it fills.
+        cause = _os_cause(error)
+        if cause is not None and cause.errno in _NO_ROOM:
+            raise _write_error(cause, path, folder) from None
+        raise type(error)(str(error).replace(str(temp), str(path)).replace(temp.name, path.name)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def write_failure(error: OSError, folder: Path) -> str:
+    """Why writing into `folder` failed, in the user's terms."""
+    if error.errno == errno.ENOSPC:
+        return f"no space left on the device holding {folder}"
+    if error.errno == errno.EDQUOT:
+        return f"the disk quota on the device holding {folder} is used up"
+    if error.errno == errno.EFBIG:
+        return f"the file outgrew the largest size allowed in {folder} (4 GiB on FAT32) or by this process's file size limit"
+    return error.strerror or str(error)
+
+
+def _write_error(error: OSError, path: Path, folder: Path) -> SbsError:
+    """A full disk stops the batch: every file after this one would fail the same way."""
+    kind = BatchStop if error.errno in (errno.ENOSPC, errno.EDQUOT) else SbsError
+    return kind(f"cannot write {path}: {write_failure(error, folder)}")
+
+
+def _os_cause(error: BaseException) -> OSError | None:
+    """The operating-system error (with its errno) behind `error`, if one is chained to it."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def temp_prefix(path: Path, pid: int | None = None) -> str:

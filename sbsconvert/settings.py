@@ -27,7 +27,6 @@ from sbsconvert.depth import DEFAULT_DEPTH_MODEL
 from sbsconvert.engines import ENGINES
 from sbsconvert.engines.diffusion.settings import DEFAULT_SD_DEPTH_MODEL, DiffusionSettings
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import photo_container
 from sbsconvert.presets import apply_preset, load_preset
 from sbsconvert.video import SPATIAL_CODECS
 from sbsconvert.video.encode import VideoSettings

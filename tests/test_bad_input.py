@@ -177,10 +177,10 @@ def test_odd_but_valid_photos_convert(tmp_path, name, make):
     photo = tmp_path / name
     make(photo)
     out = tmp_path / "out.png"
-    disparity = write_map(tmp_path, "d.npy", np.tile(np.linspace(0, 1, 16, dtype=np.float32), (12, 1)))
+    width, height = load_picture(photo).size
+    disparity = write_map(tmp_path, "d.npy", np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1)))
     result = invoke([str(photo), "--disparity", str(disparity), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    width, height = load_picture(photo).size
     assert Image.open(out).size == (2 * width, height)
 
 

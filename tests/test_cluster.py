@@ -16,6 +16,7 @@ from conftest import SAMPLES, run
 from sbsconvert.errors import SbsError
 from sbsconvert.jobs import Job
 from test_segments import DISPARITY, assert_identical, long_clip
+from test_video_timing import check_trimmed_packed_run, kept_progress, packed_clip  # noqa: F401 (a fixture)
 
 ray = pytest.importorskip("ray")
 
@@ -151,3 +152,9 @@ def test_diffusion_segments_on_workers_read_their_shots_anchor_like_one_piece(ra
     one, ray = sorted((tmp_path / "one").iterdir()), sorted((tmp_path / "ray").iterdir())
     assert len(one) == 24 and [p.name for p in one] == [p.name for p in ray]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, ray))
+
+
+def test_packed_b_frames_in_segments_on_workers_write_each_frame_once(ray_cluster, tmp_path, kept_progress):
+    """DivX packed B-frames cut into segments that workers decode from seeks: no frame lost or doubled."""
+    clip = packed_clip(tmp_path / "divx.avi")
+    check_trimmed_packed_run(tmp_path, clip, kept_progress, "--segment-seconds", "1", "--cluster", "auto", "--workers", "2")

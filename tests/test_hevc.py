@@ -2,6 +2,7 @@
 the multiview VPS), then on real libx265 streams: two eyes assembled into one MV-HEVC stream
 decode, through FFmpeg's MV-HEVC decoder, into exactly the pictures each eye's own stream gives."""
 
+from dataclasses import replace
 from fractions import Fraction
 
 import av
@@ -12,8 +13,8 @@ from sbsconvert.hevc.bits import (BitReader, BitstreamError, BitWriter, add_emul
                                   remove_emulation_prevention)
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
 from sbsconvert.hevc.nal import CRA_NUT, IDR_N_LP, IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
-from sbsconvert.hevc.params import (ShortTermRps, format_constraint_flags, multiview_vps, parse_pps, parse_sps,
-                                    renumber_pps, renumber_sps)
+from sbsconvert.hevc.params import (RepFormat, ShortTermRps, format_constraint_flags, multilayer_sps, multiview_vps,
+                                    parse_pps, parse_sps, parse_vps, renumber_pps)
 from sbsconvert.hevc.sei import ReferenceDisplays, parse_reference_displays, reference_displays_sei
 from sbsconvert.hevc.slice import rewrite_slice_for_layer1
 from sbsconvert.video.encode import VideoSettings
@@ -27,6 +28,13 @@ TEN_BIT_420_CONSTRAINTS = 0b11011 << 38  # the same but max_8bit
 # The prefix SEI NAL unit in the hvcC of that file: three_dimensional_reference_displays_info
 # (payload type 176, 4 bytes) naming left view 0 and right view 1, no display width or shift.
 APPLE_3D_REFERENCE_DISPLAYS_SEI = bytes.fromhex("4e01b004040d002080")
+# That file's VPS (with the multiview extension) and base-layer SPS from hvcC, and layer 1's SPS
+# from lhvC: a multi-layer SPS (sps_ext_or_max_sub_layers_minus1 7), whose profile, picture format
+# and buffer sizes are the VPS's (NAL units, headers included).
+APPLE_VPS = bytes.fromhex("40010c11ffff016000000300b0000003000003003c15c15b3c200028245970602000000bf8000003"
+                          "00000303c8d00a00080a01e5c52bf708")
+APPLE_SPS = bytes.fromhex("420101016000000300b0000003000003003ca01420207cb8815ee45951")
+APPLE_LAYER1_SPS = bytes.fromhex("42090e822e458a9404")
 
 
 def bits(text):
@@ -106,8 +114,16 @@ def write_ptl(writer, profile=1, level=93):
     writer.u(8, level)
 
 
-def hand_sps(sps_id=0, width=64, height=48, window=None, rps_text=None, bit_depth=8):
-    """A small Main SPS like libx265's: 16x16 CTBs... with two short-term RPSs, the second predicted."""
+# A VUI as libx265 writes one, with the rarer fields too: an extended SAR, the colour description,
+# a default display window, timing and bitstream restrictions (E.2.1).
+HAND_VUI = ("1 11111111 0000000000000001 0000000000000001" "0" "1 101 0 1 00000001 00000001 00000001" "0" "000"
+            "1 1 1 1 010" "1 00000000000000000000000000000001 00000000000000000000000000011110 0 0"
+            "1 001 1 1 1 1 1")
+
+
+def hand_sps(sps_id=0, width=64, height=48, window=None, rps_text=None, bit_depth=8, vui=None, scaling_lists=False):
+    """A small Main SPS like libx265's: 16x16 CTBs... with two short-term RPSs, the second predicted;
+    `vui`: the bits of its VUI."""
     writer = BitWriter()
     writer.u(4, 0)  # vps id
     writer.u(3, 0)
@@ -131,7 +147,9 @@ def hand_sps(sps_id=0, width=64, height=48, window=None, rps_text=None, bit_dept
     writer.ue(1)  # ctb 16
     for value in (0, 3, 1, 1):
         writer.ue(value)
-    writer.flag(0)  # scaling lists
+    writer.flag(scaling_lists)
+    if scaling_lists:
+        writer.flag(0)  # sps_scaling_list_data_present_flag: the default lists
     writer.flag(1)  # amp
     writer.flag(1)  # sao
     writer.flag(0)  # pcm
@@ -148,7 +166,9 @@ def hand_sps(sps_id=0, width=64, height=48, window=None, rps_text=None, bit_dept
     writer.flag(0)  # long-term
     writer.flag(1)  # temporal mvp
     writer.flag(1)  # strong intra smoothing
-    writer.flag(0)  # vui
+    writer.flag(vui is not None)
+    for char in (vui or "").replace(" ", ""):
+        writer.u(1, int(char))
     writer.flag(0)  # extension
     writer.trailing_bits()
     return writer.to_bytes()
@@ -205,11 +225,7 @@ def test_sps_fields_and_predicted_rps():
     assert sps.short_term_rps[1].used_by_current == 2
 
 
-def test_renumbered_parameter_sets_keep_every_other_field():
-    original = hand_sps(window=(0, 2, 0, 1))
-    renumbered = parse_sps(renumber_sps(original, 1))
-    assert renumbered.sps_id == 1
-    assert {**vars(renumbered), "sps_id": 0} == vars(parse_sps(original))
+def test_renumbered_pps_keeps_every_other_field():
     pps = parse_pps(renumber_pps(hand_pps(), 1, 1))
     assert (pps.pps_id, pps.sps_id) == (1, 1)
     assert {**vars(pps), "pps_id": 0, "sps_id": 0} == vars(parse_pps(hand_pps()))
@@ -288,6 +304,60 @@ def test_multiview_vps_extension_fields(dependent):
     assert reader.ue() == 0 and reader.u(1) == 1 and reader.u(2) == 0  # dependency type: all layers, 0
     assert reader.ue() == 0 and reader.u(1) == 0 and reader.u(1) == 0  # no non-VUI ext, no VUI, no ext2
     assert reader.u(1) == 1 and reader.payload_end() == reader.position - 1
+
+
+def test_parse_vps_reads_what_multiview_vps_writes():
+    sps = parse_sps(hand_sps(window=(0, 2, 0, 1), bit_depth=10))
+    for dependent in (True, False):
+        vps = parse_vps(multiview_vps(hand_vps(), sps, (0, 5), dependent=dependent))
+        assert (vps.layer_ids, vps.view_ids, vps.layer1_depends_on_layer0) == ([0, 1], [0, 5], dependent)
+        assert vps.layer_ptls[0] == sps.ptl and vps.layer_ptls[1].profile_idc == 6
+        assert (vps.layer_ptls[1].max_bit_depth, vps.layer_ptls[1].level_idc) == (10, 93)  # Multiview Main 10
+        assert vps.rep_format == RepFormat(64, 48, 1, False, 10, 10, (0, 2, 0, 1))
+        assert vps.max_dec_pic_buffering_minus1 == {0: 4, 1: 4} and vps.max_num_reorder_pics == 2
+    single = parse_vps(hand_vps())
+    assert single.layer_ptls == {0: single.ptl} and single.rep_format is None
+
+
+def test_apples_vps_names_layer_1_multiview_main():
+    vps = parse_vps(NalUnit.from_bytes(APPLE_VPS).rbsp)
+    assert vps.layer_ids == [0, 1] and vps.view_ids == [0, 1]
+    assert vps.layer1_depends_on_layer0 and vps.default_ref_layers_active
+    base, layer1 = vps.layer_ptls[0], vps.layer_ptls[1]
+    assert (base.profile_idc, base.max_bit_depth, base.level_idc) == (1, 8, 60)  # Main, level 2
+    assert (layer1.profile_idc, layer1.max_bit_depth, layer1.level_idc) == (6, 8, 60)  # Multiview Main
+    assert (int.from_bytes(layer1.general, "big") >> 1) & ((1 << 43) - 1) == APPLE_8_BIT_420_CONSTRAINTS
+    assert vps.rep_format == RepFormat(160, 128, 1, False, 8, 8, (0, 0, 0, 4))  # 120 lines shown
+    assert vps.max_dec_pic_buffering_minus1 == {0: 4, 1: 4}
+    assert (vps.max_num_reorder_pics, vps.max_latency_increase_plus1) == (2, 0)
+
+
+def test_apples_layer1_sps_is_its_base_sps_in_the_multilayer_form():
+    vps = parse_vps(NalUnit.from_bytes(APPLE_VPS).rbsp)
+    base, unit = NalUnit.from_bytes(APPLE_SPS), NalUnit.from_bytes(APPLE_LAYER1_SPS)
+    assert unit.layer_id == 1 and (unit.rbsp[0] >> 1) & 7 == 7  # sps_ext_or_max_sub_layers_minus1
+    layer1, base_sps = parse_sps(unit.rbsp, 1, vps), parse_sps(base.rbsp)
+    assert layer1.ptl == vps.layer_ptls[1] and layer1.sps_id == 1
+    assert {**vars(layer1), "ptl": base_sps.ptl, "sps_id": 0} == vars(base_sps)
+    # Written from the base layer's SPS, it is Apple's bit for bit: no PTL, format and buffer sizes
+    # from the VPS, scaling lists not inferred, no VUI, the multi-layer extension flag set and
+    # inter_view_mv_vert_constraint_flag 0.
+    assert multilayer_sps(base.rbsp, 1) == unit.rbsp
+    with pytest.raises(BitstreamError, match="VPS"):
+        parse_sps(unit.rbsp, 1)
+
+
+def test_multilayer_sps_keeps_the_vui_and_adds_the_multilayer_extension():
+    original = hand_sps(window=(0, 2, 0, 1), vui=HAND_VUI, scaling_lists=True)
+    rbsp = multilayer_sps(original, 2)
+    vps = parse_vps(multiview_vps(hand_vps(), parse_sps(original)))
+    assert {**vars(parse_sps(rbsp, 1, vps)), "ptl": None, "sps_id": 0} == {**vars(parse_sps(original)), "ptl": None}
+    text = "".join(f"{byte:08b}" for byte in rbsp)
+    vui = HAND_VUI.replace(" ", "")
+    # ... strong intra smoothing, the VUI, sps_extension_present_flag, multilayer only, the flag 0, stop bit
+    assert text.rstrip("0") == text[: text.index(vui) - 2] + "11" + vui + "1" "01000000" "0" "1"
+    with pytest.raises(BitstreamError, match="HRD"):
+        multilayer_sps(hand_sps(vui=HAND_VUI.replace("00011110 0 0", "00011110 0 1")), 1)
 
 
 def hand_slice(nal_type, pps_id=0, poc=3, slice_type=1, data=b"\xAB\x00\x00\x01\xCD"):
@@ -430,6 +500,14 @@ def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format,
     assert layer1_irap == ([IDR_N_LP] * 3 if independent else [CRA_NUT, IDR_N_LP, IDR_N_LP])
     assert {unit.layer_id for unit in units if unit.type in (SPS, PPS)} == {0, 1}
     assert {unit.layer_id for unit in units if unit.is_vcl} == {0, 1}
+    # Layer 1's SPS is a multi-layer SPS, as Apple's: its profile (Multiview Main, of the format's
+    # bit depth), picture format and buffer sizes are the VPS's, and its other fields the right eye's.
+    vps = parse_vps(next(unit for unit in units if unit.type == VPS).rbsp)
+    layer1_sps = next(unit for unit in units if unit.type == SPS and unit.layer_id == 1)
+    assert (layer1_sps.rbsp[0] >> 1) & 7 == 7
+    assert (vps.layer_ptls[1].profile_idc, vps.layer_ptls[1].max_bit_depth) == (6, 10 if "10" in pixel_format else 8)
+    right_sps = parse_sps(next(unit for unit in split_annexb(right[0][0]) if unit.type == SPS).rbsp)
+    assert parse_sps(layer1_sps.rbsp, 1, vps) == replace(right_sps, ptl=vps.layer_ptls[1], sps_id=1)
     for name, packets in (("left", left), ("right", right)):
         (tmp_path / f"{name}.hevc").write_bytes(b"".join(data for data, *_ in packets))
     (tmp_path / "mv.hevc").write_bytes(merged)
@@ -443,6 +521,14 @@ def test_assembled_stream_decodes_both_views_bit_exactly(tmp_path, pixel_format,
 def test_picture_types_follow_one_pattern():
     kinds = "".join(picture_type(index, 12).name for index in range(14))
     assert kinds == "IBBBBPBBBBPPIB"  # runs of 4 B-frames, a P closing the GOP
+
+
+def test_eyes_of_different_formats_are_refused():
+    """Layer 1's SPS takes its picture format from the VPS, which states the base layer's."""
+    assembler = MultiviewAssembler()
+    left, right = encode_eye(eye_frames(1, 64, 48, 0)), encode_eye(eye_frames(1, 64, 32, 0))
+    with pytest.raises(BitstreamError, match="picture format"):
+        assembler.access_unit(left[0][0], right[0][0])
 
 
 def test_misaligned_eyes_are_refused():

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from conftest import SAMPLES, run
 from sbsconvert.cli import main
-from sbsconvert.info import _apple_boxes, _sei_payload_types, name_layout
+from sbsconvert.info import _apple_boxes, _config_sei, _layer_profiles, _sei_payload_types, name_layout
 from sbsconvert.isobmff.boxes import Box, box, full_box, parse_boxes
 from sbsconvert.mpo import write_mpo
 from sbsconvert.spatial_photo import StereoCameras, write_spatial_heic
@@ -40,6 +40,19 @@ def files(tmp_path_factory):
     return folder
 
 
+# The decoder configuration records of a spatial video made by Apple's encoder (docs/spatial.md):
+# hvcC with the VPS (layer 1's profile in its extension), SPS, PPS and the SEI naming the views,
+# and lhvC with layer 1's multi-layer SPS (no profile of its own) and PPS.
+APPLE_HVCC = bytes.fromhex(
+    "010160000000b000000000003cf000fcfdf8f800000b04a00001003e40010c11ffff016000000300b0000003000003003c15c15b3c2000"
+    "28245970602000000bf800000300000303c8d00a00080a01e5c52bf708501010100080a10001001d420101016000000300b00000030000"
+    "03003ca01420207cb8815ee45951a2000100074401c02cbc14c9a7000100094e01b004040d002080")
+APPLE_LHVC = bytes.fromhex("01f000fccb02a10001000942090e822e458a9404a20001000944094802cbc14da805")
+# lhvC of our spatial video before layer 1's SPS took the multi-layer form: its own PTL, saying Main.
+FULL_SPS_LHVC = bytes.fromhex("01f000fccf02a10001002b42090101600000030090000003000003003c48028203c596566924cae6a02020"
+                              "2080000003008000000f04a200010008440948172b462400")
+
+
 def info(*args):
     result = CliRunner().invoke(main, ["info", *map(str, args)], catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
@@ -61,7 +74,9 @@ def test_side_by_side_videos_say_so_in_st3d_and_stereo_mode(files):
 def test_spatial_video_views_eyes_and_apple_boxes(files):
     code, out, _ = info(files / "clip_spatial.mov")
     assert code == 0
-    for line in ("video, hevc, Main, 96x64, 6 frames", "mv hevc views: 2", "layer profiles: layer 0: Main",
+    for line in ("video, hevc, Main, 96x64, 6 frames", "mv hevc views: 2",
+                 "layer profiles: layer 0: Main, layer 1: Multiview Main\n",
+                 "sei: 3D reference displays info (hvcC): left view 0, right view 1, user data unregistered",
                  "base view: left eye", "vexu eye views: left and right", "baseline mm: 64.0", "hfov degrees: 60.0",
                  "Apple: spatial video: yes, because it has two MV-HEVC views and Apple's vexu"):
         assert line in out, out
@@ -149,7 +164,7 @@ def test_info_is_a_command_and_inputs_still_convert(files, tmp_path):
     assert code == 2 and "Missing argument 'FILE...'" in output
     photo = tmp_path / "photo.jpg"
     shutil.copy(SAMPLES / "chelsea.jpg", photo)
-    code, output = run(photo, "--disparity", SAMPLES / "disparity" / "synthetic.pfm", *NO_MODEL, "-q")
+    code, output = run(photo, "--disparity", SAMPLES / "disparity" / "chelsea.png", *NO_MODEL, "-q")
     assert code == 0 and (tmp_path / "photo_LR.jpg").exists(), output
 
 
@@ -171,3 +186,18 @@ def test_apple_boxes_are_reported_as_present():
     _apple_boxes(entry, stereo)
     assert stereo == {"vexu_eye_views": "left and right (reversed)", "baseline_mm": 63.774, "hfov_degrees": 80.0,
                       "disparity_adjustment": "-150 (ten-thousandths of the width: -1.50 %)"}
+
+
+def test_layer_profiles_from_the_vps_and_sei_from_the_configuration_records():
+    """Apple's layer-1 SPS leaves the profile to the VPS, whose extension names Multiview Main;
+    the SEI in hvcC names the left and right views."""
+    entry = Box(b"hvc1", bytes(78), [Box(b"hvcC", APPLE_HVCC), Box(b"lhvC", APPLE_LHVC)])
+    assert _layer_profiles(entry) == ["layer 0: Main", "layer 1: Multiview Main"]
+    assert _config_sei(entry) == ["3D reference displays info (hvcC): left view 0, right view 1"]
+    # An SPS of layer 1 naming another profile than the VPS is quoted.
+    entry = Box(b"hvc1", bytes(78), [Box(b"hvcC", APPLE_HVCC), Box(b"lhvC", FULL_SPS_LHVC)])
+    assert _layer_profiles(entry) == ["layer 0: Main", "layer 1: Multiview Main (its SPS says Main)"]
+    # Without a VPS, a layer's multi-layer SPS names none.
+    no_vps = APPLE_HVCC[:22] + bytes([3]) + APPLE_HVCC[23 + 3 + 2 + 0x3E :]
+    entry = Box(b"hvc1", bytes(78), [Box(b"hvcC", no_vps), Box(b"lhvC", APPLE_LHVC)])
+    assert _layer_profiles(entry) == ["layer 0: Main", "layer 1: stated in the VPS (no VPS)"]

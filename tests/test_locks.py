@@ -80,6 +80,35 @@ def test_a_dead_process_lock_is_taken_over(tmp_path):
     assert out.exists() and not lock_path(out).exists()
 
 
+def test_a_lock_that_names_no_owner_is_taken_over(tmp_path):
+    """A lock left empty (its writer killed between creating and writing it, before locks were
+    created with their owner in them) once read as "pid 0", which os.kill counts as alive: the job
+    was skipped for good as held by "another sbsconvert (pid 0)"."""
+    out = tmp_path / "out.png"
+    lock_path(out).write_text("")
+    result = CliRunner().invoke(main, [str(PHOTO), "--disparity", str(MAP), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["converted"]) == 1
+    assert out.exists() and not lock_path(out).exists()
+
+
+def test_a_lock_is_born_with_its_owner_in_it(tmp_path, monkeypatch):
+    """Whatever moment a run is killed at, a lock that exists names its owner: the lock appears
+    (by a hard link) only once the owner's line is written."""
+    out = tmp_path / "out.png"
+    seen = []
+    real_link = os.link
+
+    def link(source, target):
+        seen.append(Path(source).read_text())  # what the lock will hold the moment it appears
+        real_link(source, target)
+
+    monkeypatch.setattr(locks.os, "link", link)
+    with claim(out) as holder:
+        assert holder is None and seen == [f"{os.getpid()} {socket.gethostname()}\n"]
+        assert sorted(path.name for path in tmp_path.iterdir()) == [lock_path(out).name]  # no draft left
+
+
 def test_a_finished_job_skipped_clears_its_dead_owner_lock(tmp_path):
     """Killed after publishing its output and before giving the lock back, a run leaves the lock
     beside a finished output; the rerun with --skip-existing removes it (a live owner's stays)."""

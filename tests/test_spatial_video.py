@@ -10,6 +10,7 @@ import av.filter
 import av.logging
 import numpy as np
 import pytest
+from pymediainfo import MediaInfo
 
 from conftest import run
 from sbsconvert.isobmff.boxes import parse_boxes
@@ -218,10 +219,10 @@ APPLE_SYNC_GROUP_DESCRIPTION = bytes.fromhex("0100000073796e63000000010000000115
 SECONDS_1904_TO_1970 = 2082844800
 
 
-def hvcc_nal_units(payload):
-    """The NAL units of an hvcC box's arrays (ISO/IEC 14496-15 8.3.3)."""
-    offset, units = 23, []
-    for _ in range(payload[22]):  # numOfArrays
+def hvcc_nal_units(payload, offset=23):
+    """The NAL units of an hvcC box's arrays (ISO/IEC 14496-15 8.3.3); of lhvC's with offset 6 (9.6.3)."""
+    units = []
+    for _ in range(payload[offset - 1]):  # numOfArrays
         count = struct.unpack_from(">H", payload, offset + 1)[0]
         offset += 3
         for _ in range(count):
@@ -340,6 +341,9 @@ def test_vision_pro_file_carries_what_apples_encoder_writes(tmp_path, suffix, pi
     (vps,) = [unit for unit in units if unit.type == VPS]
     expected = APPLE_8_BIT_420_CONSTRAINTS if pixel_format == "yuv420p" else TEN_BIT_420_CONSTRAINTS
     assert layer1_profile(vps.rbsp) == (6, expected, 1)
+    # ... which layer 1's SPS leaves to the VPS, as Apple's does (a multi-layer SPS has no PTL).
+    (layer1_sps,) = [unit for unit in hvcc_nal_units(entry.find("lhvC").payload, 6) if unit.type == SPS]
+    assert layer1_sps.layer_id == 1 and (layer1_sps.rbsp[0] >> 1) & 7 == 7  # sps_ext_or_max_sub_layers_minus1
     # Layer 1 starts with a CRA picture, beside the base layer's IDR picture, marked as Apple marks it.
     assert [(unit.type, unit.layer_id) for unit in first_sample_units(out) if unit.is_vcl] == [(IDR_N_LP, 0), (CRA_NUT, 1)]
     moov, by_handler = tracks(out)
@@ -354,6 +358,10 @@ def test_vision_pro_file_carries_what_apples_encoder_writes(tmp_path, suffix, pi
     assert [media for _, media in edits(by_handler[b"vide"])] == [0]
     assert all(media >= 0 for _, media in edits(by_handler[b"soun"]))
     assert views(out)[2][0] == 0
+    # An independent reader (MediaInfo, as bundled by pymediainfo) names the profile as it names
+    # Apple's own file ("Multiview Main@L2@Main"), not "Multiview Main 16".
+    (video,) = [track for track in MediaInfo.parse(out).tracks if track.track_type == "Video"]
+    assert video.format_profile.split("@")[0] == ("Multiview Main" if pixel_format == "yuv420p" else "Multiview Main 10")
 
 
 def test_a_late_first_picture_still_starts_the_file(tmp_path):

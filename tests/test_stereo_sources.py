@@ -250,7 +250,8 @@ def test_a_video_tagged_as_packed_3d_asks_how_its_eyes_are_packed(tmp_path, cont
     assert not (tmp_path / "again.mp4").exists() and not list(tmp_path.glob(".again*"))
     code, output = run(tagged, "--input-layout", layout, "-f", "lr-pair", "-o", tmp_path / "eyes.mp4", *NO_MODEL)
     assert code == 0, output
-    code, output = run(tagged, "--input-layout", "2d", "--disparity", disparity_map(tmp_path), "-o",
+    height, width = decoded(tagged)[0][0].shape[:2]
+    code, output = run(tagged, "--input-layout", "2d", "--disparity", disparity_map(tmp_path, width, height), "-o",
                        tmp_path / "flat.mp4", "-q")
     assert code == 0, output
     assert decoded(tmp_path / "flat.mp4")[0][0].shape[1] == 2 * decoded(tagged)[0][0].shape[1]  # whole frame, one eye

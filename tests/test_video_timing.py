@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import run
+from sbsconvert.progress import LogProgress
+from sbsconvert.video import segments
 from sbsconvert.video.decode import VideoReader, presentation_order
 
 WIDTH, HEIGHT = 64, 48
@@ -22,16 +24,25 @@ def numbered_image(index):
     return image
 
 
-def mpeg4_packets(count, rate, b_frames):
+def binary_image(index):
+    """Bars that spell the frame's number in binary: every frame of a longer clip is unlike the others."""
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    for bit in range(8):
+        image[:, bit * 8 : bit * 8 + 8] = 255 * (index >> bit & 1)
+    return image
+
+
+def mpeg4_packets(count, rate, b_frames, gop=100, image=numbered_image, options=None):
     """MPEG-4 Part 2 packets (decode order) of `count` test images, as XviD/DivX would write them."""
     codec = av.CodecContext.create("mpeg4", "w")
     codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     codec.time_base, codec.framerate = Fraction(1, rate), rate
-    codec.max_b_frames, codec.gop_size = b_frames, 100
+    codec.max_b_frames, codec.gop_size = b_frames, gop
+    codec.options = options or {}
     codec.open()
     packets = []
     for index in range(count):
-        frame = av.VideoFrame.from_ndarray(numbered_image(index), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(image(index), format="rgb24")
         frame.pts, frame.time_base = index, codec.time_base
         packets += [bytes(packet) for packet in codec.encode(frame)]
     return packets + [bytes(packet) for packet in codec.encode(None)]
@@ -114,6 +125,74 @@ def test_packed_b_frames_keep_every_frame_in_order(tmp_path):
     assert code == 0, output
     assert "divx.avi: 15 frames" in output
     check_every_frame(tmp_path / "divx_LR.mkv", images, sorted(times))
+
+
+def packed_clip(path, b_frames=1, count=75, gop=12):
+    """DivX with packed B-frames at 25 fps (3 s), a keyframe every `gop` frames, each frame unlike the others."""
+    write_avi(path, packed_b_frames(mpeg4_packets(count, 25, b_frames, gop, binary_image), 25), 25)
+    return path
+
+
+def keyframe_times(path):
+    with av.open(str(path)) as container:
+        return [float(packet.pts * packet.time_base) for packet in container.demux(video=0) if packet.is_keyframe]
+
+
+@pytest.mark.parametrize("b_frames", [1, 2])
+def test_a_seek_into_packed_b_frames_gives_each_frame_its_whole_decode_stamp(tmp_path, b_frames):
+    """A seek finds keyframes by decode time, and a keyframe's chunk also packs the B-frame shown
+    before it: wherever the reader starts, each frame from there on is the one a whole decode gives."""
+    clip = packed_clip(tmp_path / "divx.avi", b_frames, count=40)
+    with VideoReader(clip) as reader:
+        whole = [(frame.pts, frame.pixels) for frame in reader.frames()]
+    for number, (start, _) in enumerate(whole):
+        with VideoReader(clip) as reader:
+            part = [(pts, pixels) for pts, pixels in ((frame.pts, frame.pixels) for frame in reader.frames(seek=start))
+                    if pts >= start]
+        assert [pts for pts, _ in part] == [pts for pts, _ in whole[number:]], f"seek to {start}"
+        assert all(np.array_equal(ours, theirs) for (_, ours), (_, theirs) in zip(part, whole[number:])), f"seek to {start}"
+
+
+@pytest.fixture
+def kept_progress(monkeypatch):
+    """The progress counters of segmented runs (real ones, silent), to compare their counts with the output."""
+    kept = []
+
+    def counter(total, *, desc, unit, enabled=True):
+        kept.append(LogProgress(total, desc=desc, unit=unit, enabled=False))
+        return kept[-1]
+
+    monkeypatch.setattr(segments, "progress_counter", counter)
+    return kept
+
+
+def check_trimmed_packed_run(tmp_path, clip, kept_progress, *args, end=None, max_fps=None):
+    """Convert `clip` from its second keyframe (its chunk packs the B-frame shown at that time) with
+    `args`: the output holds every source frame of the range (at most `max_fps` a second) once, in
+    order, at its time from the start, and progress counted exactly those frames."""
+    start = keyframe_times(clip)[1]
+    code, output = convert(tmp_path, clip, "--start", start, *args)
+    assert code == 0, output
+    images, times = source_frames(clip)
+    kept, slots = [], set()
+    for image, time in zip(images, sorted(times)):
+        slot = int(time * max_fps + 1e-9) if max_fps else time
+        if start - 1e-9 <= time < (end or float("inf")) and slot not in slots:
+            slots.add(slot)
+            kept.append((image, time - start))
+    check_every_frame(tmp_path / "divx_LR.mkv", [image for image, _ in kept], [time for _, time in kept])
+    assert (kept_progress[-1].total, kept_progress[-1].done) == (len(kept), len(kept))
+
+
+@pytest.mark.parametrize("args, end, max_fps", [
+    ((), None, None),
+    (("--segment-seconds", "1"), None, None),
+    (("--end", "2.5"), 2.5, None),
+    (("--max-fps", "12.5", "--segment-seconds", "1"), None, 12.5),
+])
+def test_packed_b_frames_trimmed_or_in_segments_write_each_frame_once(tmp_path, kept_progress, args, end, max_fps):
+    clip = packed_clip(tmp_path / "divx.avi")
+    check_trimmed_packed_run(tmp_path, clip, kept_progress, *args, end=end, max_fps=max_fps)
 
 
 def test_sparse_avi_index_is_complete_by_time(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sbsconvert.engines.base import StereoRequest
@@ -133,6 +133,7 @@ def test_alpha_channel_is_warped_with_the_colour():
     shifts=st.lists(st.floats(-6, 6, allow_nan=False), min_size=4, max_size=40),
     method=st.sampled_from(FILL_METHODS),
 )
+@example(width=36, shifts=[-1.0, 0.0, 1.0, -1.0], method="inpaint")  # Telea once stepped past the image's range
 def test_warp_properties(width, shifts, method):
     """Any shift map: output has the input's shape, values stay in the input's range, and a
     pixel is only ever written by a source at least as near as any other candidate there."""

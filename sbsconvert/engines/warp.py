@@ -161,11 +161,18 @@ def _gather_columns(image: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
 def _inpaint(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """OpenCV Telea inpainting, channel by channel at 16 bits so 16-bit input keeps its precision.
 
-    (Telea on float32 planes overshoots far outside the input range; integer planes saturate.)
+    (Telea on float32 planes overshoots far outside the input range; integer planes saturate. Its
+    gradient term still steps a little past the values around a hole, so each plane is held to the
+    range of its visible pixels: a fill never brighter or darker than anything the eye sees.)
     """
     mask = (~valid).to(torch.uint8).cpu().numpy()
     planes = np.round(image.detach().clamp(0, 1).cpu().numpy() * 65535).astype(np.uint16)
-    filled = np.stack([cv2.inpaint(plane, mask, 3, cv2.INPAINT_TELEA) for plane in planes])
+    seen = mask == 0
+    filled = []
+    for plane in planes:
+        lowest, highest = (plane[seen].min(), plane[seen].max()) if seen.any() else (0, 65535)
+        filled.append(np.clip(cv2.inpaint(plane, mask, 3, cv2.INPAINT_TELEA), lowest, highest))
+    filled = np.stack(filled)
     return torch.from_numpy(filled.astype(np.float32) / 65535).to(image.device)
 
 

@@ -2,8 +2,10 @@
 MV-HEVC stream, access unit by access unit.
 
 The left stream is the base layer (layer 0, view 0), playable as plain 2D HEVC. The right
-stream's pictures become layer 1 (view 1): its SPS/PPS get their own ids and nuh_layer_id 1, its
-slices get layer-1 slice headers (see slice.py), and the base VPS gains the multiview extension.
+stream's pictures become layer 1 (view 1): its SPS becomes a multi-layer SPS (its profile, picture
+format and buffer sizes stated in the VPS, as Apple's encoder writes it), its SPS/PPS get their own
+ids and nuh_layer_id 1, its slices get layer-1 slice headers (see slice.py), and the base VPS gains
+the multiview extension.
 The right stream's other NAL units (its VPS, SEI messages, delimiters) are left out: the base
 layer's describe the access unit.
 Both encoders must have produced the same picture types in the same order (same GOP settings and
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from sbsconvert.hevc.bits import BitstreamError
 from sbsconvert.hevc.nal import PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
-from sbsconvert.hevc.params import Pps, Sps, multiview_vps, parse_pps, parse_sps, renumber_pps, renumber_sps
+from sbsconvert.hevc.params import Pps, Sps, multilayer_sps, multiview_vps, parse_pps, parse_sps, renumber_pps
 from sbsconvert.hevc.slice import rewrite_slice_for_layer1
 
 
@@ -74,9 +76,12 @@ class MultiviewAssembler:
     def _layer1_parameter_set(self, unit: NalUnit) -> NalUnit:
         if unit.type == SPS:
             sps = parse_sps(unit.rbsp)
+            base = next(iter(self.base_sps.values()), None)  # the one the VPS describes
+            if base is None or _vps_fields(sps) != _vps_fields(base):
+                raise BitstreamError("the eyes' encodes differ in picture format or buffer sizes")
             self.right_sps[sps.sps_id] = sps
             new_id = self.sps_id_map.setdefault(sps.sps_id, _free_id(set(self.base_sps) | set(self.sps_id_map.values())))
-            return unit.with_rbsp(renumber_sps(unit.rbsp, new_id), layer_id=1)
+            return unit.with_rbsp(multilayer_sps(unit.rbsp, new_id), layer_id=1)
         pps = parse_pps(unit.rbsp)
         if pps.sps_id not in self.sps_id_map:
             raise BitstreamError("the right eye's PPS refers to an SPS it has not sent")
@@ -95,6 +100,14 @@ class MultiviewAssembler:
             raise BitstreamError("the right eye's stream has several PPSs")
         return rewrite_slice_for_layer1(unit, self.right_sps[pps.sps_id], pps, self.pps_id_map[pps.pps_id],
                                         dependent=not self.independent, idr_as_cra=as_cra)
+
+
+def _vps_fields(sps: Sps) -> tuple:
+    """What layer 1's multi-layer SPS takes from the VPS, which multiview_vps writes from the base
+    layer's SPS: the picture format and the picture buffer sizes."""
+    return (sps.width, sps.height, sps.conformance_window, sps.chroma_format_idc, sps.separate_colour_plane,
+            sps.bit_depth_luma, sps.bit_depth_chroma, sps.max_dec_pic_buffering_minus1, sps.max_num_reorder_pics,
+            sps.max_latency_increase_plus1)
 
 
 def _free_id(used: set[int]) -> int:

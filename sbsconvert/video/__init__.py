@@ -14,7 +14,22 @@ OUTPUT_EXTENSIONS = {".mp4": ".mp4", ".m4v": ".m4v", ".mov": ".mov", ".mkv": ".m
 
 
 def is_video_path(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS
+    """A video by its extension, or (an extension that names no photo type either: .mpg, .ts, .m2ts,
+    .MTS, .vob, none...) by its content, which FFmpeg reads as a video."""
+    return path.suffix.lower() in VIDEO_EXTENSIONS or not_a_video(path) is None
+
+
+def not_a_video(path: Path) -> str | None:
+    """Why `path`, named as no known photo or video type is, is not a video (None: it is one)."""
+    from sbsconvert.decode import IMAGE_EXTENSIONS
+
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return "a photo type"
+    if not path.is_file():
+        return "not a file"
+    from sbsconvert.video.decode import probe_video  # PyAV, only for files of other types
+
+    return probe_video(path)
 
 
 SPATIAL_OUTPUT_EXTENSIONS = (".mov", ".mp4", ".m4v")  # MV-HEVC with Apple's boxes: QuickTime/MP4 only

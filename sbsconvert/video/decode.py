@@ -5,6 +5,7 @@ Apple spatial video) gives both of its eyes with each frame."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 from collections import deque
 from dataclasses import dataclass
@@ -21,7 +22,12 @@ from sbsconvert.errors import SbsError, first_line
 from sbsconvert.isobmff.boxes import read_video_sample_entry
 from sbsconvert.jobs import natural_key
 from sbsconvert.video.colour import Colour
+from sbsconvert.video.riff import avi_has_index
 from sbsconvert.video.st3d import ST3D_PACKINGS, read_st3d
+
+
+# FFmpeg's demuxers of still images (besides its "..._pipe" ones): a picture is not a video.
+STILL_IMAGE_DEMUXERS = ("image2", "gif", "apng")
 
 
 @dataclass
@@ -47,6 +53,7 @@ class VideoInfo:
     colour: Colour = Colour()
     bit_depth: int = 8  # bits per sample of the source's pixels
     stereo: bool = False  # two views (MV-HEVC) read with all_views: each frame brings its right eye
+    indexed: bool | None = None  # an AVI holds its frame index whole (None: not an AVI)
 
     @property
     def expected_frames(self) -> int | None:
@@ -107,14 +114,15 @@ class VideoReader:
             colour=Colour.of(context.color_primaries, context.color_trc, context.colorspace, context.color_range),
             bit_depth=_bits(context.format),
             stereo=all_views and _has_two_views(self.path, stream),
+            indexed=avi_has_index(self.path) if self.container.format.name == "avi" else None,
         )
 
     def frames(self, seek: int | None = None) -> Iterator[Frame]:
         """The frames in presentation order, each with its own timestamp (see presentation_order);
-        with `seek` (a pts) from the keyframe at or before it on (a part of the video, whose length
-        is then not checked)."""
+        with `seek` (a pts) from a keyframe shown before it on (a part of the video, whose length
+        is then not checked); the frames from `seek` on get the stamps a whole decode gives them."""
         if seek is not None:
-            self.container.seek(seek, stream=self.stream, backward=True)
+            self.container.seek(self._seek_target(seek), stream=self.stream, backward=True)
         time_base = self.info.time_base
         step = max(1, round(1 / (self.info.frame_rate * time_base))) if self.info.frame_rate else 1
         count, first, end = 0, None, None
@@ -138,21 +146,37 @@ class VideoReader:
         if seek is not None:
             return
         # Measured from 0 (files differ on whether a duration counts from 0 or from the first frame).
-        self._check_complete(count, (end - min(first, 0)) * time_base)
+        check_complete(self.path, self.info, count, (end - min(first, 0)) * time_base)
 
-    def _check_complete(self, count: int, decoded: Fraction) -> None:
-        """A cut-off file whose index sits at the front decodes "fine", just shorter. Completeness is
-        judged by time: capture tools leave skipped (unchanged) frames out of an AVI's index while its
-        header still counts them, so fewer frames than the header says is no proof of a cut. The frame
-        count decides only when the file gives no duration. Some slack: edit lists may hide a frame or two."""
-        info = self.info
-        if info.duration:
-            slack = max(Fraction(2) / info.frame_rate if info.frame_rate else Fraction(0), info.duration / 50)
-            if decoded < info.duration - slack:
-                raise SbsError(f"{self.path}: the video is truncated (its frames reach {float(decoded):.2f} s "
-                               f"of its {float(info.duration):.2f} s)")
-        elif info.frame_count and count < info.frame_count - max(1, info.frame_count // 50):
-            raise SbsError(f"{self.path}: the video is truncated ({count} of its {info.frame_count} frames decode)")
+    def _seek_target(self, pts: int) -> int:
+        """A timestamp to seek to whose keyframe is shown before `pts` (or is the first one). The
+        keyframe a seek to `pts` finds may be shown at or after it: demuxers seek by decode time
+        (AVI, MP4)."""
+        target, landed = self._step_back(pts, pts, self._landing(pts))
+        if self.info.codec == "mpeg4" and landed is not None:
+            # DivX/XviD packed B-frames: a B-frame packed into the keyframe's chunk shows before the
+            # keyframe but cannot be decoded from it, and the stamps of the frames decoded first go
+            # astray with it; from the keyframe before, they have settled by then.
+            target, landed = self._step_back(landed.pts, target, landed)
+        return target
+
+    def _step_back(self, pts: int, target: int, landed: av.Packet | None) -> tuple[int, av.Packet | None]:
+        """From the keyframe `landed` that a seek to `target` reaches, back to one shown before `pts`."""
+        while landed is not None and landed.pts >= pts:
+            earlier = (landed.pts if landed.dts is None else min(landed.dts, landed.pts)) - 1
+            before = self._landing(earlier)
+            if before is None or before.pts >= landed.pts:  # the first keyframe: nothing earlier
+                break
+            target, landed = earlier, before
+        return target, landed
+
+    def _landing(self, target: int) -> av.Packet | None:
+        """The first packet (with a timestamp) a backward seek to `target` reaches; None if the seek fails."""
+        try:
+            self.container.seek(target, stream=self.stream, backward=True)
+            return next((packet for packet in self.container.demux(self.stream) if packet.pts is not None), None)
+        except av.FFmpegError:
+            return None
 
     def close(self) -> None:
         self.container.close()
@@ -162,6 +186,36 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_complete(path: Path, info: VideoInfo, count: int, reached: Fraction) -> None:
+    """Refuse a cut-off video: `count` frames whose data reaches `reached` seconds (from 0) must
+    reach what the file says it holds, less some slack (an edit list may hide a frame or two).
+
+    Completeness is judged by time, not by counting frames: capture tools leave skipped (unchanged)
+    frames out of an AVI's index while its header counts them, so fewer frames than the header says
+    is no proof of a cut. An AVI without its index (a recording or download cut off before the
+    index at its end was written) is judged by its header's count times the frame time, since FFmpeg
+    then guesses the duration from the bytes there. Otherwise the stream's duration decides (an
+    MP4's sample tables and a Matroska header give it from the start of the file), and the header's
+    frame count only when the file gives no duration."""
+    frame_time = 1 / info.frame_rate if info.frame_rate else None
+    if info.indexed is False and info.frame_count and frame_time:
+        header = info.frame_count * frame_time
+        if reached < header - _slack(header, frame_time):
+            raise SbsError(f"{path}: the video is truncated: its header counts {info.frame_count} frames of "
+                           f"{float(frame_time):.3f} s ({float(header):.2f} s) but the data stops at "
+                           f"{float(reached):.2f} s and the file has no index")
+    elif info.duration:
+        if reached < info.duration - _slack(info.duration, frame_time):
+            raise SbsError(f"{path}: the video is truncated: its frames stop at {float(reached):.2f} s "
+                           f"of the {float(info.duration):.2f} s the file says it lasts")
+    elif info.frame_count and count < info.frame_count - max(1, info.frame_count // 50):
+        raise SbsError(f"{path}: the video is truncated ({count} of its {info.frame_count} frames decode)")
+
+
+def _slack(length: Fraction, frame_time: Fraction | None) -> Fraction:
+    return max(2 * frame_time if frame_time else Fraction(0), length / 50)
 
 
 class FrameSequenceReader:
@@ -199,6 +253,34 @@ class FrameSequenceReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def probe_video(path: Path) -> str | None:
+    """Why FFmpeg, reading `path` by its content whatever its name, finds no video in it (None: it
+    finds a video stream, not a still image, and decodes a frame of it). Asked again for the same
+    unchanged file, it answers from memory."""
+    status = path.stat()
+    return _probe_video(str(path.resolve()), status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _probe_video(path: str, _modified: int, size: int) -> str | None:
+    if size == 0:
+        return "the file is empty"
+    try:
+        with av.open(path) as container:
+            demuxer = container.format.name
+            if demuxer.endswith("_pipe") or demuxer in STILL_IMAGE_DEMUXERS:
+                return f"a still {demuxer.removesuffix('_pipe').upper()} image"
+            if not container.streams.video:
+                return "sound only, no video stream" if container.streams.audio else "no video stream"
+            if container.streams.video[0].codec_context is None:
+                return "its video codec cannot be decoded by this FFmpeg build"
+            for _ in container.decode(container.streams.video[0]):
+                return None
+            return "its video stream holds no frames"
+    except (av.FFmpegError, ValueError):
+        return "not a media file FFmpeg reads"
 
 
 def open_frames(path: Path, frame_rate: Fraction | None = None, all_views: bool = False

@@ -42,7 +42,7 @@ from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.audio import plan_audio
-from sbsconvert.video.decode import Frame, FrameSequenceReader, VideoInfo, VideoReader, open_frames
+from sbsconvert.video.decode import Frame, FrameSequenceReader, VideoInfo, VideoReader, check_complete, open_frames
 from sbsconvert.video.encode import CONTAINERS, FrameFolderWriter, VideoSettings, VideoWriter, frame_name, numbered_frames
 from sbsconvert.video.spatial import (SpatialMetadata, SpatialVideoWriter, raw_stream_path, spatial_audio,
                                       write_spatial_file)
@@ -67,6 +67,12 @@ class FrameIndex:
 
     def seconds(self, pts: int) -> float:
         return float(pts * self.time_base)
+
+    @property
+    def reached(self) -> Fraction:
+        """Seconds from 0 to the end of the last frame (a nominal frame time after its start)."""
+        frame_time = 1 / self.frame_rate if self.frame_rate else Fraction(0)
+        return (self.pts[-1] - min(self.pts[0], 0)) * self.time_base + frame_time
 
 
 def read_index(source: Path, frame_rate: Fraction | None = None) -> FrameIndex:
@@ -531,6 +537,10 @@ def convert_in_segments(
             raise SbsError(f"{job.source}: its frames carry no timestamps to trim by")
         return convert_segment(job, None)
     start, end = options.window(index)
+    with open_frames(job.source, frame_rate) as reader:
+        info = reader.info
+    if end is None or end > index.seconds(index.pts[-1]):  # the run goes to the end: is all of it there?
+        check_complete(job.source, info, len(index.pts), index.reached)
     frames = select_frames(index, start, end, options.max_fps)
     if not frames:
         raise SbsError(f"{job.source}: no frames between `start` and `end` (the video lasts "
@@ -573,8 +583,6 @@ def convert_in_segments(
     else:
         trimmed = start is not None or end is not None
         window = (index.seconds(segments[0].offset), end or float("inf")) if trimmed else None
-        with open_frames(job.source, frame_rate) as reader:
-            info = reader.info
         if layout == "spatial":
             notes = join_spatial(segments, job, video, time_base=info.time_base, force=force, window=window)
         else:
