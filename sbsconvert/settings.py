@@ -165,10 +165,8 @@ def build_settings(values: Mapping[str, Any], preset: str | None = None) -> Sett
     elif merged.get("preview") is False:
         del merged["preview"]
     _parse_trim(merged)
-    if merged.get("format") == "spatial":
-        if merged.get("codec", "hevc") not in SPATIAL_CODECS and "codec" in given:
-            raise SbsError(f"`format` spatial is MV-HEVC made with libx265; drop `codec` {given['codec']}")
-        merged["codec"] = "hevc"  # whatever a preset's codec, spatial video is HEVC
+    if merged.get("format") == "spatial" and given.get("codec", "hevc") in SPATIAL_CODECS:
+        merged["codec"] = "hevc"  # whatever a preset's codec, spatial video is HEVC (another given one is refused)
     stages: dict[str, dict[str, Any]] = {}
     for name, value in merged.items():
         stage, key = FIELDS[name]
