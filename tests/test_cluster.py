@@ -201,7 +201,8 @@ def test_out_of_memory_on_a_worker_gives_a_local_runs_advice(ray_cluster, tmp_pa
     maps.mkdir()
     shutil.copy(SAMPLES / "synthetic.png", album)
     shutil.copy(SAMPLES / "disparity" / "synthetic.pfm", maps)
-    Image.open(SAMPLES / "chelsea.jpg").resize((2 * SMALL_GPU_WIDTH, SMALL_GPU_WIDTH)).save(album / "wide.png")
+    chelsea = Image.open(SAMPLES / "chelsea.jpg")  # 451 px wide
+    chelsea.resize((3 * chelsea.width, 3 * chelsea.height)).save(album / "wide.png")  # its map fits it still
     shutil.copy(SAMPLES / "disparity" / "chelsea.png", maps / "wide.png")
     options = ("--disparity", maps, "--json")
     with monkeypatch.context() as local:
