@@ -130,12 +130,21 @@ class WorkerPool:
             raise SbsError(f"a worker failed: {first_line(cause or error)}") from None
         except self.ray.exceptions.RayActorError as error:
             raise SbsError(f"a worker was lost {RETRIES} times in a row: {first_line(error)}") from None
+        except self.ray.exceptions.OutOfMemoryError:  # Ray's memory monitor stopped the worker
+            raise SbsError(f"out of memory on a worker while converting {_source_of(args)}: its machine ran "
+                           "short and Ray stopped the task; try a smaller input, fewer workers or close other "
+                           "programs") from None
         finally:
             self.idle.put(actor)
 
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
+
+
+def _source_of(args: tuple[Any, ...]) -> str:
+    """The source file of a worker call's job (its first argument), for messages."""
+    return str(args[0].source) if args and isinstance(args[0], Job) else "a job"
 
 
 def run_on_cluster(

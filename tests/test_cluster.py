@@ -246,3 +246,29 @@ def test_a_long_clip_another_run_holds_is_skipped_before_its_segments_are_planne
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_worker_stopped_by_rays_memory_monitor_fails_its_job_in_one_line(tmp_path):
+    """Ray's memory monitor kills a task whose machine runs short and raises its own
+    OutOfMemoryError (neither a task's error nor a lost actor): the job fails with one line."""
+    import ray.exceptions
+
+    from sbsconvert.cluster import WorkerPool
+
+    class StoppedByRay:
+        exceptions = ray.exceptions
+
+        def get(self, _):
+            raise ray.exceptions.OutOfMemoryError("Task was killed due to the node running low on memory.")
+
+    class Worker:
+        class convert:  # noqa: N801 - an actor method's handle
+            remote = staticmethod(lambda *args: None)
+
+    pool = WorkerPool.__new__(WorkerPool)  # its calls alone: no cluster is started
+    pool.ray, pool.actors, pool.idle = StoppedByRay(), [Worker()], __import__("queue").Queue()
+    pool.idle.put(Worker())
+    job = Job(tmp_path / "big.png", [tmp_path / "big_LR.png"])
+    with pytest.raises(SbsError, match=r"^out of memory on a worker while converting .*big\.png: .* try a smaller"):
+        pool.call("convert", job)
+    assert pool.idle.qsize() == 1  # the worker is handed back
