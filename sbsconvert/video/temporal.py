@@ -218,6 +218,7 @@ TEMPORAL_METHODS = ("none", "ema", "flow")
 DEFAULT_TEMPORAL = "flow"  # bench/RESULTS.md, "Flicker of per-frame depth": least flicker, no trails
 DEFAULT_STRENGTH = 0.5
 _FLOW_WIDTH = 320  # frames are matched at this width: DIS flow there costs a few ms a frame
+_WORK_WIDTH = 640  # maps are filtered at most this wide (a depth model's are about 518 px)
 _FLOW_SHARE = 0.25  # the current map's share at strength 0.5 (flow: no trail, so it can be low)
 # The share of the map's own scale and offset kept when it is aligned to the previous one: the
 # whole map's scale and offset then keep the blend's share x this of each new frame's (a
@@ -293,7 +294,9 @@ class FlowStabilizer:
         self._flow: Any = None  # made on first use (a warm-up count needs none)
         self._probe: np.ndarray | None = None
         self._grey: np.ndarray | None = None
-        self._state: Disparity | None = None  # the previous frame's stabilised map (before range mapping)
+        self._state: np.ndarray | None = None  # the previous stabilised map, at the working size
+        self._input: np.ndarray | None = None  # the previous frame's own map
+        self._output: Disparity | None = None  # and what it became
         self._range: np.ndarray | None = None
 
     @property
@@ -310,76 +313,95 @@ class FlowStabilizer:
 
     def __call__(self, pixels: np.ndarray, disparity: Disparity) -> Disparity:
         probe, grey = _probe(pixels), _flow_grey(pixels)
-        previous, previous_grey = self._state, self._grey
         restart = (
-            previous is None or self._probe is None or previous_grey is None
-            or probe.shape != self._probe.shape or grey.shape != previous_grey.shape
-            or previous.shape != disparity.shape or previous.absolute != disparity.absolute
+            self._state is None or self._probe is None or self._grey is None or self._output is None
+            or probe.shape != self._probe.shape or grey.shape != self._grey.shape
+            or self._output.shape != disparity.shape or self._output.absolute != disparity.absolute
         )
         if not restart and _is_cut(self._probe, probe, self.cut_threshold):
             restart = True
             self.cuts += 1
-        self._probe, self._grey = probe, grey
+        previous_grey, self._probe, self._grey = self._grey, probe, grey
+        if not restart and disparity.values is self._input:
+            assert self._output is not None
+            return self._output  # one fixed map throughout: it is its own average
+        current = disparity.values
+        work = _work_copy(current)
+        gain, offset = 1.0, 0.0
         if restart or self.share == 1:
-            state = disparity
-        elif previous is not None and previous.values is disparity.values:
-            state = previous  # one fixed map throughout: it is its own average
+            self._state = work
         else:
-            assert previous is not None and previous_grey is not None
-            state = Disparity(self._blend(previous.values, previous_grey, grey, disparity.values), disparity.absolute)
-        self._state = state
-        return self._mapped(state, restart)
+            assert self._state is not None and previous_grey is not None
+            self._state, gain, offset = self._blend(self._state, previous_grey, grey, work)
+        # With range normalisation (relative maps) the shot's robust range, averaged, spans 0-1.
+        low, high = 0.0, 1.0
+        if self.normalize_range and not disparity.absolute:
+            own = robust_range(self._state)
+            self._range = own if restart or self._range is None else (1 - self.share) * self._range + self.share * own
+            if float(self._range[1] - self._range[0]) > 1e-6:
+                low, high = float(self._range[0]), float(self._range[1])
+        scale = 1 / (high - low)
+        if work is current:
+            values = (self._state - np.float32(low)) * np.float32(scale)
+        else:  # the filter's change, made at the working size, added to the full-size aligned map (one pass)
+            height, width = current.shape
+            change = cv2.resize(self._state - (work * np.float32(gain) + np.float32(offset)), (width, height),
+                                interpolation=cv2.INTER_LINEAR)
+            values = cv2.addWeighted(current, gain * scale, change, scale, (offset - low) * scale)
+        if (low, high) != (0.0, 1.0):
+            np.clip(values, 0, 1, out=values)
+        self._input = disparity.values
+        self._output = Disparity(values.astype(np.float32, copy=False), disparity.absolute)
+        return self._output
 
-    def _blend(self, previous: np.ndarray, previous_grey: np.ndarray, grey: np.ndarray, current: np.ndarray) -> np.ndarray:
+    def _blend(self, previous: np.ndarray, previous_grey: np.ndarray, grey: np.ndarray, current: np.ndarray
+               ) -> tuple[np.ndarray, float, float]:
+        """The stabilised map (at the working size) and the gain and offset that aligned `current`."""
         if self._flow is None:
             self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         backward = self._flow.calc(grey, previous_grey, None)  # where each pixel now was a frame ago
         forward = self._flow.calc(previous_grey, grey, None)
         trust = _flow_trust(backward, forward, grey, previous_grey)
         height, width = current.shape
-        scale = width / grey.shape[1]
-        motion = cv2.resize(backward, (width, height), interpolation=cv2.INTER_LINEAR) * scale
-        motion += _grid(height, width)
-        carried = cv2.remap(previous, motion, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        trust = cv2.resize(trust, (width, height), interpolation=cv2.INTER_LINEAR)
-        aligned = self._aligned(current, carried, trust)
+        if (width, height) != (grey.shape[1], grey.shape[0]):
+            backward = cv2.resize(backward, (width, height), interpolation=cv2.INTER_LINEAR) * (width / grey.shape[1])
+            trust = cv2.resize(trust, (width, height), interpolation=cv2.INTER_LINEAR)
+        carried = cv2.remap(previous, backward + _grid(height, width), None, cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+        gain, offset = self._alignment(current, carried, trust)
+        aligned = current * np.float32(gain) + np.float32(offset)
         spread = max(float(np.subtract(*robust_range(carried)[::-1])), 1e-6)
         change = (aligned - carried) / (_DISPARITY_ERROR * spread)
-        trust *= np.exp(-change * change)
-        weight = (1 - self.share) * trust
-        return (aligned + weight * (carried - aligned)).astype(np.float32)
+        weight = (1 - self.share) * trust * np.exp(-change * change)
+        return (aligned + weight * (carried - aligned)).astype(np.float32), gain, offset
 
-    def _aligned(self, current: np.ndarray, carried: np.ndarray, trust: np.ndarray) -> np.ndarray:
-        """`current` shifted and rescaled so that its median, and its mean distance from the
-        median, over the trusted pixels match the carried map's there (robust anchors: a few wild
+    def _alignment(self, current: np.ndarray, carried: np.ndarray, trust: np.ndarray) -> tuple[float, float]:
+        """The gain and offset that give `current` the median, and the mean distance from the
+        median, that the carried map has over the trusted pixels (robust anchors: a few wild
         pixels move neither, unlike min/max; and unlike a percentile spread they do not vanish on
-        a map of a few flat layers), by the filter's share less than fully."""
+        a map of a few flat layers), by the filter's align share less than fully."""
         trusted = np.flatnonzero(trust.reshape(-1) > 0.5)
         if trusted.size < 64:
-            return current
+            return 1.0, 0.0
         trusted = trusted[:: max(1, trusted.size // _RANGE_SAMPLES)]
         ours, theirs = current.reshape(-1)[trusted], carried.reshape(-1)[trusted]
         our_median, their_median = float(np.median(ours)), float(np.median(theirs))
         our_spread = float(np.abs(ours - our_median).mean())
         if our_spread <= 1e-6:
-            return current
+            return 1.0, 0.0
         gain = float(np.abs(theirs - their_median).mean()) / our_spread
         offset = their_median - gain * our_median
         # The leak: the map's own scale keeps a share, so the start is forgotten geometrically.
-        gain = self.align_share + (1 - self.align_share) * gain
-        offset = (1 - self.align_share) * offset
-        return (current * np.float32(gain) + np.float32(offset)).astype(np.float32)
+        return self.align_share + (1 - self.align_share) * gain, (1 - self.align_share) * offset
 
-    def _mapped(self, state: Disparity, restart: bool) -> Disparity:
-        """With range normalisation (relative maps), the robust range averaged over the shot spans 0-1."""
-        if not self.normalize_range or state.absolute:
-            return state
-        own = robust_range(state.values)
-        self._range = own if restart or self._range is None else (1 - self.share) * self._range + self.share * own
-        low, high = float(self._range[0]), float(self._range[1])
-        if high - low <= 1e-6:
-            return state
-        return Disparity(np.clip((state.values - low) / (high - low), 0, 1).astype(np.float32), False)
+
+def _work_copy(values: np.ndarray) -> np.ndarray:
+    """A map at most _WORK_WIDTH wide (itself if no wider): the filter runs at this size, and only
+    the change it makes is enlarged back (a depth model's maps hold no finer detail)."""
+    height, width = values.shape
+    if width <= _WORK_WIDTH:
+        return values
+    return cv2.resize(values, (_WORK_WIDTH, max(2, round(height * _WORK_WIDTH / width))), interpolation=cv2.INTER_AREA)
 
 
 def _flow_grey(pixels: np.ndarray) -> np.ndarray:
