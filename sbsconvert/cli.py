@@ -34,13 +34,14 @@ from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError, run_command
 from sbsconvert.evaluate.command import eval_command
 from sbsconvert.jobs import Job, PassedOver, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
-from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS
+from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS, RGBD_LAYOUTS
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION
 from sbsconvert.presets import load_preset, preset_names
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
 from sbsconvert.video import SPATIAL_CODECS, is_video_path
 from sbsconvert.video.audio import AUDIO_CHOICES
 from sbsconvert.video.encoders import CODEC_CHOICES
+from sbsconvert.video.temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_STRENGTH, DEFAULT_TEMPORAL, TEMPORAL_METHODS
 
 DEFAULT_GPU_BATCH = 8  # video frames per depth model pass on CUDA
 
@@ -141,7 +142,9 @@ class ConvertCommand(click.Command):
               "frame is refused until you say how. 2d: always one picture (a stereo file's left eye), made "
               "stereo from depth. sbs, hsbs, tb, htb, crosseye: each frame packs both eyes as --format writes "
               "them (hsbs/htb: squeezed eyes, stretched back); a packed 3D movie or photo is then re-laid-out, "
-              "e.g. side by side to Apple spatial video, with no depth model.")
+              "e.g. side by side to Apple spatial video, with no depth model. rgbd, rgbd-tb: each frame is colour "
+              "and grey depth side by side (colour left) or over-under (colour on top), as iw3 and Owl3D export; "
+              "the depth half is the disparity (read as --disparity-kind says).")
 @click.option("--eye", type=click.Choice(EYES), default="right", show_default=True,
               help="right: the input is the left eye, only the right eye is synthesised. both: the input is "
               "the centre, each eye is shifted by half (smaller holes per eye).")
@@ -152,7 +155,9 @@ class ConvertCommand(click.Command):
 @click.option("--disparity", "disparity_path", type=click.Path(path_type=Path),
               help="Disparity map to use instead of a depth model: PNG 8/16-bit, TIFF, .npy, .npz or .pfm, any "
               "size. For several photos, a folder of maps named like the photos (NAME.png, NAME_disp.png...). A video "
-              "uses its one map for every frame (a fixed camera); per-frame maps are not read.")
+              "takes one map file for every frame (a fixed camera); a folder of maps, one per frame in natural order "
+              "(or its subfolder NAME/; a map named NAME.* is used for every frame); or a depth video (8/16-bit grey, "
+              "one frame per frame). Per-frame maps must number the video's frames.")
 @click.option("--disparity-kind", type=click.Choice(DISPARITY_KINDS), default="relative", show_default=True,
               help="What --disparity holds: relative (brighter = nearer, rescaled to 0-1), depth (brighter = "
               "farther, inverted), pixels (true pixel disparities; --divergence is then ignored).")
@@ -166,6 +171,18 @@ class ConvertCommand(click.Command):
               "364 takes about a third of the time of Depth Anything's own 518 (see bench/RESULTS.md), which "
               "matters for video on a CPU "
               "[default: the model's own].")
+@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=DEFAULT_TEMPORAL, show_default=True,
+              help="Videos: how per-frame depth is steadied over time. flow: each frame's map is blended with the "
+              "previous one carried along the image motion (optical flow), where the motion is reliable, and "
+              "aligned to it by robust anchors: flicker goes, moving things keep their depth; ema: a centred moving "
+              "average at fixed pixels (moving things leave a short trail); none: each frame's own map. Restarts "
+              "at scene cuts.")
+@click.option("--temporal-strength", type=click.FloatRange(0.0, 1.0), default=DEFAULT_STRENGTH, show_default=True,
+              help="Videos: how strongly --temporal steadies depth, 0 (not at all) to 1 (most; slower to follow a "
+              "real change of depth).")
+@click.option("--cut-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=DEFAULT_CUT_THRESHOLD,
+              show_default=True, help="Videos: mean grey change between two frames (0-1) that counts as a scene "
+              "cut, where --temporal starts afresh; lower finds more cuts.")
 @click.option("--prompt", help="Diffusion engine. Without INPUT: generate a new stereo image from this text (write it "
               "with -o OUT). With INPUT: a caption of the photo, which guides the inversion and what fills the "
               "disocclusions.")
@@ -389,6 +406,7 @@ def _converters(
         "model" if generating else options["depth_source"],
         make_estimator=lambda: _make_estimator(options["depth_model"], compute, options["depth_resolution"]),
         report=reporter.info,
+        frame_rate=frame_rate,
     )
     if generating:
         depth = load_disparity_file(options["depth_image"], options["disparity_kind"]) if options["depth_image"] else None
@@ -399,10 +417,12 @@ def _converters(
     if video is not None:
         from sbsconvert.video.pipeline import convert_video
 
-        from sbsconvert.video.temporal import TemporalSmoother
+        from sbsconvert.video.temporal import make_smoother
 
-        # A depth model's per-frame maps get each shot's range steadied; a given map is kept as it is.
-        smoother = lambda: TemporalSmoother(normalize_range=options["disparity_path"] is None)
+        # Per-frame maps (a model's, or given per frame) get each shot's range steadied; one given map is kept as it is.
+        path = options["disparity_path"]
+        smoother = lambda: make_smoother(options["temporal"], options["temporal_strength"], options["cut_threshold"],
+                                         normalize_range=path is None or path.is_dir() or is_video_path(path))
         batch_size = options["batch_size"] or (DEFAULT_GPU_BATCH if compute.device.type == "cuda" else 1)
         convert_part = lambda job, segment: convert_video(
             job, settings, engine, disparity_for, video, smoother=smoother(), progress=verbosity > 0 and segment is None,
@@ -461,6 +481,8 @@ def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
         jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"],
                          skip_named_outputs=options["input_layout"] not in PACKED_LAYOUTS, passed_over=passed_over)
         report_passed_over(passed_over, reporter)
+    if options["disparity_path"] is not None and options["input_layout"] in RGBD_LAYOUTS:
+        raise SbsError(f"--input-layout {options['input_layout']} carries its own depth; drop --disparity")
     if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
         raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
     video = _video_settings(options, merged, jobs)
@@ -582,6 +604,7 @@ SEGMENT_OPTIONS = ("segment_seconds", "trim_start", "trim_end", "preview", "max_
 def _segment_options(options: dict[str, Any]) -> Any:
     """How videos are cut into segments and trimmed (a SegmentOptions)."""
     from sbsconvert.video.segments import DEFAULT_SEGMENT_SECONDS, SegmentOptions, parse_time
+    from sbsconvert.video.temporal import warmup_frames
 
     start = None if options["trim_start"] is None else parse_time(options["trim_start"], "--start")
     end = None if options["trim_end"] is None else parse_time(options["trim_end"], "--end")
@@ -593,7 +616,8 @@ def _segment_options(options: dict[str, Any]) -> Any:
     return SegmentOptions(seconds=options["segment_seconds"] or DEFAULT_SEGMENT_SECONDS, start=start, end=end,
                           preview=10.0 if options["preview"] else None, max_fps=options["max_fps"],
                           resume=options["resume"], fingerprint=fingerprint,
-                          shot_anchors=options["engine"] == "diffusion")  # its frames attend to their shot's first
+                          shot_anchors=options["engine"] == "diffusion",  # its frames attend to their shot's first
+                          warmup=warmup_frames(options["temporal"], options["temporal_strength"]))
 
 
 def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:
