@@ -163,7 +163,7 @@ def run_batch(
     try:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
-            outcome = _run_job(job, convert_one, reporter, skip_existing, wall_start)
+            outcome = run_job(job, convert_one, reporter, skip_existing=skip_existing, run_started=wall_start)
             summary.outcomes.append(outcome)
             bar.update()
             if outcome.status == "failed" and outcome.stops_batch:
@@ -177,8 +177,12 @@ def run_batch(
     return summary
 
 
-def _run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Reporter, skip_existing: bool,
-             run_started: float) -> Outcome:
+def run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Reporter, *, skip_existing: bool,
+            run_started: float) -> Outcome:
+    """One job of a batch, here or on a --cluster (whose `convert_one` hands the work to workers):
+    skipped when finished (clearing a dead run's lock) or claimed by another run, else converted
+    under its lock; an SbsError (running out of memory included) fails it. `run_started`: the
+    batch's start (time.time()); outputs written since then are another run's."""
     if skip_existing and is_finished(job):
         clear_stale(job.outputs[0])
         reporter.detail(f"skipped {job.source}: outputs exist")
@@ -192,8 +196,7 @@ def _run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Report
             if is_finished(job) and all(path.stat().st_mtime >= run_started for path in job.outputs):
                 reporter.info(f"skipped {job.source}: another sbsconvert wrote it meanwhile")
                 return Outcome(job.source, job.outputs, "skipped", "another sbsconvert wrote it meanwhile")
-            with memory_guard(f"converting {job.source}"):
-                result = convert_one(job)
+            result = convert_guarded(convert_one, job)
     except SbsError as error:
         reporter.error(str(error))
         return Outcome(job.source, job.outputs, "failed", str(error), stops_batch=isinstance(error, BatchStop))
@@ -203,3 +206,10 @@ def _run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Report
         reporter.detail(detail)
     reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
     return Outcome(job.source, job.outputs, "converted", seconds=time.perf_counter() - job_started)
+
+
+def convert_guarded(convert_one: Callable[[Job], JobResult], job: Job) -> JobResult:
+    """`convert_one(job)`, running out of memory turned into one line of advice. A --cluster worker
+    runs its part of a job through it too: the error and the GPU memory to give back are there."""
+    with memory_guard(f"converting {job.source}"):
+        return convert_one(job)

@@ -184,6 +184,11 @@ def test_spatial_video_gets_aac_from_any_other_codec(sources, tmp_path):
     code, output = convert(sources["opus"], tmp_path / "web.mov", "--preset", "vision-pro")  # a WebM into .mov
     assert code == 0, output
     assert audio_of(tmp_path / "web.mov")["codec"] == "aac"
+    # AC-3 (a camcorder's or a DVD's), which .mov and .mp4 could hold as it is, still becomes AAC (as the iPhone writes).
+    dolby = make_source(tmp_path / "dolby.mkv", "ac3")
+    code, output = convert(dolby, tmp_path / "dolby_spatial.mp4", "-f", "spatial")
+    assert code == 0, output
+    assert audio_of(tmp_path / "dolby_spatial.mp4")["codec"] == "aac"
 
 
 def test_segmented_and_trimmed_runs_transcode_in_sync(sources, tmp_path):

@@ -7,6 +7,7 @@ straight to the layout."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -21,13 +22,13 @@ from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.jobs import Job
-from sbsconvert.layout import PACKED_LAYOUTS, split
+from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, split, split_rgbd
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.ahead import Ahead
 from sbsconvert.video.decode import Frame, VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
-from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
+from sbsconvert.video.temporal import FlickerMeter, FlowStabilizer, TemporalSmoother
 
 if TYPE_CHECKING:
     from sbsconvert.video.segments import Segment
@@ -41,7 +42,7 @@ def convert_video(
     disparity_for: Callable[[Path, Picture], Disparity],
     video: VideoSettings,
     *,
-    smoother: TemporalSmoother | None = None,
+    smoother: TemporalSmoother | FlowStabilizer | None = None,
     progress: bool = True,
     frame_rate: Fraction | None = None,
     frames_out: bool = False,
@@ -98,18 +99,28 @@ def convert_video(
         stereo_source = reader.info.stereo or packed
         if stereo_source:
             notes.append(own_eyes_note(job.source.name, settings.input_layout, "video (two views)"))
+        offset = segment.offset if segment is not None else 0  # a segment's frames come with output timestamps
+
+        def picture(frame: Frame, shift: int = 0) -> Picture:
+            """The frame for `disparity_for`: with its source timestamp (per-frame maps) and depth."""
+            return Picture(frame.pixels, source=job.source, frame=frame.pts + shift, depth=frame.depth)
+
         if segment is not None and segment.anchor and render.cross_frame and not stereo_source:
             # A segment that begins mid-shot: its shot's anchor, recorded as a one-piece run records it.
-            anchor = segment.read_anchor(reader)
-            maps = [disparity_for(job.source, Picture(frame.pixels, source=job.source)) for frame in anchor]
+            anchor = [with_depth(frame, settings.input_layout) for frame in segment.read_anchor(reader)]
+            maps = [disparity_for(job.source, picture(frame)) for frame in anchor]
             first, disparity, _ = next(smoother.fresh().smooth(
                 (frame, frame.pixels, one) for frame, one in zip(anchor, maps)))
             with timer(engine.name):
                 render.prime(stereo_request(first.pixels, disparity, settings))
         # A segment's reader first hands the frames before it to the smoother (its warm-up).
-        warm = (lambda frame: None) if stereo_source else (
-            lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source))))
-        source_frames = reader.frames() if segment is None else segment.read(reader, warm)
+        def warm(frame: Frame) -> None:
+            if not stereo_source:
+                frame = with_depth(frame, settings.input_layout)
+                smoother(frame.pixels, disparity_for(job.source, picture(frame)))
+
+        source_frames = (with_depth(frame, settings.input_layout)
+                         for frame in (reader.frames() if segment is None else segment.read(reader, warm)))
         frames: Iterable[Frame] = _timed(timer, "decode", source_frames)
         if pipelined:
             frames = decoded = Ahead(frames, "decode", stop)
@@ -119,7 +130,7 @@ def convert_video(
             # A provider that can (a depth model) is asked for `batch_size` frames at once.
             many = getattr(disparity_for, "many", None)
             for group in _groups(frames, batch_size if many is not None else 1):
-                pictures = [Picture(frame.pixels, source=job.source) for frame in group]
+                pictures = [picture(frame, offset) for frame in group]
                 with timer("disparity"):
                     maps = many(job.source, pictures) if many is not None and len(group) > 1 else [
                         disparity_for(job.source, picture) for picture in pictures]
@@ -216,6 +227,14 @@ class ShotRenderer:
             self.anchor, self.shot = anchor, shot
             return pair
         return self.engine.render(request, reference=self.anchor)  # type: ignore[call-arg]
+
+
+def with_depth(frame: Frame, input_layout: str) -> Frame:
+    """An RGB+depth frame (--input-layout rgbd, rgbd-tb) as its colour half carrying its depth half."""
+    if input_layout not in RGBD_LAYOUTS:
+        return frame
+    colour, depth = split_rgbd(frame.pixels, input_layout)
+    return dataclasses.replace(frame, pixels=colour, depth=depth)
 
 
 def _video_writers(
