@@ -201,7 +201,8 @@ def run_on_cluster(
                     summary.stopped = True
                     break
                 continue
-            summary.outcomes.append(Outcome(job.source, job.outputs, "converted", seconds=seconds))
+            summary.outcomes.append(Outcome(job.source, job.outputs, "converted", seconds=seconds,
+                                            hole_fill=result.hole_fill))
             for note in result.notes:
                 reporter.info(f"note: {note}")
             for detail in result.details:
