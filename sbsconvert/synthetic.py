@@ -133,7 +133,7 @@ def video_layers(width: int, height: int, frame: int, *, walk: float = 0.0, pan:
     that the wall moves `pan` pixels per frame to the left and nearer layers faster, in proportion
     to their disparity (parallax: the pillar and the box uncover the wall behind them)."""
     unit = width / 320.0
-    wall, pillar, box = round(2 * unit), round(9 * unit), round(16 * unit)
+    wall, pillar, box = max(1, round(2 * unit)), round(9 * unit), round(16 * unit)
     offset = lambda disparity: pan * frame * disparity / wall  # view x + offset = the scene's x
     constant = lambda value: (lambda rows: np.full_like(rows, value, dtype=np.float64))
     box_left = 0.2 * width + walk * frame - offset(box)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ContextManager, Generic, Iterable, Iterator, TypeVar
 
 import cv2
@@ -82,7 +82,6 @@ class _Frame(Generic[T]):
     probe: np.ndarray  # small grey copy, for motion tracking
     background: np.ndarray  # where on the probe the far part of the frame is
     to_previous: np.ndarray | None = None  # 3x3: this frame's pixel coordinates -> the previous frame's
-    counts: PlateCounts = field(default_factory=PlateCounts)
 
 
 class PlateRenderer(Generic[T]):
@@ -132,8 +131,6 @@ class PlateRenderer(Generic[T]):
         if frame.wanted:
             with self._timer("plate"):
                 images = [self._fill(frame, eye) for eye in range(len(frame.views))]
-            self.counts.plate += frame.counts.plate
-            self.counts.fallback += frame.counts.fallback
             pair = StereoPair(frame.request.image, images[0]) if frame.request.eye == "right" else StereoPair(*images)
             yield frame.payload, pair  # type: ignore[misc]
         self._trim()
@@ -159,7 +156,8 @@ class PlateRenderer(Generic[T]):
             take = seen & (nearness <= limit[open_])
             values[open_[take]] = colour[take]
             found[open_[take]] = True
-        frame.counts = PlateCounts(int(found.sum()), int((~found).sum()))
+        self.counts.plate += int(found.sum())
+        self.counts.fallback += int(found.size - found.sum())
         if not found.any():
             return view.image
         image = view.image.copy()
