@@ -32,10 +32,9 @@ from typing import Callable, ContextManager, Generic, Iterable, Iterator, TypeVa
 
 import cv2
 import numpy as np
-import torch
 
 from sbsconvert.engines.base import StereoPair, StereoRequest
-from sbsconvert.engines.warp import SynthesizedView, WarpEngine, _nearest_valid
+from sbsconvert.engines.warp import SynthesizedView, WarpEngine
 from sbsconvert.video.segments import LOOK_AHEAD_FRAMES, WARMUP_FRAMES
 from sbsconvert.video.temporal import DEFAULT_LOOK_AHEAD
 
@@ -47,6 +46,7 @@ ALIGN_WIDTH = 480  # camera motion is tracked on frames this wide
 MIN_TRACKS = 12  # background corners that must agree on a motion; fewer: the frames are not aligned
 STILL_PIXELS = 0.05  # a motion moving no frame corner farther than this (full-size pixels) is no motion
 BACKGROUND_SHARE = 60  # corners are tracked on the farthest 60 % of the frame (a moving subject is not the camera)
+_MAP_COLUMNS = 4096
 T = TypeVar("T")
 Timer = Callable[[str], ContextManager[None]]
 
@@ -240,12 +240,9 @@ def _is_still(motion: np.ndarray, width: int, height: int) -> bool:
 def _background_limit(view: SynthesizedView, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Per hole pixel, the nearness of the hole's background border: the farther of the landed pixels
     left and right of it on its row (the side the engine's background fill copies; +inf with neither)."""
-    width = view.holes.shape[1]
-    left, right = (side.numpy() for side in _nearest_valid(torch.from_numpy(~view.holes)))
-    left, right = left[ys, xs], right[ys, xs]
-    far_left = np.where(left >= 0, view.nearness[ys, np.clip(left, 0, width - 1)], np.inf)
-    far_right = np.where(right < width, view.nearness[ys, np.clip(right, 0, width - 1)], np.inf)
-    return np.minimum(far_left, far_right)
+    from sbsconvert.engines.warp_kernel import hole_backgrounds  # numba loads only when needed
+
+    return hole_backgrounds(~view.holes, np.asarray(view.nearness, np.float32))[ys, xs]
 
 
 def _sample(view: SynthesizedView, xs: np.ndarray, ys: np.ndarray, motion: np.ndarray | None
@@ -254,10 +251,14 @@ def _sample(view: SynthesizedView, xs: np.ndarray, ys: np.ndarray, motion: np.nd
     if motion is None:
         return view.image[ys, xs], ~view.holes[ys, xs], view.nearness[ys, xs]
     points = motion @ np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
-    map_x = (points[0] / points[2]).astype(np.float32)[:, None]
-    map_y = (points[1] / points[2]).astype(np.float32)[:, None]
-    look = lambda plane: cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    colour = look(view.image).reshape(xs.size, -1)
+    # cv2.remap takes maps under 32767 on each side: the points go in rows of _MAP_COLUMNS, the
+    # last one padded with a point off the frame.
+    rows = -(-xs.size // _MAP_COLUMNS)
+    as_map = lambda values: np.pad(values.astype(np.float32), (0, rows * _MAP_COLUMNS - xs.size),
+                                   constant_values=-2).reshape(rows, _MAP_COLUMNS)
+    map_x, map_y = as_map(points[0] / points[2]), as_map(points[1] / points[2])
+    look = lambda plane: cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                   borderValue=0).reshape(rows * _MAP_COLUMNS, -1)[: xs.size]
     # Bilinear weights of holes (or of points off the frame) pull this below 1: only fully landed points count.
     landed = look((~view.holes).astype(np.float32)).ravel() > 1 - 1e-4
-    return colour, landed, look(view.nearness).ravel()
+    return look(view.image), landed, look(view.nearness).ravel()
