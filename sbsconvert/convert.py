@@ -17,6 +17,7 @@ from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
 from sbsconvert.disparity import (Disparity, check_map_shape, disparity_from_array, load_disparity_file, pixel_shift,
                                   resize_disparity)
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
+from sbsconvert.engines.warp import PLATE_FILL
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, compose, fit_width, get_layout, split, split_rgbd
@@ -193,6 +194,9 @@ def convert_image(
             disparity = disparity_for(job.source, picture)
         with timer(engine.name):
             pair = engine.render(stereo_request(picture.pixels, disparity, settings))
+        if getattr(engine, "fill", None) == PLATE_FILL:
+            notes.append(f"{job.source.name}: --fill plate fills a video's holes from its other frames; "
+                         "a photo's are filled with --fill background")
     with timer("write"):
         write_pair(pair, job, settings, picture)
     if picture.bit_depth > 8 and IMAGE_FORMATS.get(job.outputs[0].suffix.lower()) not in SIXTEEN_BIT_FORMATS:
