@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
@@ -106,8 +107,12 @@ def convert_video(
                 (frame, frame.pixels, one) for frame, one in zip(anchor, maps)))
             with timer(engine.name):
                 render.prime(stereo_request(first.pixels, disparity, settings))
-        # A segment's reader first hands the frames before it to the smoother (its warm-up).
-        warm = (lambda frame: None) if stereo_source else (
+        # A video depth model sees the frames in windows, as one stream (None: a map per frame).
+        stream = None if stereo_source else getattr(disparity_for, "video_stream", lambda: None)()
+        # A segment's reader first hands the frames before it to the smoother (its warm-up); with
+        # a video depth model they first go through its windows, ahead of the segment's own frames.
+        warmup: list[Frame] = []
+        warm = (lambda frame: None) if stereo_source else warmup.append if stream is not None else (
             lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source))))
         source_frames = reader.frames() if segment is None else segment.read(reader, warm)
         frames: Iterable[Frame] = _timed(timer, "decode", source_frames)
@@ -116,6 +121,9 @@ def convert_video(
             stack.callback(decoded.join)  # decoding ends before the source closes
 
         def with_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+            if stream is not None:
+                yield from streamed_disparity(frames)
+                return
             # A provider that can (a depth model) is asked for `batch_size` frames at once.
             many = getattr(disparity_for, "many", None)
             for group in _groups(frames, batch_size if many is not None else 1):
@@ -124,6 +132,31 @@ def convert_video(
                     maps = many(job.source, pictures) if many is not None and len(group) > 1 else [
                         disparity_for(job.source, picture) for picture in pictures]
                 yield from ((frame, frame.pixels, disparity) for frame, disparity in zip(group, maps))
+
+        def streamed_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+            waiting: deque[tuple[Frame, bool]] = deque()  # pushed, and whether it is a warm-up frame
+
+            def answered(maps: list[Disparity]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+                for disparity in maps:
+                    frame, warming = waiting.popleft()
+                    if warming:  # (all come before the segment's own frames reach the smoother)
+                        smoother(frame.pixels, disparity)
+                    else:
+                        yield frame, frame.pixels, disparity
+
+            assert stream is not None
+            for frame in frames:
+                # The reader hands over the warm-up frames before the segment's first frame.
+                pushed = [(early, True) for early in warmup] + [(frame, False)]
+                warmup.clear()
+                for item in pushed:
+                    waiting.append(item)
+                    with timer("disparity"):
+                        maps = stream.push(item[0].pixels)
+                    yield from answered(maps)
+            with timer("disparity"):
+                maps = stream.finish()
+            yield from answered(maps)
 
         def stereo_views(frame: Frame, disparity: Disparity, shot: int) -> list[np.ndarray]:
             request = stereo_request(frame.pixels, disparity, settings)
