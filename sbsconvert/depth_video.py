@@ -282,9 +282,9 @@ class _TemporalTransformer(nn.Module):
         self.transformer_blocks = nn.ModuleList([_TemporalBlock(channels, heads, frames)])
         self.proj_out = nn.Linear(channels, channels)
 
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (frames, channels, height, width), the frames of one window; a residual update."""
-        _, channels, height, width = x.shape
+        frames, channels, height, width = x.shape
         hidden = self.proj_in(self.norm(x).permute(2, 3, 0, 1).reshape(height * width, frames, channels))
         for block in self.transformer_blocks:
             hidden = block(hidden)
@@ -297,8 +297,8 @@ class _TemporalModule(nn.Module):
         super().__init__()
         self.temporal_transformer = _TemporalTransformer(channels, frames)
 
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        return self.temporal_transformer(x, frames)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.temporal_transformer(x)
 
 
 class _ResidualConv(nn.Module):
@@ -388,18 +388,16 @@ class VideoDepthAnything(nn.Module):
         self.head = _Head(config)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        frames, _, height, width = images.shape
+        height, width = images.shape[2:]
         rows, columns = height // PATCH, width // PATCH
         taps = self.config.taps
         chunks = [self.head.feature_maps(self.pretrained(part, taps), rows, columns)
                   for part in images.split(_PER_FRAME_CHUNK)]
         layer_1, layer_2, layer_3, layer_4 = (torch.cat(level) for level in zip(*chunks))
         motion, scratch = self.head.motion_modules, self.head.scratch
-        layer_3 = motion[0](layer_3, frames)
-        layer_4 = motion[1](layer_4, frames)
-        layer_3_rn = scratch.layer3_rn(layer_3)
-        path_4 = motion[2](scratch.refinenet4(scratch.layer4_rn(layer_4), size=layer_3_rn.shape[2:]), frames)
-        path_3 = motion[3](scratch.refinenet3(path_4, layer_3_rn, size=layer_2.shape[2:]), frames)
+        layer_3_rn = scratch.layer3_rn(motion[0](layer_3))
+        path_4 = motion[2](scratch.refinenet4(scratch.layer4_rn(motion[1](layer_4)), size=layer_3_rn.shape[2:]))
+        path_3 = motion[3](scratch.refinenet3(path_4, layer_3_rn, size=layer_2.shape[2:]))
         return torch.cat([
             self.head.depth(path, skip_2, skip_1, (height, width))
             for path, skip_2, skip_1 in zip(path_3.split(_PER_FRAME_CHUNK), layer_2.split(_PER_FRAME_CHUNK),
