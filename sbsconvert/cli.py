@@ -167,7 +167,8 @@ class ConvertCommand(click.Command):
               help="Without --disparity: auto uses the depth map embedded in portrait photos (iPhone HEIC, "
               "Android GDepth/Dynamic Depth) when present, else the depth model; embedded or model force one.")
 @click.option("--depth-model", default=DEFAULT_DEPTH_MODEL, show_default=True,
-              help="transformers depth-estimation model: Hugging Face hub id or local folder.")
+              help="transformers depth-estimation model: Hugging Face hub id or local folder; or Video Depth "
+              "Anything (vda-small, its hub id, or its .pth), consistent over a video's frames.")
 @click.option("--depth-resolution", type=click.IntRange(56, 4096),
               help="Short side, in pixels, of the image the depth model sees. Lower is faster and coarser: "
               "364 takes about a third of the time of Depth Anything's own 518 (see bench/RESULTS.md), which "
@@ -721,6 +722,6 @@ def _generate_image(
 
 
 def _make_estimator(model_name: str, compute: Compute, resolution: int | None) -> Any:
-    from sbsconvert.depth import DepthEstimator
+    from sbsconvert.depth import load_depth_model
 
-    return DepthEstimator(model_name, compute, resolution)
+    return load_depth_model(model_name, compute, resolution)

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -95,6 +95,15 @@ class DisparityProvider:
             return [self(source, picture) for picture in pictures]
         width, height = pictures[0].size
         return [resize_disparity(disparity, width, height) for disparity in batch([p.pixels for p in pictures])]
+
+    def video_stream(self) -> Any | None:
+        """For a video depth model (one that sees a video's frames in windows): a fresh stream of
+        its frames, with push(pixels) and finish() giving disparities in order, up to a window
+        late. None for any other source of disparity."""
+        if self.disparity_path is not None or self.depth_source == "embedded":
+            return None
+        stream = getattr(self._model(), "stream", None)
+        return stream() if stream is not None else None
 
     def _model(self) -> Callable[[np.ndarray], Disparity]:
         if self._estimator is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
@@ -119,15 +120,27 @@ def convert_video(
                 (frame, frame.pixels, one) for frame, one in zip(anchor, maps)))
             with timer(engine.name):
                 render.prime(stereo_request(first.pixels, disparity, settings))
+        # A video depth model sees the frames in windows, as one stream (None: a map per frame).
+        stream = None if stereo_source else getattr(disparity_for, "video_stream", lambda: None)()
+        warmup: list[Frame] = []  # for the stream: warm-up frames to push ahead of the segment's own
+
+        def warm_with(frame: Frame, disparity: Disparity) -> None:
+            """A frame before a segment (its warm-up) goes to the smoother, and to the plate, which
+            fills holes from it."""
+            smoothed = smoother(frame.pixels, disparity)
+            if plate is not None:
+                plate.warm(stereo_request(frame.pixels, smoothed, settings), smoother.cuts)
+
         def warm(frame: Frame) -> None:
-            # A segment's reader first hands the frames before it to the smoother (its warm-up),
-            # and to the plate, which fills holes from them.
+            # A segment's reader first hands over the frames before it; with a video depth model
+            # they first go through its windows, ahead of the segment's own frames.
             if stereo_source:
                 return
             frame = with_depth(frame, settings.input_layout)
-            disparity = smoother(frame.pixels, disparity_for(job.source, picture(frame)))
-            if plate is not None:
-                plate.warm(stereo_request(frame.pixels, disparity, settings), smoother.cuts)
+            if stream is not None:
+                warmup.append(frame)
+            else:
+                warm_with(frame, disparity_for(job.source, picture(frame)))
 
         source_frames = (with_depth(frame, settings.input_layout)
                          for frame in (reader.frames() if segment is None else segment.read(reader, warm)))
@@ -137,6 +150,9 @@ def convert_video(
             stack.callback(decoded.join)  # decoding ends before the source closes
 
         def with_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+            if stream is not None:
+                yield from streamed_disparity(frames)
+                return
             # A provider that can (a depth model) is asked for `batch_size` frames at once.
             many = getattr(disparity_for, "many", None)
             for group in _groups(frames, batch_size if many is not None else 1):
@@ -145,6 +161,31 @@ def convert_video(
                     maps = many(job.source, pictures) if many is not None and len(group) > 1 else [
                         disparity_for(job.source, picture) for picture in pictures]
                 yield from ((frame, frame.pixels, disparity) for frame, disparity in zip(group, maps))
+
+        def streamed_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+            waiting: deque[tuple[Frame, bool]] = deque()  # pushed, and whether it is a warm-up frame
+
+            def answered(maps: list[Disparity]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+                for disparity in maps:
+                    frame, warming = waiting.popleft()
+                    if warming:  # (all come before the segment's own frames reach the smoother)
+                        warm_with(frame, disparity)
+                    else:
+                        yield frame, frame.pixels, disparity
+
+            assert stream is not None
+            for frame in frames:
+                # The reader hands over the warm-up frames before the segment's first frame.
+                pushed = [(early, True) for early in warmup] + [(frame, False)]
+                warmup.clear()
+                for item in pushed:
+                    waiting.append(item)
+                    with timer("disparity"):
+                        maps = stream.push(item[0].pixels)
+                    yield from answered(maps)
+            with timer("disparity"):
+                maps = stream.finish()
+            yield from answered(maps)
 
         def stereo_views(pair: StereoPair) -> list[np.ndarray]:
             with timer("layout"):
