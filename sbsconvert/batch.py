@@ -47,6 +47,12 @@ class Reporter:
 class JobResult:
     notes: list[str] = field(default_factory=list)  # worth telling every user
     details: list[str] = field(default_factory=list)  # for --verbose: sources used, time per stage
+    hole_fill: dict[str, int] = field(default_factory=dict)  # --fill plate: hole pixels by what filled them
+
+    def add_hole_fill(self, other: dict[str, int]) -> None:
+        """Count in a part's (a segment's) hole pixels."""
+        for source, pixels in other.items():
+            self.hole_fill[source] = self.hole_fill.get(source, 0) + pixels
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     stops_batch: bool = False  # a failure every remaining job would hit too (BatchStop)
+    hole_fill: dict[str, int] = field(default_factory=dict)  # JobResult.hole_fill
 
     def as_dict(self) -> dict[str, object]:
         # Only outputs that are there: a failed job's were never written (lr-pair: maybe one eye).
@@ -66,6 +73,9 @@ class Outcome:
             entry["error" if self.status == "failed" else "note"] = self.message
         if self.status == "converted":
             entry["seconds"] = round(self.seconds, 3)
+        if self.hole_fill:  # --fill plate: how many hole pixels the plate filled, how many the fallback fill
+            entry["hole_fill"] = {**self.hole_fill, "plate_share": round(
+                self.hole_fill.get("plate", 0) / max(1, sum(self.hole_fill.values())), 4)}
         return entry
 
 
@@ -205,7 +215,8 @@ def run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Reporte
     for detail in result.details:
         reporter.detail(detail)
     reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
-    return Outcome(job.source, job.outputs, "converted", seconds=time.perf_counter() - job_started)
+    return Outcome(job.source, job.outputs, "converted", seconds=time.perf_counter() - job_started,
+                   hole_fill=result.hole_fill)
 
 
 def convert_guarded(convert_one: Callable[[Job], JobResult], job: Job) -> JobResult:

@@ -29,7 +29,7 @@ from sbsconvert.engines.diffusion.settings import (
     FILL_RESOLUTIONS,
     INVERSIONS,
 )
-from sbsconvert.engines.warp import FILL_METHODS
+from sbsconvert.engines.warp import FILL_CHOICES
 from sbsconvert.errors import SbsError, option_spelling, run_command
 from sbsconvert.evaluate.command import eval_command
 from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS
@@ -142,10 +142,12 @@ class ConvertCommand(click.Command):
 @click.option("--eye", type=click.Choice(EYES), default="right", show_default=True,
               help="right: the input is the left eye, only the right eye is synthesised. both: the input is "
               "the centre, each eye is shifted by half (smaller holes per eye).")
-@click.option("--fill", type=click.Choice(FILL_METHODS),
+@click.option("--fill", type=click.Choice(FILL_CHOICES),
               help="How the warp engine fills disocclusions: inpaint (OpenCV Telea), background (stretch the "
               "far side across the hole), stretch (interpolate across the hole, paper baseline), blank "
-              "(leave black, paper baseline) [default: background, the lowest error in the holes on the samples].")
+              "(leave black, paper baseline), plate (videos: the background the video's frames around it saw, "
+              "aligned to the camera's motion; background where none saw it, and for photos) "
+              "[default: background, the lowest error in the holes on the samples].")
 @click.option("--disparity", "disparity_path", type=click.Path(path_type=Path),
               help="Disparity map to use instead of a depth model: PNG 8/16-bit, TIFF, .npy, .npz or .pfm, any "
               "size. For several photos, a folder of maps named like the photos (NAME.png, NAME_disp.png...). A video "
@@ -159,7 +161,8 @@ class ConvertCommand(click.Command):
               help="Without --disparity: auto uses the depth map embedded in portrait photos (iPhone HEIC, "
               "Android GDepth/Dynamic Depth) when present, else the depth model; embedded or model force one.")
 @click.option("--depth-model", default=DEFAULT_DEPTH_MODEL, show_default=True,
-              help="transformers depth-estimation model: Hugging Face hub id or local folder.")
+              help="transformers depth-estimation model: Hugging Face hub id or local folder; or Video Depth "
+              "Anything (vda-small, its hub id, or its .pth), consistent over a video's frames.")
 @click.option("--depth-resolution", type=click.IntRange(56, 4096),
               help="Short side, in pixels, of the image the depth model sees. Lower is faster and coarser: "
               "364 takes about a third of the time of Depth Anything's own 518 (see bench/RESULTS.md), which "

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
 from sbsconvert.disparity import (Disparity, check_map_shape, disparity_from_array, load_disparity_file, pixel_shift,
                                   resize_disparity)
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
+from sbsconvert.engines.warp import PLATE_FILL
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, compose, fit_width, get_layout, split, split_rgbd
@@ -94,6 +95,15 @@ class DisparityProvider:
             return [self(source, picture) for picture in pictures]
         width, height = pictures[0].size
         return [resize_disparity(disparity, width, height) for disparity in batch([p.pixels for p in pictures])]
+
+    def video_stream(self) -> Any | None:
+        """For a video depth model (one that sees a video's frames in windows): a fresh stream of
+        its frames, with push(pixels) and finish() giving disparities in order, up to a window
+        late. None for any other source of disparity."""
+        if self.disparity_path is not None or self.depth_source == "embedded":
+            return None
+        stream = getattr(self._model(), "stream", None)
+        return stream() if stream is not None else None
 
     def _model(self) -> Callable[[np.ndarray], Disparity]:
         if self._estimator is None:
@@ -193,6 +203,9 @@ def convert_image(
             disparity = disparity_for(job.source, picture)
         with timer(engine.name):
             pair = engine.render(stereo_request(picture.pixels, disparity, settings))
+        if getattr(engine, "fill", None) == PLATE_FILL:
+            notes.append(f"{job.source.name}: --fill plate fills a video's holes from its other frames; "
+                         "a photo's are filled with --fill background")
     with timer("write"):
         write_pair(pair, job, settings, picture)
     if picture.bit_depth > 8 and IMAGE_FORMATS.get(job.outputs[0].suffix.lower()) not in SIXTEEN_BIT_FORMATS:

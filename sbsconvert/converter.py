@@ -110,9 +110,9 @@ class Models:
         disparity = settings.disparity
 
         def make() -> Callable[[np.ndarray], Disparity]:
-            from sbsconvert.depth import DepthEstimator
+            from sbsconvert.depth import load_depth_model
 
-            return DepthEstimator(disparity.model, select_compute(settings.device), disparity.resolution)
+            return load_depth_model(disparity.model, select_compute(settings.device), disparity.resolution)
 
         return self._get(repr(("depth", disparity.model, disparity.resolution, settings.device)), make)
 
