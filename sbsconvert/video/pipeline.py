@@ -120,8 +120,10 @@ def convert_video(
                 (frame, frame.pixels, one) for frame, one in zip(anchor, maps)))
             with timer(engine.name):
                 render.prime(stereo_request(first.pixels, disparity, settings))
-        # A video depth model sees the frames in windows, as one stream (None: a map per frame).
-        stream = None if stereo_source else getattr(disparity_for, "video_stream", lambda: None)()
+        # A video depth model sees the frames in windows, as one stream (None: a map per frame, or
+        # RGB+depth frames that bring their own).
+        carries_depth = settings.input_layout in RGBD_LAYOUTS
+        stream = None if stereo_source or carries_depth else getattr(disparity_for, "video_stream", lambda: None)()
         warmup: list[Frame] = []  # for the stream: warm-up frames to push ahead of the segment's own
 
         def warm_with(frame: Frame, disparity: Disparity) -> None:
