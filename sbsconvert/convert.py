@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from sbsconvert.batch import JobResult
+from sbsconvert.choices import DEPTH_SOURCES
 from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
 from sbsconvert.disparity import (Disparity, check_map_shape, disparity_from_array, load_disparity_file, pixel_shift,
                                   resize_disparity)
@@ -29,7 +30,6 @@ from sbsconvert.video import is_video_path
 if TYPE_CHECKING:
     from sbsconvert.video.framemaps import FrameMaps
 
-DEPTH_SOURCES = ("auto", "embedded", "model")
 DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from sbsconvert.batch import (BatchSummary, JobResult, Reporter, check_output_folders, check_targets, report_passed_over,
                               run_batch)
+from sbsconvert.choices import DEFAULT_GPU_BATCH
 from sbsconvert.convert import ConvertSettings, DisparityProvider, convert_image, layout_frames, stereo_request, write_pair
 from sbsconvert.decode import Picture
 from sbsconvert.device import select_compute
@@ -48,7 +49,6 @@ from sbsconvert.settings import (
 from sbsconvert.video import SPATIAL_CODECS, is_video_path
 from sbsconvert.video.encode import VideoSettings
 
-DEFAULT_GPU_BATCH = 8  # video frames per depth model pass on CUDA
 
 Progress = Callable[[int, int], None]  # (jobs done, jobs in the batch)
 ImageLike = Any  # PIL image, numpy array (HxW or HxWxC) or torch tensor (CxHxW or HxW)

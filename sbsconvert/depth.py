@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sbsconvert.choices import DEFAULT_DEPTH_MODEL
 from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, disparity_from_array
 from sbsconvert.hub import load_pretrained
 
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 _ALTERNATIVES = "pass a disparity map with `disparity` FILE"
 
 

@@ -8,10 +8,8 @@ from typing import Iterator
 
 import torch
 
+from sbsconvert.choices import DEVICE_CHOICES, PRECISIONS
 from sbsconvert.errors import SbsError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sbsconvert.choices import DISPARITY_KINDS
 from sbsconvert.errors import SbsError, first_line
 
-DISPARITY_KINDS = ("relative", "depth", "pixels")
 DISPARITY_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".npz", ".pfm", ".exr", ".jpg", ".jpeg")
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
+from sbsconvert.choices import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS, RGBD_LAYOUTS, Layout
 from sbsconvert.errors import SbsError
 
 # Dubois least-squares red-cyan matrices (rows: output R, G, B; applied to linear RGB).
@@ -16,38 +15,6 @@ DUBOIS_LEFT = np.array(
 DUBOIS_RIGHT = np.array(
     [[-0.043, -0.088, -0.002], [0.378, 0.734, -0.018], [-0.072, -0.113, 1.226]], dtype=np.float32
 )
-
-
-@dataclass(frozen=True)
-class Layout:
-    name: str
-    suffixes: tuple[str, ...]  # filename suffixes players recognise; two entries = two files (L, R)
-    description: str
-    extension: str | None = None  # a file type of its own, holding every frame (mpo); None: any image type
-
-    @property
-    def naming(self) -> str:
-        """How output names show the layout: "_LR", "_L/_R", ".mpo"."""
-        return "/".join(suffix + (self.extension or "") for suffix in self.suffixes)
-
-
-LAYOUTS = {
-    layout.name: layout
-    for layout in (
-        Layout("sbs", ("_LR",), "side by side, full width per eye (left eye on the left)"),
-        Layout("hsbs", ("_HSBS",), "side by side, each eye squeezed to half width (frame keeps the input size)"),
-        Layout("tb", ("_TB",), "over-under, full height per eye (left eye on top)"),
-        Layout("htb", ("_HOU",), "over-under, each eye squeezed to half height"),
-        Layout("anaglyph", ("_anaglyph",), "red-cyan anaglyph (Dubois), for paper glasses"),
-        Layout("crosseye", ("_RL",), "side by side with the eyes swapped, for cross-eyed free viewing"),
-        Layout("lr-pair", ("_L", "_R"), "two separate files, one per eye"),
-        Layout("mpo", ("",), "one Multi Picture Object file holding both eyes as JPEGs (CIPA stereo type; "
-               "3D cameras, Nintendo 3DS, stereo photo viewers)", extension=".mpo"),
-        Layout("spatial", ("_spatial",), "Apple spatial media (Apple Vision Pro, iPhone): a photo becomes one .heic "
-               "holding both eyes as a stereo pair with camera metadata, a video one MV-HEVC .mov/.mp4 holding both "
-               "eyes as two views; the left eye is the 2D image"),
-    )
-}
 
 
 def get_layout(name: str) -> Layout:
@@ -77,15 +44,6 @@ def compose(left: np.ndarray, right: np.ndarray, layout_name: str) -> list[np.nd
     if name == "anaglyph":
         return [anaglyph(left, right)]
     return [left, right]
-
-
-# How an input frame may already pack both eyes: the packed layouts compose() writes.
-PACKED_LAYOUTS = ("sbs", "hsbs", "tb", "htb", "crosseye")
-# Colour and depth side by side (rgbd) or over-under (rgbd-tb) in one frame, as iw3 and Owl3D
-# export them: the packing of the colour half and the depth half.
-RGBD_LAYOUTS = {"rgbd": "sbs", "rgbd-tb": "tb"}
-# --input-layout: auto (stereo files are read as such), 2d (always one picture), a packing, or RGB+depth.
-INPUT_LAYOUTS = ("auto", "2d", *PACKED_LAYOUTS, *RGBD_LAYOUTS)
 
 
 def split(frame: np.ndarray, layout_name: str) -> tuple[np.ndarray, np.ndarray]:

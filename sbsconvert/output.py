@@ -19,6 +19,7 @@ import png  # pypng: 16-bit colour PNG with any chunk (Pillow writes 8 bits per 
 import tifffile
 from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 
+from sbsconvert.choices import DEFAULT_PNG_COMPRESSION
 from sbsconvert.errors import BatchStop, SbsError
 
 _UMASK = os.umask(0)
@@ -29,7 +30,6 @@ IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")  # the others hold 8 bits per channel
 # zlib level of PNG (and 16-bit TIFF) output: level 6, libpng's default, took 5x the time of level 1 for
 # about 11 % fewer bytes (bench/RESULTS.md); --png-compression trades the time back for size.
-DEFAULT_PNG_COMPRESSION = 1
 
 
 def check_writable_target(path: Path, force: bool) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from sbsconvert.choices import MAX_DIVERGENCE
 from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
 from sbsconvert.engines import ENGINES
@@ -33,7 +34,6 @@ from sbsconvert.video.encode import VideoSettings
 from sbsconvert.video.segments import SegmentOptions, parse_time
 from sbsconvert.video.temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_STRENGTH, DEFAULT_TEMPORAL
 
-MAX_DIVERGENCE = 10.0
 DEFAULT_PREVIEW_SECONDS = 10.0
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
+from sbsconvert.choices import DEFAULT_BASELINE_MM, DEFAULT_HFOV
 from sbsconvert.isobmff.boxes import Box, top_level_headers
 from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, disparity_adjustment_bytes, item_camera
 from sbsconvert.heif.items import (
@@ -42,8 +43,6 @@ from sbsconvert.output import _quantize, atomic_path
 
 SPATIAL_EXTENSION = ".heic"
 STEREO_GROUP = b"ster"
-DEFAULT_BASELINE_MM = 64.0  # a typical distance between human pupils, as Apple's own examples use
-DEFAULT_HFOV = 60.0  # degrees; about a phone's main camera (as the spatial video default)
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # what a "35 mm equivalent" focal length refers to
 _EXIF_IFD, _FOCAL_LENGTH_35MM = 0x8769, 0xA405
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sbsconvert.choices import ENGINES
 from sbsconvert.device import Compute
 from sbsconvert.engines.base import StereoEngine
 from sbsconvert.errors import SbsError
-
-ENGINES = ("warp", "diffusion")
 
 
 def create_engine(name: str, compute: Compute, **options: Any) -> StereoEngine:

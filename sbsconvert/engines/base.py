@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-EYES = ("right", "both")
+from sbsconvert.choices import EYES
 
 
 @dataclass

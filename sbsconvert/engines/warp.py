@@ -17,14 +17,12 @@ import cv2
 import numpy as np
 import torch
 
+from sbsconvert.choices import FILL_CHOICES, FILL_METHODS, PLATE_FILL
 from sbsconvert.engines.base import StereoPair, StereoRequest
 from sbsconvert.errors import SbsError
 
-FILL_METHODS = ("inpaint", "background", "stretch", "blank")
 # A video's holes filled from what its other frames saw (sbsconvert/video/plate.py); the engine
 # itself (a photo, and the holes no frame saw) fills them like `background`.
-PLATE_FILL = "plate"
-FILL_CHOICES = (*FILL_METHODS, PLATE_FILL)
 BAND_PIXELS = 1 << 21  # pixels warped at once; bounds peak memory (about 100 bytes per pixel)
 
 

@@ -25,9 +25,9 @@ from typing import Iterator
 import av
 import av.logging
 
+from sbsconvert.choices import AUDIO_CHOICES
 from sbsconvert.errors import SbsError, first_line
 
-AUDIO_CHOICES = ("auto", "copy", "aac", "none")
 AAC_BITS_PER_CHANNEL = 96_000  # 192 kbit/s for stereo: transparent for most listeners with FFmpeg's AAC
 _TRIAL_PACKETS = 8  # of each stream, muxed (and decoded) to test a container before any work
 

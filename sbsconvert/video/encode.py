@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
+from sbsconvert.choices import PIXEL_FORMATS
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
 from sbsconvert.video.audio import AUDIO_CHOICES, AacEncoder, AudioPlan, plan_audio
@@ -40,7 +41,6 @@ from sbsconvert.video.hdr import hdr10_x265_params
 from sbsconvert.video.st3d import add_st3d
 from sbsconvert.video.timeline import chapters_in, clip_cue, is_chapter_track
 
-PIXEL_FORMATS = ("yuv420p", "yuv420p10le")
 DEFAULT_CRF = {"h264": 18, "hevc": 20}  # visually transparent for most material
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # Matroska StereoMode per layout (FFmpeg's names); players such as VLC and Kodi read it.

@@ -14,18 +14,9 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from sbsconvert.choices import CODEC_CHOICES, FORMAT_OF, HARDWARE, SOFTWARE
 from sbsconvert.errors import SbsError, first_line
 
-SOFTWARE = {"h264": "libx264", "hevc": "libx265"}
-# Hardware encoders per format, in the order `auto` tries them.
-HARDWARE = {
-    "h264": ("h264_nvenc", "h264_videotoolbox", "h264_qsv", "h264_amf"),
-    "hevc": ("hevc_nvenc", "hevc_videotoolbox", "hevc_qsv", "hevc_amf"),
-}
-FORMAT_OF = {encoder: kind for kind, names in HARDWARE.items() for encoder in names} | {
-    encoder: kind for kind, encoder in SOFTWARE.items()
-}
-CODEC_CHOICES = ("auto", *SOFTWARE, *SOFTWARE.values(), *FORMAT_OF.keys() - SOFTWARE.values())
 _PROBE_SIZE = 256  # some hardware encoders refuse tiny frames
 # Same layout and depth, in the formats hardware encoders take when they lack the planar ones.
 _SEMI_PLANAR = {"yuv420p": "nv12", "yuv420p10le": "p010le"}

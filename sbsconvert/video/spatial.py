@@ -36,6 +36,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from sbsconvert.choices import MVHEVC_STRUCTURES
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.hevc.bits import BitstreamError
 from sbsconvert.hevc.mvhevc import MultiviewAssembler
@@ -55,7 +56,6 @@ from sbsconvert.video.hdr import hdr10_x265_params
 # marked by a `sync` sample group); "independent" codes two independent layers (an IDR picture in
 # both). Later GOPs start with IDR pictures in both layers either way (see hevc/mvhevc.py), and
 # neither predicts the right eye from the left (libx265 has no MV-HEVC encoder here).
-MVHEVC_STRUCTURES = ("apple", "independent")
 B_FRAMES = 4  # x265's default run of B-frames between P-frames
 # No content-driven picture type decisions; the types are forced anyway (EyeEncoder).
 _ALIGNED_GOP = f"scenecut=0:open-gop=0:b-adapt=0:bframes={B_FRAMES}"

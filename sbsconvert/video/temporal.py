@@ -27,10 +27,10 @@ from typing import Any, Generic, Iterable, Iterator, TypeVar
 import cv2
 import numpy as np
 
+from sbsconvert.choices import DEFAULT_CUT_THRESHOLD, DEFAULT_STRENGTH, DEFAULT_TEMPORAL, TEMPORAL_METHODS
 from sbsconvert.disparity import Disparity
 
 DEFAULT_WEIGHT = 0.4  # share of the current frame's disparity in the average
-DEFAULT_CUT_THRESHOLD = 0.12  # mean absolute change of the (grey, downscaled) frame that marks a cut
 DEFAULT_LOOK_AHEAD = 4  # frames held back to centre the average (lag on a steady change: 0.12 frames)
 _PROBE_WIDTH = 64  # frames are compared at this width: cheap, and insensitive to noise and grain
 _RANGE_PERCENTILES = (1.0, 99.0)
@@ -214,9 +214,6 @@ def flicker(frames: Iterable[np.ndarray]) -> float:
     return meter.value
 
 
-TEMPORAL_METHODS = ("none", "ema", "flow")
-DEFAULT_TEMPORAL = "flow"  # bench/RESULTS.md, "Flicker of per-frame depth": least flicker, no trails
-DEFAULT_STRENGTH = 0.5
 _FLOW_WIDTH = 320  # frames are matched at this width: DIS flow there costs a few ms a frame
 _WORK_WIDTH = 640  # maps are filtered at most this wide (a depth model's are about 518 px)
 _FLOW_SHARE = 0.25  # the current map's share at strength 0.5 (flow: no trail, so it can be low)

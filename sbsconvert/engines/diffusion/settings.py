@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sbsconvert.choices import (ATTENTION_MODES, COMPOSITES, DEFAULT_SD_DEPTH_MODEL, DEFAULT_SD_MODEL, FILL_RESOLUTIONS,
+                                INVERSIONS)
 from sbsconvert.errors import SbsError
-
-DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-DEFAULT_SD_DEPTH_MODEL = "stabilityai/stable-diffusion-2-depth"
-INVERSIONS = ("ddim", "null-text")
-ATTENTION_MODES = ("uni", "bi", "off")
-COMPOSITES = ("hybrid", "latent")
-FILL_RESOLUTIONS = ("model", "native")
 
 
 @dataclass
