@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from sbsconvert.batch import JobResult
-from sbsconvert.choices import DEPTH_SOURCES
+from sbsconvert.choices import DEPTH_SOURCES, PLATE_FILL
 from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
 from sbsconvert.disparity import (Disparity, check_map_shape, disparity_from_array, load_disparity_file, pixel_shift,
                                   resize_disparity)
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
-from sbsconvert.engines.warp import PLATE_FILL
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, compose, fit_width, get_layout, split, split_rgbd

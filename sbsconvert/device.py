@@ -1,12 +1,15 @@
-"""Pick the torch device and dtype once, for every stage that runs a model."""
+"""Pick the torch device and dtype once, for every stage that runs a model. torch itself is
+imported when a device is picked: planning and refusing a run need none of it."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from sbsconvert.choices import DEVICE_CHOICES, PRECISIONS
 from sbsconvert.errors import SbsError
@@ -19,6 +22,8 @@ class Compute:
 
 
 def select_compute(preference: str = "auto", precision: str = "auto") -> Compute:
+    import torch
+
     if preference not in DEVICE_CHOICES:
         raise SbsError(f"unknown device '{preference}' (choose from {', '.join(DEVICE_CHOICES)})")
     if preference == "auto":
@@ -37,6 +42,8 @@ def select_compute(preference: str = "auto", precision: str = "auto") -> Compute
 
 
 def _network_dtype(device: torch.device, precision: str) -> torch.dtype:
+    import torch
+
     named = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16)))
     if precision != "auto":
         if precision not in named:
@@ -64,7 +71,8 @@ def memory_guard(what: str) -> Iterator[None]:
             raise SbsError(f"out of memory while {what}; try a smaller input or close other programs") from None
         if "out of memory" not in str(error).lower():
             raise
-        if torch.cuda.is_available():
+        torch = sys.modules.get("torch")  # a GPU ran out: torch is loaded
+        if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()  # give the memory back so the rest of the batch can run
         raise SbsError(
             f"out of GPU memory while {what}; try a smaller input, fewer `steps` or `device` cpu"

@@ -9,11 +9,11 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from sbsconvert.choices import FILL_METHODS
 from sbsconvert.device import Compute
 from sbsconvert.engines import ENGINES, create_engine
 from sbsconvert.engines.base import StereoEngine, StereoRequest
 from sbsconvert.engines.diffusion.settings import COMPOSITES
-from sbsconvert.engines.warp import FILL_METHODS
 from sbsconvert.errors import SbsError
 from sbsconvert.evaluate.datasets import PairSource
 from sbsconvert.evaluate.metrics import Lpips, RightViewMasks, masked_mean, psnr, right_view_masks, ssim_map

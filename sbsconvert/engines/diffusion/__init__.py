@@ -35,8 +35,8 @@ Cross-frame attention (for video)
     the reference, so with unidirectional attention it stays exactly as without one.
 """
 
-from sbsconvert.engines.diffusion.attention import AttentionState, KVCache, StereoAttnProcessor
-from sbsconvert.engines.diffusion.engine import DiffusionEngine
+from typing import Any
+
 from sbsconvert.engines.diffusion.settings import (
     ATTENTION_MODES,
     DEFAULT_SD_DEPTH_MODEL,
@@ -44,6 +44,20 @@ from sbsconvert.engines.diffusion.settings import (
     INVERSIONS,
     DiffusionSettings,
 )
+
+# The engine and its attention classes load torch and diffusers: imported on first use (PEP 562),
+# so that the settings can be read without them.
+_LAZY = {"AttentionState": "attention", "KVCache": "attention", "StereoAttnProcessor": "attention",
+         "DiffusionEngine": "engine"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ATTENTION_MODES",
