@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_diffusion.py
 	$(BIN)/python bench/bench_photo_formats.py
 	$(BIN)/python bench/bench_encoder_determinism.py
+	$(BIN)/python bench/bench_presets.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
