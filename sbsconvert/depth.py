@@ -14,7 +14,8 @@ from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, disparity_from_array
 from sbsconvert.hub import load_pretrained
 
-_ALTERNATIVES = "pass a disparity map with `disparity` FILE"
+# What to do instead when no depth model can be loaded (the video depth model says the same).
+DEPTH_MODEL_ALTERNATIVES = "pass a disparity map with `disparity` FILE"
 
 
 def load_depth_model(model_name: str, compute: Compute, resolution: int | None = None) -> Any:
@@ -39,10 +40,10 @@ class DepthEstimator:
         self.compute = compute
         self.resolution = resolution
         self.processor = load_pretrained(
-            AutoImageProcessor.from_pretrained, model_name, what="depth model", alternatives=_ALTERNATIVES
+            AutoImageProcessor.from_pretrained, model_name, what="depth model", alternatives=DEPTH_MODEL_ALTERNATIVES
         )
         model = load_pretrained(
-            AutoModelForDepthEstimation.from_pretrained, model_name, what="depth model", alternatives=_ALTERNATIVES
+            AutoModelForDepthEstimation.from_pretrained, model_name, what="depth model", alternatives=DEPTH_MODEL_ALTERNATIVES
         )
         self.model = model.to(device=compute.device, dtype=compute.dtype).eval()
         config = self.model.config

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sbsconvert.depth import DEPTH_MODEL_ALTERNATIVES
 from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, disparity_from_array
 from sbsconvert.errors import SbsError, first_line
@@ -43,7 +44,6 @@ from sbsconvert.hub import load_pretrained
 VIDEO_DEPTH_MODEL = "depth-anything/Video-Depth-Anything-Small"
 ALIASES = {"vda-small": VIDEO_DEPTH_MODEL}
 CHECKPOINT = "video_depth_anything_vits.pth"
-_ALTERNATIVES = "pass a disparity map with --disparity FILE"
 
 PATCH = 14
 INPUT_SIZE = 518  # the short side the network was trained at
@@ -575,7 +575,7 @@ def checkpoint_path(name: str) -> Path:
         if not path.is_file():
             raise SbsError(f"depth model file '{name}' does not exist")
         return path
-    return Path(load_pretrained(_find_checkpoint, name, what="depth model", alternatives=_ALTERNATIVES))
+    return Path(load_pretrained(_find_checkpoint, name, what="depth model", alternatives=DEPTH_MODEL_ALTERNATIVES))
 
 
 def _find_checkpoint(folder_or_hub_id: str, **kwargs: object) -> str:

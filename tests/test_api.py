@@ -178,7 +178,11 @@ def test_every_setting_named_in_an_error_is_an_option_of_the_command_line():
 
 
 def test_import_is_light():
-    code = "import sys, sbsconvert; assert 'torch' not in sys.modules; sbsconvert.StereoConverter; assert 'torch' in sys.modules"
+    """Neither importing sbsconvert nor naming its converter loads torch: a converter's first
+    image or conversion does."""
+    code = ("import sys, numpy, sbsconvert; assert 'torch' not in sys.modules; conv = sbsconvert.StereoConverter(); "
+            "assert 'torch' not in sys.modules; conv(numpy.zeros((8, 8, 3), numpy.uint8), disparity=numpy.eye(8)); "
+            "assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -168,8 +169,10 @@ def test_cli_16_bit_input_gives_8_bit_frames(tmp_path):
 
 def test_help_mentions_mpo():
     code, output = run("--help")
-    text = " ".join(output.split())  # undo the help's line wrapping
-    assert code == 0 and "lr-pair|mpo" in text and "mpo: one Multi Picture Object file" in text and "(.mpo)" in text
+    text = " ".join(output.replace("│", " ").split())  # undo the help's panels and line wrapping
+    assert code == 0 and "lr-pair|mpo" in text and "mpo (.mpo)" in text
+    options = (Path(__file__).resolve().parent.parent / "docs" / "options.md").read_text()  # the option in full
+    assert "mpo: one Multi Picture Object file" in options
 
 
 def test_output_names(tmp_path):
