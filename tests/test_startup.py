@@ -48,3 +48,14 @@ def test_help_is_grouped_into_sections_of_one_line_options():
     assert all(f"─ {section} ─" in output for section in sections), output
     assert output.index("─ Output ─") < output.index("─ Batch and scale-out ─")
     assert "docs/options.md" in output and "Other commands (eval, info" in output
+
+
+def test_every_option_is_in_a_help_section_and_in_the_options_page():
+    from sbsconvert.cli import main
+
+    command = main.commands["convert"]
+    options = [parameter.opts[-1] for parameter in command.params if parameter.name != "inputs"]  # its long name
+    in_panels = {option for panel in command.panels for option in panel.options}
+    page = (REPO / "docs" / "options.md").read_text()
+    assert [option for option in options if option not in in_panels] == []
+    assert [option for option in options if f"`{option}`" not in page] == []
