@@ -32,7 +32,7 @@ from sbsconvert.engines.base import StereoEngine, StereoPair
 from sbsconvert.errors import SbsError
 from sbsconvert.jobs import Job, PassedOver, file_outputs, output_types, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, get_layout
-from sbsconvert.output import _quantize
+from sbsconvert.output import quantize
 from sbsconvert.settings import (
     DIFFUSION_ONLY,
     FIELDS,
@@ -77,7 +77,7 @@ class StereoImage:
         frames = self.frames(layout)
         if len(frames) != 1:
             raise SbsError(f"`format` {get_layout(layout).name} holds two images; use .frames() or .left and .right")
-        return Image.fromarray(_quantize(frames[0], 255, np.uint8))
+        return Image.fromarray(quantize(frames[0], 255, np.uint8))
 
 
 class Models:

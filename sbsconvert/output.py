@@ -197,13 +197,13 @@ def _encode(
     if icc_profile and icc_profile[16:20] != (b"GRAY" if grey else b"RGB "):
         icc_profile = None  # e.g. a grey photo's profile cannot describe its anaglyph, nor CMYK one RGB pixels
     if image_format in SIXTEEN_BIT_FORMATS and bit_depth == 16:
-        data = _quantize(pixels, 65535, np.uint16)
+        data = quantize(pixels, 65535, np.uint16)
         if image_format == "PNG":
             _write_png_16bit(data, path, _png_chunks(icc_profile, exif, colour_chunks), png_compression)
         else:
             _write_tiff_16bit(data, path, icc_profile, exif, png_compression)
         return
-    data = _quantize(pixels, 255, np.uint8)
+    data = quantize(pixels, 255, np.uint8)
     image = Image.fromarray(data[:, :, 0] if grey else data, {1: "L", 3: "RGB", 4: "RGBA"}[pixels.shape[2]])
     options: dict[str, object] = {}
     if icc_profile:
@@ -223,7 +223,7 @@ def _encode(
     image.save(path, format=image_format, **options)
 
 
-def _quantize(pixels: np.ndarray, top: int, dtype: type) -> np.ndarray:
+def quantize(pixels: np.ndarray, top: int, dtype: type) -> np.ndarray:
     """round(clip(pixels, 0, 1) * top) as integers, computed in place on one float32 copy so large
     photos need no further full-size temporaries."""
     scaled = np.multiply(pixels, top, dtype=np.float32)

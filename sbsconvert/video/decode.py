@@ -111,10 +111,10 @@ class VideoReader:
             frame_count=stream.frames or 0,
             codec=stream.codec_context.name,
             audio=bool(self.container.streams.audio),
-            duration=_stream_duration(self.container, stream),
+            duration=stream_duration(self.container, stream),
             colour=Colour.of(context.color_primaries, context.color_trc, context.colorspace, context.color_range),
-            bit_depth=_bits(context.format),
-            stereo=all_views and _has_two_views(self.path, stream),
+            bit_depth=pixel_format_bits(context.format),
+            stereo=all_views and has_two_views(self.path, stream),
             indexed=avi_has_index(self.path) if self.container.format.name == "avi" else None,
         )
 
@@ -129,7 +129,7 @@ class VideoReader:
         count, first, end = 0, None, None
         decoded = self.container.decode(self.stream)
         # A stereo source's views come out one after the other, the base (left) view first.
-        pictures = _view_pairs(decoded, self.path) if self.info.stereo else ((frame, None) for frame in decoded)
+        pictures = view_pairs(decoded, self.path) if self.info.stereo else ((frame, None) for frame in decoded)
         if self._base_is_right:
             pictures = ((left, right) for right, left in pictures)
         try:
@@ -264,6 +264,11 @@ def probe_video(path: Path) -> str | None:
     return _probe_video(str(path.resolve()), status.st_mtime_ns, status.st_size)
 
 
+def forget_probed_videos() -> None:
+    """Empty probe_video's memory, so the next scan reads every file again (timing a cold scan)."""
+    _probe_video.cache_clear()
+
+
 @functools.lru_cache(maxsize=1024)
 def _probe_video(path: str, _modified: int, size: int) -> str | None:
     if size == 0:
@@ -339,7 +344,7 @@ def _next_stamp(stamps: list[int], last: int | None) -> int:
     return pts if last is None or pts > last else last + 1
 
 
-def _stream_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Fraction | None:
+def stream_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Fraction | None:
     """Seconds the video stream lasts: its own duration, Matroska's per-track DURATION tag, or the
     file's duration when the video is its only stream (another stream may run longer)."""
     if stream.duration and stream.time_base:
@@ -393,7 +398,7 @@ def _check_frame_size(path: Path, size: tuple[int, int], expected: tuple[int, in
 ALL_VIEWS = {"view_ids": "-1"}
 
 
-def _has_two_views(path: Path, stream: av.video.stream.VideoStream) -> bool:
+def has_two_views(path: Path, stream: av.video.stream.VideoStream) -> bool:
     """True for a multiview HEVC stream (the MP4/MOV sample entry has layer-1 parameter sets,
     `lhvC`) whose first picture decodes as two views. The container's flag alone does not say the
     extra layer is a second view (it might be an auxiliary layer the decoder leaves out)."""
@@ -452,7 +457,7 @@ def refuse_unsaid_packing(path: Path) -> None:
                    "to convert it as one 2D picture")
 
 
-def _view_pairs(frames: Iterable[av.VideoFrame], path: Path) -> Iterator[tuple[av.VideoFrame, av.VideoFrame]]:
+def view_pairs(frames: Iterable[av.VideoFrame], path: Path) -> Iterator[tuple[av.VideoFrame, av.VideoFrame]]:
     """(left, right) for each picture of a two-view stream, from the decoder's alternating views."""
     iterator = iter(frames)
     for left in iterator:
@@ -462,7 +467,8 @@ def _view_pairs(frames: Iterable[av.VideoFrame], path: Path) -> Iterator[tuple[a
         yield left, right
 
 
-def _bits(pixel_format: av.VideoFormat | None) -> int:
+def pixel_format_bits(pixel_format: av.VideoFormat | None) -> int:
+    """Bits per sample of the pixel format's deepest component (8 when unknown)."""
     return max((component.bits for component in pixel_format.components), default=8) if pixel_format else 8
 
 
@@ -470,7 +476,7 @@ def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     """The frame as displayed: FFmpeg hands the container's display matrix (phones record portrait
     clips as rotated landscape frames) to every frame; its rotation is counter-clockwise degrees."""
     # 10/12-bit sources go through 16-bit RGB so their extra precision reaches the warp.
-    deep = _bits(frame.format) > 8
+    deep = pixel_format_bits(frame.format) > 8
     # swscale reads the frame's own matrix and range (BT.2020, full range...) from its tags.
     pixels = frame.to_ndarray(format="rgb48le" if deep else "rgb24")
     pixels = pixels.astype(np.float32) / (65535.0 if deep else 255.0)

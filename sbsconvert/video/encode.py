@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
+from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, quantize, write_image
 from sbsconvert.video.audio import AUDIO_CHOICES, AacEncoder, AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encoders import (
@@ -148,7 +148,7 @@ def video_frame(pixels: np.ndarray, pixel_format: str, colour: Colour) -> av.Vid
     """HxWx3 float [0, 1] pixels (even size) as a frame of `pixel_format` (8 or 10 bits) in the
     matrix and range of `colour`."""
     deep = pixel_format.endswith("10le")
-    data = _quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
+    data = quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
     frame = av.VideoFrame.from_ndarray(data, format="rgb48le" if deep else "rgb24")
     return frame.reformat(format=pixel_format, dst_colorspace=colour.swscale_matrix, dst_color_range=colour.range)
 
@@ -206,7 +206,7 @@ class VideoWriter:
         self.container = av.open(io.BytesIO() if capture else str(path), "w", format=self._format, options=options)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
-        self._copy: _StreamCopy | None = None
+        self._copy: StreamCopy | None = None
         self.notes: list[str] = []  # what of the source the output cannot keep
         self._source = source
         self.colour = colour
@@ -241,15 +241,15 @@ class VideoWriter:
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
         if self._source is not None and self.captured is None:  # a segment's audio is copied when joined
-            self._copy = _StreamCopy(self._source, self.container, self._audio_window, self._audio)
+            self._copy = StreamCopy(self._source, self.container, self._audio_window, self._audio)
             self.notes += self._copy.notes
             self._keep_metadata(self._copy.input)  # the source is open for its audio already
 
     def _keep_metadata(self, original: av.container.InputContainer) -> None:
-        self.container.metadata.update(_fresh_tags(original.metadata))
+        self.container.metadata.update(fresh_tags(original.metadata))
         assert self.stream is not None
         if original.streams.video:
-            self.stream.metadata.update(_fresh_tags(original.streams.video[0].metadata))
+            self.stream.metadata.update(fresh_tags(original.streams.video[0].metadata))
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         pixels = even_size(pixels)
@@ -327,7 +327,9 @@ def precision_notes(source: Path, source_bits: int, pixel_format: str, codec: st
     return [f"{Path(source).name}: its {what} video is written with {bits} bits, so fine gradients may band{hint}"]
 
 
-def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
+def fresh_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The source's metadata tags less those about the source file itself (encoder, rotation,
+    duration, brands, statistics), which would be false of the file written."""
     return {key: value for key, value in tags.items() if key.lower() not in _STALE_TAGS and not key.startswith("_STATISTICS")}
 
 
@@ -335,7 +337,7 @@ def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
 TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "ass"}
 
 
-class _StreamCopy:
+class StreamCopy:
     """Remux the source's audio and subtitle streams packet by packet, in step with the video being written.
 
     Audio streams are copied, re-encoded or left out as the AudioPlan says (None: all copied).
@@ -405,7 +407,7 @@ class _StreamCopy:
             elif stream.type in ("data", "attachment"):
                 left_out.append(_track_words(stream))
             if stream.index in self.streams:
-                self.streams[stream.index].metadata.update(_fresh_tags(stream.metadata))
+                self.streams[stream.index].metadata.update(fresh_tags(stream.metadata))
                 self.streams[stream.index].disposition = stream.disposition
         if left_out:
             self.notes.append(f"{source.name}: {', '.join(left_out)} left out ({output.format.name} output cannot hold them)")

@@ -45,7 +45,7 @@ from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box, r
 from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
 from sbsconvert.video.audio import AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
-from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _StreamCopy,
+from sbsconvert.video.encode import (CONTAINERS, VideoSettings, fresh_tags, StreamCopy,
                                      encoder_options, even_size, output_pixel_format, precision_notes, video_frame)
 from sbsconvert.video.encoders import SOFTWARE, pick_encoder, settle_x265_dts
 from sbsconvert.video.hdr import hdr10_x265_params
@@ -325,12 +325,12 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
         stream.disposition = av.stream.Disposition.default | av.stream.Disposition.multilayer
         copy = None  # the source's audio and subtitles
         if source is not None:
-            copy = _StreamCopy(source, output, window, audio, straddle=True)
+            copy = StreamCopy(source, output, window, audio, straddle=True)
             stack.callback(copy.close)
             notes += copy.notes
-            output.metadata.update(_fresh_tags(copy.input.metadata))
+            output.metadata.update(fresh_tags(copy.input.metadata))
             if copy.input.streams.video:
-                stream.metadata.update(_fresh_tags(copy.input.streams.video[0].metadata))
+                stream.metadata.update(fresh_tags(copy.input.streams.video[0].metadata))
         output.metadata.setdefault("creation_time", recording_time(source))
         durations = _frame_durations([pts for pts, _ in timestamps])
         layer1_cra: list[bool] = []  # per sample
