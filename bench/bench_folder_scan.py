@@ -20,8 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from sbsconvert.jobs import PassedOver, images_in_folder
-from sbsconvert.video.decode import forget_probed_videos
+from sbsconvert.core import PassedOver
+from sbsconvert.jobs import images_in_folder
+from sbsconvert.media import forget_probed_videos
 
 
 def build(folder: Path, files: int, big_mb: int) -> None:

@@ -13,10 +13,10 @@ import click
 import cv2
 from click.core import ParameterSource
 from sbsconvert import __version__
-from sbsconvert.batch import BatchSummary
-from sbsconvert.convert import DEPTH_SOURCES
 from sbsconvert.converter import DEFAULT_GPU_BATCH, Models, run
+from sbsconvert.core import BatchSummary
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
+from sbsconvert.depth_sources import DEPTH_SOURCES
 from sbsconvert.device import DEVICE_CHOICES, PRECISIONS
 from sbsconvert.disparity import DISPARITY_KINDS
 from sbsconvert.engines import ENGINES

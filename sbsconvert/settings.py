@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings
+from sbsconvert.convert import ConvertSettings
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
+from sbsconvert.depth_sources import DEPTH_SOURCES
 from sbsconvert.engines import ENGINES
 from sbsconvert.engines.diffusion.settings import DEFAULT_SD_DEPTH_MODEL, DiffusionSettings
 from sbsconvert.errors import SbsError

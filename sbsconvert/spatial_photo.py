@@ -23,7 +23,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
-from sbsconvert.isobmff.boxes import Box
+from sbsconvert.errors import SbsError
 from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, disparity_adjustment_bytes, item_camera
 from sbsconvert.heif.items import (
     add_entity_group,
@@ -38,7 +38,6 @@ from sbsconvert.heif.items import (
     stereo_pair_ids,
     unused_id,
 )
-from sbsconvert.errors import SbsError
 from sbsconvert.output import quantize, atomic_path
 
 SPATIAL_EXTENSION = ".heic"

@@ -188,7 +188,7 @@ def test_cluster_workers_get_picklable_settings_and_build_the_same_converter(tmp
     import pickle
 
     from sbsconvert.converter import Assembly
-    from sbsconvert.jobs import Job
+    from sbsconvert.core import Job
     from sbsconvert.settings import build_settings
 
     assembly = Assembly(build_settings({"disparity": SYNTHETIC_DISP, "format": "tb", "verbosity": 0}))

@@ -15,11 +15,12 @@ from click.testing import CliRunner
 from conftest import make_engine, run
 from sbsconvert.cli import main
 from sbsconvert.convert import ConvertSettings
+from sbsconvert.core import Job
 from sbsconvert.disparity import Disparity, load_disparity_file, normalize, pixel_shift
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import WarpEngine
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import Job, plan_jobs
+from sbsconvert.jobs import plan_jobs
 from sbsconvert.synthetic import render_scene
 from sbsconvert.video.decode import VideoReader
 from sbsconvert.video.encode import VideoSettings, even_size, parse_bitrate

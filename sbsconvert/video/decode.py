@@ -5,7 +5,6 @@ Apple spatial video) gives both of its eyes with each frame."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 from collections import deque
 from dataclasses import dataclass
@@ -17,17 +16,13 @@ import av
 import numpy as np
 from PIL import Image
 
+from sbsconvert.core import natural_key
 from sbsconvert.decode import is_image_path, load_picture
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.isobmff.boxes import read_video_sample_entry
-from sbsconvert.jobs import natural_key
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.riff import avi_has_index
 from sbsconvert.video.st3d import ST3D_PACKINGS, read_st3d
-
-
-# FFmpeg's demuxers of still images (besides its "..._pipe" ones): a picture is not a video.
-STILL_IMAGE_DEMUXERS = ("image2", "gif", "apng")
 
 
 @dataclass
@@ -254,39 +249,6 @@ class FrameSequenceReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def probe_video(path: Path) -> str | None:
-    """Why FFmpeg, reading `path` by its content whatever its name, finds no video in it (None: it
-    finds a video stream, not a still image, and decodes a frame of it). Asked again for the same
-    unchanged file, it answers from memory."""
-    status = path.stat()
-    return _probe_video(str(path.resolve()), status.st_mtime_ns, status.st_size)
-
-
-def forget_probed_videos() -> None:
-    """Empty probe_video's memory, so the next scan reads every file again (timing a cold scan)."""
-    _probe_video.cache_clear()
-
-
-@functools.lru_cache(maxsize=1024)
-def _probe_video(path: str, _modified: int, size: int) -> str | None:
-    if size == 0:
-        return "the file is empty"
-    try:
-        with av.open(path) as container:
-            demuxer = container.format.name
-            if demuxer.endswith("_pipe") or demuxer in STILL_IMAGE_DEMUXERS:
-                return f"a still {demuxer.removesuffix('_pipe').upper()} image"
-            if not container.streams.video:
-                return "sound only, no video stream" if container.streams.audio else "no video stream"
-            if container.streams.video[0].codec_context is None:
-                return "its video codec cannot be decoded by this FFmpeg build"
-            for _ in container.decode(container.streams.video[0]):
-                return None
-            return "its video stream holds no frames"
-    except (av.FFmpegError, ValueError):
-        return "not a media file FFmpeg reads"
 
 
 def open_frames(path: Path, frame_rate: Fraction | None = None, all_views: bool = False

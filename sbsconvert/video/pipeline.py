@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from sbsconvert.batch import JobResult
-from sbsconvert.convert import (ConvertSettings, StageTimer, layout_frames, own_eyes_note, stereo_request,
-                                with_source_camera)
+from sbsconvert.convert import ConvertSettings, layout_frames, own_eyes_note, stereo_request, with_source_camera
+from sbsconvert.core import Job, JobResult, StageTimer
 from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.engines.warp import PLATE_FILL
-from sbsconvert.jobs import Job
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, split, split_rgbd
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter

@@ -37,9 +37,8 @@ from typing import Any, Callable, Iterator
 import av
 import numpy as np
 
-from sbsconvert.batch import JobResult
+from sbsconvert.core import Job, JobResult
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.audio import plan_audio

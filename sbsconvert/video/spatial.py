@@ -42,7 +42,8 @@ from sbsconvert.hevc.mvhevc import MultiviewAssembler
 from sbsconvert.hevc.nal import CRA_NUT, join_annexb, split_annexb
 from sbsconvert.hevc.sei import reference_displays_sei
 from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box, read_video_sample_entry
-from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
+from sbsconvert.media import SPATIAL_OUTPUT_EXTENSIONS
+from sbsconvert.video import SPATIAL_CODECS
 from sbsconvert.video.audio import AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encode import (CONTAINERS, VideoSettings, fresh_tags, StreamCopy,
