@@ -14,10 +14,10 @@ from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
 from sbsconvert.disparity import Disparity, pixel_shift
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.engines.warp import PLATE_FILL
+from sbsconvert.formats.mpo import MPO_EXTENSION
 from sbsconvert.jobs import photo_container
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, compose, fit_width, get_layout, split, split_rgbd
-from sbsconvert.mpo import MPO_EXTENSION, write_mpo
-from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
+from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image, write_mpo
 from sbsconvert.spatial_photo import SPATIAL_EXTENSION, photo_cameras, stereo_heic_camera, write_spatial_heic
 
 

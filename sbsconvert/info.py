@@ -109,8 +109,8 @@ def name_layout(path: Path) -> str | None:
 def _heif_report(path: Path, brand: str) -> Report:
     import pillow_heif
 
-    from sbsconvert.heif.camera import item_camera
-    from sbsconvert.heif.items import item_infos, item_properties, master_images, read_meta_box, stereo_pair_ids
+    from sbsconvert.formats.heif.camera import item_camera
+    from sbsconvert.formats.heif.items import item_infos, item_properties, master_images, read_meta_box, stereo_pair_ids
 
     try:
         meta = read_meta_box(path)
@@ -150,7 +150,7 @@ def _pillow_report(path: Path) -> Report | None:
     """A photo Pillow reads (JPEG, MPO, PNG, ...), or None when Pillow does not know the file."""
     from PIL import Image, UnidentifiedImageError
 
-    from sbsconvert.mpo import is_stereo_mpo
+    from sbsconvert.formats.mpo import is_stereo_mpo
 
     try:
         with Image.open(path) as image:
@@ -259,9 +259,9 @@ def _colour(context: Any) -> str:
 def _video_stereo(path: Path, container: Any, report: Report) -> None:
     import av
 
-    from sbsconvert.isobmff.boxes import read_video_sample_entry
+    from sbsconvert.formats.isobmff.boxes import read_video_sample_entry
+    from sbsconvert.formats.st3d import read_st3d
     from sbsconvert.video.decode import has_two_views, hero_eye
-    from sbsconvert.video.st3d import read_st3d
 
     stream = container.streams.video[0]
     stereo = report.stereo
@@ -317,9 +317,9 @@ def layer_profiles(entry: Any) -> list[str]:
     """The HEVC profile of each layer: the base layer's from hvcC, a layer above's from the VPS
     (its profile_tier_level in the output layer set of all layers), to which a multi-layer SPS
     (as Apple's) leaves it; an SPS of the layer naming another profile is quoted beside it."""
-    from sbsconvert.hevc.bits import BitstreamError
-    from sbsconvert.hevc.nal import SPS, VPS
-    from sbsconvert.hevc.params import parse_vps
+    from sbsconvert.formats.hevc.bits import BitstreamError
+    from sbsconvert.formats.hevc.nal import SPS, VPS
+    from sbsconvert.formats.hevc.params import parse_vps
 
     hvcc = entry.child(b"hvcC") if entry is not None else None
     if hvcc is None or len(hvcc.payload) < 2:
@@ -346,7 +346,7 @@ def layer_profiles(entry: Any) -> list[str]:
 def _profile_name(ptl: Any) -> str:
     """A profile by name; Multiview and Scalable Main with the bit depth their constraint flags
     keep to (Multiview Main 10 is Multiview Main without general_max_8bit_constraint_flag)."""
-    from sbsconvert.hevc.params import MULTIVIEW_MAIN_PROFILE
+    from sbsconvert.formats.hevc.params import MULTIVIEW_MAIN_PROFILE
 
     name = HEVC_PROFILES.get(ptl.profile_idc, f"profile {ptl.profile_idc}")
     if ptl.profile_idc in (MULTIVIEW_MAIN_PROFILE, _SCALABLE_MAIN):
@@ -357,7 +357,7 @@ def _profile_name(ptl: Any) -> str:
 
 def _sps_ptl(rbsp: bytes) -> Any:
     """The profile_tier_level of an SPS; None for a multi-layer SPS, which has none."""
-    from sbsconvert.hevc.params import MULTILAYER_SPS, ProfileTierLevel
+    from sbsconvert.formats.hevc.params import MULTILAYER_SPS, ProfileTierLevel
 
     if len(rbsp) < 13 or (rbsp[0] >> 1) & 7 == MULTILAYER_SPS:  # sps_ext_or_max_sub_layers_minus1
         return None
@@ -378,8 +378,8 @@ def _config_record_units(entry: Any) -> list[tuple[str, Any]]:
 def config_sei(entry: Any) -> list[str]:
     """The SEI messages in the decoder configuration records (where Apple's encoder names the
     left and right views), by name and record; the views a 3D reference displays info names."""
-    from sbsconvert.hevc.nal import PREFIX_SEI, SUFFIX_SEI
-    from sbsconvert.hevc.sei import THREE_D_REFERENCE_DISPLAYS_INFO, parse_reference_displays
+    from sbsconvert.formats.hevc.nal import PREFIX_SEI, SUFFIX_SEI
+    from sbsconvert.formats.hevc.sei import THREE_D_REFERENCE_DISPLAYS_INFO, parse_reference_displays
 
     found = []
     for name, unit in _config_record_units(entry):
@@ -400,8 +400,8 @@ def config_sei(entry: Any) -> list[str]:
 def _config_nal_units(record: bytes, header: int) -> list[Any]:
     """The NAL units in the arrays of a decoder configuration record, which start at `header`
     (hvcC: 23, lhvC: 6), right after its numOfArrays byte; a short record gives what it has."""
-    from sbsconvert.hevc.bits import BitstreamError
-    from sbsconvert.hevc.nal import NalUnit
+    from sbsconvert.formats.hevc.bits import BitstreamError
+    from sbsconvert.formats.hevc.nal import NalUnit
 
     units = []
     with contextlib.suppress(IndexError, struct.error, BitstreamError):
@@ -422,8 +422,8 @@ def _first_packet_sei(container: Any, stream: Any) -> list[str]:
     lengths), by name; [] for other streams."""
     import av
 
-    from sbsconvert.hevc.bits import BitstreamError
-    from sbsconvert.hevc.nal import NalUnit
+    from sbsconvert.formats.hevc.bits import BitstreamError
+    from sbsconvert.formats.hevc.nal import NalUnit
 
     if stream.codec_context.name != "hevc" or "mp4" not in container.format.name:
         return []

@@ -8,10 +8,10 @@ from pathlib import Path
 from sbsconvert.core import Job, PassedOver, natural_key
 from sbsconvert.decode import is_image_path
 from sbsconvert.errors import SbsError
+from sbsconvert.formats.mpo import MPO_EXTENSION, is_stereo_mpo
 from sbsconvert.layout import LAYOUTS, get_layout
 from sbsconvert.media import (VIDEO_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS, is_video_path, not_a_video,
                               video_output_extension)
-from sbsconvert.mpo import MPO_EXTENSION, is_stereo_mpo
 from sbsconvert.output import IMAGE_FORMATS
 from sbsconvert.spatial_photo import SPATIAL_EXTENSION
 

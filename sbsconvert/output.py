@@ -20,6 +20,7 @@ import tifffile
 from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 
 from sbsconvert.errors import BatchStop, SbsError
+from sbsconvert.formats.mpo import mpo_bytes
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -178,6 +179,30 @@ def encode_jpeg(
     buffer = io.BytesIO()
     _encode(pixels, buffer, "JPEG", 8, quality, icc_profile, exif, (), DEFAULT_PNG_COMPRESSION)
     return buffer.getvalue()
+
+
+def write_mpo(
+    views: list[np.ndarray],
+    path: Path,
+    *,
+    force: bool,
+    quality: int = 95,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> None:
+    """Write HxWxC float views (left eye first) as one stereo .mpo file, atomically.
+
+    EXIF goes with the first (representative) image, as in a camera's MPO; the colour profile goes
+    with every image, so both eyes are shown in the same colours.
+    """
+    jpegs = [
+        encode_jpeg(view, quality=quality, icc_profile=icc_profile, exif=exif if number == 0 else None)
+        for number, view in enumerate(views)
+    ]
+    data = mpo_bytes(jpegs)
+    with atomic_path(Path(path), force) as temp:
+        temp.write_bytes(data)
+
 
 
 def _encode(

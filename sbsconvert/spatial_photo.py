@@ -5,10 +5,10 @@ right eye second. A `ster` entity group in `grpl` names them as a stereo pair (l
 and each carries the camera properties Apple's spatial photos have: `cmin` (a centred pinhole whose
 focal length gives the horizontal field of view) and `cmex` (the left camera at the origin, the
 right one the baseline to its right, both looking straight ahead); and, when the pair has one (a
-Vision Pro photo's), the disparity adjustment in Apple's uuid property (sbsconvert.heif.camera).
+Vision Pro photo's), the disparity adjustment in Apple's uuid property (sbsconvert.formats.heif.camera).
 
 pillow_heif (libheif) encodes the two images, with alpha, colour profile and EXIF; it cannot write
-entity groups or camera properties, so sbsconvert.heif adds them to its meta box afterwards.
+entity groups or camera properties, so sbsconvert.formats.heif adds them to its meta box afterwards.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pillow_heif
 from PIL import Image
 
 from sbsconvert.errors import SbsError
-from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, disparity_adjustment_bytes, item_camera
-from sbsconvert.heif.items import (
+from sbsconvert.formats.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, disparity_adjustment_bytes, item_camera
+from sbsconvert.formats.heif.items import (
     add_entity_group,
     add_item_properties,
     STEREO_GROUP,

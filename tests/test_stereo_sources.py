@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLES, run
-from sbsconvert.mpo import write_mpo
-from sbsconvert.heif.items import add_entity_group, add_item_properties, edit_meta, entity_group_bytes, master_images
-from sbsconvert.isobmff.boxes import box
-from sbsconvert.spatial_photo import StereoCameras, encode_heif, stereo_heic_camera, write_spatial_heic
-from sbsconvert.errors import SbsError
-from sbsconvert.layout import compose, split
 from sbsconvert.decode import load_stereo_eyes
+from sbsconvert.errors import SbsError
+from sbsconvert.formats.heif.items import add_entity_group, add_item_properties, edit_meta, entity_group_bytes, master_images
+from sbsconvert.formats.isobmff.boxes import box
+from sbsconvert.layout import compose, split
+from sbsconvert.output import write_mpo
+from sbsconvert.spatial_photo import StereoCameras, encode_heif, stereo_heic_camera, write_spatial_heic
 from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, view_pairs, declared_packing, hero_eye
 from sbsconvert.video.spatial import spatial_video_camera
 from test_heif_boxes import VISIONOS1_DISPARITY, VISIONOS1_INTRINSICS, VISIONOS1_LEFT, VISIONOS1_RIGHT

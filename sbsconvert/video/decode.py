@@ -19,10 +19,10 @@ from PIL import Image
 from sbsconvert.core import natural_key
 from sbsconvert.decode import is_image_path, load_picture
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.isobmff.boxes import read_video_sample_entry
+from sbsconvert.formats.isobmff.boxes import read_video_sample_entry
+from sbsconvert.formats.riff import avi_has_index
+from sbsconvert.formats.st3d import ST3D_PACKINGS, read_st3d
 from sbsconvert.video.colour import Colour
-from sbsconvert.video.riff import avi_has_index
-from sbsconvert.video.st3d import ST3D_PACKINGS, read_st3d
 
 
 @dataclass

@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
+from sbsconvert.formats.st3d import add_st3d
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, quantize, write_image
 from sbsconvert.video.audio import AUDIO_CHOICES, AacEncoder, AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
@@ -37,7 +38,6 @@ from sbsconvert.video.encoders import (
     x264_params,
 )
 from sbsconvert.video.hdr import hdr10_x265_params
-from sbsconvert.video.st3d import add_st3d
 from sbsconvert.video.timeline import chapters_in, clip_cue, is_chapter_track
 
 PIXEL_FORMATS = ("yuv420p", "yuv420p10le")

@@ -5,7 +5,7 @@ identical settings, and every picture's type (IDR, P or B) is given to both enco
 fixed pattern: x265 otherwise still adapts the GOP to the content (even with b-adapt=0 and
 scenecut=0, its first mini-GOPs differed between two eyes in 10-bit), and the two layers' pictures
 must pair up. Their packets are
-assembled access unit by access unit into one two-layer stream (sbsconvert.hevc.mvhevc: left eye
+assembled access unit by access unit into one two-layer stream (sbsconvert.formats.hevc.mvhevc: left eye
 = layer 0, a plain HEVC stream any player shows in 2D; right eye = layer 1, view 1), written to a
 raw Annex B file beside the output, then muxed by FFmpeg with the `multilayer` disposition (it
 writes `lhvC` with layer 1's parameter sets next to `hvcC`) keeping the encoder's timestamps,
@@ -37,11 +37,11 @@ import av
 import numpy as np
 
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.hevc.bits import BitstreamError
-from sbsconvert.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.hevc.nal import CRA_NUT, join_annexb, split_annexb
-from sbsconvert.hevc.sei import reference_displays_sei
-from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box, read_video_sample_entry
+from sbsconvert.formats.hevc.bits import BitstreamError
+from sbsconvert.formats.hevc.mvhevc import MultiviewAssembler
+from sbsconvert.formats.hevc.nal import CRA_NUT, join_annexb, split_annexb
+from sbsconvert.formats.hevc.sei import reference_displays_sei
+from sbsconvert.formats.isobmff.boxes import add_to_video_sample_entry, box, full_box, read_video_sample_entry
 from sbsconvert.media import SPATIAL_OUTPUT_EXTENSIONS
 from sbsconvert.video import SPATIAL_CODECS
 from sbsconvert.video.audio import AudioPlan, plan_audio

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sbsconvert.isobmff.boxes import Box, box, full_box_header, parse_boxes, split_full_box, top_level_headers
+from sbsconvert.formats.isobmff.boxes import Box, box, full_box_header, parse_boxes, split_full_box, top_level_headers
 
 # Transformative properties (ISO/IEC 23008-12 6.5): they must follow every descriptive property in
 # an item's ipma entry, because they apply in order to the decoded image.
