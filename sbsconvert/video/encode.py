@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 import av
 import numpy as np
@@ -161,7 +161,66 @@ def even_size(pixels: np.ndarray) -> np.ndarray:
     return np.pad(pixels, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
 
 
-class VideoWriter:
+class FrameWriter(Protocol):
+    """Where the video pipeline hands the frames of one view: a video file (VideoWriter), a folder
+    of numbered images (FrameFolderWriter), one eye of a spatial video (EyeWriter) or a segment of
+    a long video (SegmentWriter). `close` finishes the output; `abort` (after an error or an
+    interrupt) releases what is open and leaves no partial output that looks complete."""
+
+    @property
+    def notes(self) -> list[str]:
+        """What of the source the output cannot keep (one line each), for the user."""
+
+    def write(self, pixels: np.ndarray, pts: int) -> None:
+        """One frame (HxWx3 float [0, 1], the same size each time) shown at `pts`."""
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class EncodedVideoWriter:
+    """What VideoWriter and SpatialVideoWriter share: the file, its encoder settings and container,
+    the frame rate and time base the frames' timestamps count in, and the source (`source`: its
+    audio and metadata; `colour` and `source_bits`: its pixels, kept as far as the output allows).
+    A subclass refuses a container it cannot write (check_container) before anything is opened."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: VideoSettings,
+        *,
+        frame_rate: Fraction | None,
+        time_base: Fraction,
+        source: Path | None = None,
+        container_suffix: str | None = None,
+        colour: Colour = Colour(),
+        source_bits: int = 8,
+    ):
+        self.path = Path(path)
+        self.suffix = (container_suffix or self.path.suffix).lower()
+        self.check_container(settings, self.suffix)
+        self.settings = settings
+        self.frame_rate = frame_rate
+        self.time_base = time_base
+        self.source = source
+        self.colour = colour
+        self._format = CONTAINERS[self.suffix]
+        self.pixel_format = output_pixel_format(settings, source_bits)
+        # What of the source the output cannot keep.
+        self.notes: list[str] = precision_notes(source or self.path, source_bits, self.pixel_format,
+                                                self.codec_format(settings), colour)
+
+    def check_container(self, settings: VideoSettings, suffix: str) -> None:
+        if suffix not in CONTAINERS:
+            raise SbsError(f"{self.path}: unsupported video container '{suffix}' (use {', '.join(CONTAINERS)})")
+
+    def codec_format(self, settings: VideoSettings) -> str:
+        """h264 or hevc: what the file's video is encoded as."""
+        return settings.format
+
+
+class VideoWriter(EncodedVideoWriter):
     """Write frames (HxWx3 float [0, 1], same size each time) with their timestamps to `path`.
 
     `source` gives the audio streams to copy and the metadata to keep; `layout` the stereo mode
@@ -174,31 +233,14 @@ class VideoWriter:
     this container would take them.
     `copy` muxes such packets into a real file instead of encoding frames."""
 
-    def __init__(
-        self,
-        path: Path,
-        settings: VideoSettings,
-        *,
-        frame_rate: Fraction | None,
-        time_base: Fraction,
-        source: Path | None = None,
-        layout: str | None = None,
-        container_suffix: str | None = None,
-        colour: Colour = Colour(),
-        source_bits: int = 8,
-        capture: bool = False,
-        audio_window: tuple[float, float] | None = None,
-    ):
-        suffix = (container_suffix or Path(path).suffix).lower()
-        if suffix not in CONTAINERS:
-            raise SbsError(f"{path}: unsupported video container '{suffix}' (use {', '.join(CONTAINERS)})")
-        self.settings = settings
-        self.path = Path(path)
-        self.frame_rate = frame_rate
-        self.time_base = time_base
-        self._format = CONTAINERS[suffix]
+    def __init__(self, path: Path, settings: VideoSettings, *, layout: str | None = None, capture: bool = False,
+                 audio_window: tuple[float, float] | None = None, **common: Any):
+        """`common`: EncodedVideoWriter's keywords (frame_rate, time_base, source, ...)."""
+        super().__init__(path, settings, **common)
+        source = self.source
         # Decided before any frame is encoded; a segment's audio is decided when the segments are joined.
-        self._audio = None if source is None or capture else plan_audio(source, self._format, suffix, settings.audio)
+        self._audio = None if source is None or capture else plan_audio(source, self._format, self.suffix,
+                                                                         settings.audio)
         self.captured: list[tuple[int, int, bool, bytes]] | None = [] if capture else None
         # Matroska's muxer draws random segment and track UIDs unless bit-exact: two runs of the
         # same command would differ in those bytes.
@@ -207,11 +249,6 @@ class VideoWriter:
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
         self._copy: StreamCopy | None = None
-        self.notes: list[str] = []  # what of the source the output cannot keep
-        self._source = source
-        self.colour = colour
-        self.pixel_format = output_pixel_format(settings, source_bits)
-        self.notes += precision_notes(source or self.path, source_bits, self.pixel_format, settings.format, colour)
         self._audio_window = audio_window
         self.notes += self._audio.notes if self._audio else []
         self._copied = False
@@ -222,7 +259,7 @@ class VideoWriter:
         encoder = settings.encoder or pick_encoder(settings.codec, self.pixel_format)[0]
         bit_rate = settings.bit_rate(width, height, self.frame_rate)
         # An HDR10 source's metadata goes in the HEVC stream.
-        hdr10 = hdr10_x265_params(self._source) if self.colour.hdr == "PQ" and self._source else []
+        hdr10 = hdr10_x265_params(self.source) if self.colour.hdr == "PQ" and self.source else []
         stream = self.container.add_stream(encoder, rate=self.frame_rate,
                                            options=encoder_options(settings, encoder, bit_rate, hdr10))
         stream.width, stream.height = width, height
@@ -240,8 +277,8 @@ class VideoWriter:
         if self._layout in MATROSKA_STEREO_MODES and self.container.format.name == "matroska":
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
-        if self._source is not None and self.captured is None:  # a segment's audio is copied when joined
-            self._copy = StreamCopy(self._source, self.container, self._audio_window, self._audio)
+        if self.source is not None and self.captured is None:  # a segment's audio is copied when joined
+            self._copy = StreamCopy(self.source, self.container, self._audio_window, self._audio)
             self.notes += self._copy.notes
             self._keep_metadata(self._copy.input)  # the source is open for its audio already
 
@@ -540,7 +577,7 @@ def check_frame_folder(folder: Path, force: bool, skip_existing: bool) -> None:
 
 
 class FrameFolderWriter:
-    """Write each frame as a numbered image (000001.png, ...) in `folder`, with VideoWriter's interface.
+    """A FrameWriter: each frame as a numbered image (000001.png, ...) in `folder`.
 
     Every image is published atomically, so a frame that exists is complete: with `skip_existing` an
     interrupted run resumes by writing only the missing ones. Timestamps are not kept, only the order.
