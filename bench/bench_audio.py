@@ -5,7 +5,7 @@
 1. The up-front decision (sbsconvert.video.audio.plan_audio: the muxer asked with the stream's
    first packets, a trial decode): its time for a short and a `--seconds` long source, which
    should not grow with the length (it reads only the first packets).
-2. Re-encoding as AAC (decode, AAC encode, mux into MOV in memory, as _StreamCopy does): CPU
+2. Re-encoding as AAC (decode, AAC encode, mux into MOV in memory, as StreamCopy does): CPU
    seconds per minute of audio, for Opus, FLAC and 16-bit PCM at 48 kHz stereo.
 """
 

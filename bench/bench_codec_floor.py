@@ -31,9 +31,10 @@ import torch
 
 from bench_video import panning, write_clip
 from bench_warp import cpu_name
-from sbsconvert.convert import ConvertSettings, DisparityProvider
+from sbsconvert.convert import ConvertSettings
+from sbsconvert.core import Job
+from sbsconvert.depth_sources import DisparityProvider
 from sbsconvert.engines.warp import WarpEngine
-from sbsconvert.jobs import Job
 from sbsconvert.layout import compose
 from sbsconvert.video.decode import VideoReader
 from sbsconvert.video.encode import VideoSettings, VideoWriter

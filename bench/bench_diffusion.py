@@ -46,7 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_warp import best_time, cpu_name  # noqa: E402
 
-from sbsconvert.convert import StageTimer  # noqa: E402
+from sbsconvert.core import StageTimer  # noqa: E402
 from sbsconvert.device import select_compute  # noqa: E402
 from sbsconvert.engines.base import StereoRequest  # noqa: E402
 from sbsconvert.engines.diffusion import DiffusionEngine, DiffusionSettings, KVCache  # noqa: E402

@@ -20,8 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from sbsconvert.jobs import PassedOver, images_in_folder
-from sbsconvert.video.decode import _probe_video
+from sbsconvert.core import PassedOver
+from sbsconvert.jobs import images_in_folder
+from sbsconvert.media import forget_probed_videos
 
 
 def build(folder: Path, files: int, big_mb: int) -> None:
@@ -52,7 +53,7 @@ def main() -> None:
         build(folder, args.files, args.big_mb)
         best = float("inf")
         for _ in range(args.repeats):
-            _probe_video.cache_clear()
+            forget_probed_videos()
             skipped: list[PassedOver] = []
             started = time.perf_counter()
             found = images_in_folder(folder, recursive=False, passed_over=skipped)

@@ -18,8 +18,7 @@ import pillow_heif
 
 from bench_warp import SIZES, cpu_name
 from sbsconvert.layout import compose
-from sbsconvert.mpo import write_mpo
-from sbsconvert.output import write_image
+from sbsconvert.output import write_image, write_mpo
 from sbsconvert.spatial_photo import StereoCameras, add_stereo_pair, encode_heif, write_spatial_heic
 from sbsconvert.synthetic import render_scene
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from sbsconvert.convert import StageTimer
+from sbsconvert.core import StageTimer
 from sbsconvert.disparity import load_disparity_file
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import WarpEngine

@@ -17,7 +17,7 @@ import numpy as np
 
 from bench_warp import SIZES, cpu_name
 from sbsconvert.layout import DUBOIS_LEFT, DUBOIS_RIGHT, compose
-from sbsconvert.output import _quantize, write_image
+from sbsconvert.output import quantize, write_image
 from sbsconvert.synthetic import render_scene
 
 
@@ -45,7 +45,7 @@ def previous_anaglyph(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 def previous_16_bit_png(pixels: np.ndarray, path: Path) -> None:
     """The 16-bit PNG writer before: OpenCV (its default zlib level, no colour chunks or EXIF)."""
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(_quantize(pixels, 65535, np.uint16), cv2.COLOR_RGB2BGR))
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(quantize(pixels, 65535, np.uint16), cv2.COLOR_RGB2BGR))
     encoded.tofile(path)
 
 

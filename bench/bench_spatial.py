@@ -28,8 +28,8 @@ from bench_warp import cpu_name
 from sbsconvert.disparity import Disparity, pixel_shift
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import WarpEngine
-from sbsconvert.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.hevc.nal import NalUnit
+from sbsconvert.formats.hevc.mvhevc import MultiviewAssembler
+from sbsconvert.formats.hevc.nal import NalUnit
 from sbsconvert.layout import compose
 from sbsconvert.video.encode import VideoSettings, VideoWriter
 from sbsconvert.video.spatial import SpatialMetadata, SpatialVideoWriter

@@ -326,7 +326,7 @@ def info_command(files: tuple[Path, ...], as_json: bool) -> None:
 
 def echo_refusal(message: str) -> None:
     """--json's summary of a run refused before any work: nothing converted, and why."""
-    from sbsconvert.batch import BatchSummary
+    from sbsconvert.core import BatchSummary
 
     click.echo(json.dumps(BatchSummary(refused=message).as_json(), indent=2))
 

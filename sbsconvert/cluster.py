@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Callable
 
 
-from sbsconvert.batch import BatchSummary, JobResult, Reporter, convert_guarded, run_job
+from sbsconvert.batch import Reporter, convert_guarded, run_job
+from sbsconvert.core import BatchSummary, Job, JobResult
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.jobs import Job
 from sbsconvert.progress import progress as progress_counter
 
 EXTRA = 'pip install "sbsconvert[cluster]"'

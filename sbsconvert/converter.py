@@ -21,19 +21,21 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from sbsconvert.batch import (BatchSummary, JobResult, Reporter, check_output_folders, check_targets, report_passed_over,
-                              run_batch)
+from sbsconvert.batch import Reporter, check_output_folders, check_targets, report_passed_over, run_batch
 from sbsconvert.choices import DEFAULT_GPU_BATCH
-from sbsconvert.convert import ConvertSettings, DisparityProvider, convert_image, layout_frames, stereo_request, write_pair
+from sbsconvert.convert import ConvertSettings, convert_image, layout_frames, stereo_request, write_pair
+from sbsconvert.core import BatchSummary, Job, JobResult, PassedOver
 from sbsconvert.decode import Picture
+from sbsconvert.depth_sources import DisparityProvider
 from sbsconvert.device import select_compute
 from sbsconvert.disparity import Disparity, disparity_from_array, load_disparity_file, resize_disparity
 from sbsconvert.engines import create_engine
 from sbsconvert.engines.base import StereoEngine, StereoPair
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import Job, PassedOver, file_outputs, output_types, plan_jobs, plan_stream_jobs
+from sbsconvert.jobs import file_outputs, output_types, plan_jobs, plan_stream_jobs
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, get_layout
-from sbsconvert.output import _quantize
+from sbsconvert.media import is_video_path
+from sbsconvert.output import quantize
 from sbsconvert.settings import (
     DIFFUSION_ONLY,
     FIELDS,
@@ -46,7 +48,7 @@ from sbsconvert.settings import (
     fingerprint,
     override,
 )
-from sbsconvert.video import SPATIAL_CODECS, is_video_path
+from sbsconvert.video import SPATIAL_CODECS
 from sbsconvert.video.encode import VideoSettings
 
 
@@ -77,7 +79,7 @@ class StereoImage:
         frames = self.frames(layout)
         if len(frames) != 1:
             raise SbsError(f"`format` {get_layout(layout).name} holds two images; use .frames() or .left and .right")
-        return Image.fromarray(_quantize(frames[0], 255, np.uint8))
+        return Image.fromarray(quantize(frames[0], 255, np.uint8))
 
 
 class Models:

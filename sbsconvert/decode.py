@@ -12,7 +12,7 @@ import png  # pypng: reads the colour chunks Pillow skips (cICP)
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.mpo import is_stereo_mpo
+from sbsconvert.formats.mpo import is_stereo_mpo
 from sbsconvert.spatial_photo import is_stereo_heic, stereo_pair_images
 
 try:  # HEIC/HEIF (iPhone photos) through libheif, when the wheel is present.

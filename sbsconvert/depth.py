@@ -11,11 +11,9 @@ from PIL import Image
 
 from sbsconvert.choices import DEFAULT_DEPTH_MODEL
 from sbsconvert.device import Compute
-from sbsconvert.disparity import Disparity, disparity_from_array
+from sbsconvert.disparity import DEPTH_MODEL_ALTERNATIVES, Disparity, disparity_from_array
 from sbsconvert.hub import load_pretrained
 
-# What to do instead when no depth model can be loaded (the video depth model says the same).
-DEPTH_MODEL_ALTERNATIVES = "pass a disparity map with `disparity` FILE"
 
 
 def load_depth_model(model_name: str, compute: Compute, resolution: int | None = None) -> Any:

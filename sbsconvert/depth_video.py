@@ -35,9 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sbsconvert.depth import DEPTH_MODEL_ALTERNATIVES
 from sbsconvert.device import Compute
-from sbsconvert.disparity import Disparity, disparity_from_array
+from sbsconvert.disparity import DEPTH_MODEL_ALTERNATIVES, Disparity, disparity_from_array
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.hub import load_pretrained
 

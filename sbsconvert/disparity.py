@@ -17,6 +17,9 @@ import numpy as np
 from sbsconvert.choices import DISPARITY_KINDS
 from sbsconvert.errors import SbsError, first_line
 
+# What to do instead when no depth model can be loaded (the depth models say it in their errors).
+DEPTH_MODEL_ALTERNATIVES = "pass a disparity map with `disparity` FILE"
+
 DISPARITY_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".npz", ".pfm", ".exr", ".jpg", ".jpeg")
 
 

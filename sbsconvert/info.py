@@ -109,12 +109,11 @@ def name_layout(path: Path) -> str | None:
 def _heif_report(path: Path, brand: str) -> Report:
     import pillow_heif
 
-    from sbsconvert.heif.camera import item_camera
-    from sbsconvert.heif.items import item_infos, item_properties, master_images
-    from sbsconvert.spatial_photo import _read_meta, _stereo_pair
+    from sbsconvert.formats.heif.camera import item_camera
+    from sbsconvert.formats.heif.items import item_infos, item_properties, master_images, read_meta_box, stereo_pair_ids
 
     try:
-        meta = _read_meta(path)
+        meta = read_meta_box(path)
         shown = master_images(meta)
         types = {info.item_id: info.item_type.decode("latin-1") for info in item_infos(meta)}
         heif = pillow_heif.open_heif(path)
@@ -126,7 +125,7 @@ def _heif_report(path: Path, brand: str) -> Report:
         report.streams.append({"type": "image", "codec": _item_codec(types.get(item, "")) if item else "?",
                                "width": image.size[0], "height": image.size[1], "bit_depth": image.info.get("bit_depth"),
                                "primary": bool(image.info.get("primary"))})
-    pair = _stereo_pair(meta)
+    pair = stereo_pair_ids(meta)
     if pair is not None:
         report.stereo["heif_stereo_group"] = f"ster: items {pair[0]} (left), {pair[1]} (right)"
         try:
@@ -151,7 +150,7 @@ def _pillow_report(path: Path) -> Report | None:
     """A photo Pillow reads (JPEG, MPO, PNG, ...), or None when Pillow does not know the file."""
     from PIL import Image, UnidentifiedImageError
 
-    from sbsconvert.mpo import is_stereo_mpo
+    from sbsconvert.formats.mpo import is_stereo_mpo
 
     try:
         with Image.open(path) as image:
@@ -208,9 +207,9 @@ def _check_whole(path: Path, container: Any, stream: Any) -> None:
     header's duration). Only packets are read."""
     import av
 
-    from sbsconvert.video.decode import _stream_duration
+    from sbsconvert.video.decode import stream_duration
 
-    duration = _stream_duration(container, stream) or (Fraction(container.duration, av.time_base)
+    duration = stream_duration(container, stream) or (Fraction(container.duration, av.time_base)
                                                        if container.duration else None)
     if not duration or not stream.time_base:
         return
@@ -231,18 +230,18 @@ def _check_whole(path: Path, container: Any, stream: Any) -> None:
 
 
 def _stream_facts(container: Any, stream: Any) -> dict[str, Any]:
-    from sbsconvert.video.decode import _bits, _stream_duration
+    from sbsconvert.video.decode import pixel_format_bits, stream_duration
 
     context = stream.codec_context
     facts: dict[str, Any] = {"type": stream.type, "codec": context.name if context else stream.codec.name}
     if context is not None and context.profile:
         facts["profile"] = context.profile
     if stream.type == "video":
-        duration = _stream_duration(container, stream)
+        duration = stream_duration(container, stream)
         facts.update({"width": context.width, "height": context.height, "frames": stream.frames or None,
                       "duration_s": round(float(duration), 3) if duration else None,
                       "frame_rate": str(stream.average_rate) if stream.average_rate else None,
-                      "bit_depth": _bits(context.format), "pixel_format": context.format.name if context.format else None,
+                      "bit_depth": pixel_format_bits(context.format), "pixel_format": context.format.name if context.format else None,
                       "colour": _colour(context)})
     elif stream.type == "audio":
         facts.update({"sample_rate": context.sample_rate, "channels": context.channels})
@@ -260,9 +259,9 @@ def _colour(context: Any) -> str:
 def _video_stereo(path: Path, container: Any, report: Report) -> None:
     import av
 
-    from sbsconvert.isobmff.boxes import read_video_sample_entry
-    from sbsconvert.video.decode import _has_two_views, hero_eye
-    from sbsconvert.video.st3d import read_st3d
+    from sbsconvert.formats.isobmff.boxes import read_video_sample_entry
+    from sbsconvert.formats.st3d import read_st3d
+    from sbsconvert.video.decode import has_two_views, hero_eye
 
     stream = container.streams.video[0]
     stereo = report.stereo
@@ -275,22 +274,22 @@ def _video_stereo(path: Path, container: Any, report: Report) -> None:
     entry = read_video_sample_entry(path)
     multilayer = bool(stream.disposition & av.stream.Disposition.multilayer)
     if multilayer or (entry is not None and entry.child(b"lhvC") is not None):
-        two = _has_two_views(path, stream)
+        two = has_two_views(path, stream)
         stereo["mv_hevc_views"] = 2 if two else "1 (the second layer does not decode as a view)"
-        layers = _layer_profiles(entry)
+        layers = layer_profiles(entry)
         if layers:
             stereo["layer_profiles"] = layers
         hero = hero_eye(path)
         base = _EYE_NAMES.get(hero or 1, f"hero_eye {hero}")
         stereo["base_view"] = f"{base} eye" + ("" if hero else " (no hero box: the left, by default)")
     if entry is not None:
-        _apple_boxes(entry, stereo)
-    sei = (_config_sei(entry) if entry is not None else []) + _first_packet_sei(container, stream)
+        apple_boxes(entry, stereo)
+    sei = (config_sei(entry) if entry is not None else []) + _first_packet_sei(container, stream)
     if sei:
         stereo["sei"] = sei
 
 
-def _apple_boxes(entry: Any, stereo: dict[str, Any]) -> None:
+def apple_boxes(entry: Any, stereo: dict[str, Any]) -> None:
     """Apple's stereo video boxes in the sample entry: vexu (eye views, hero, baseline, disparity
     adjustment, projection) and hfov; each reported only when present."""
     vexu = entry.child(b"vexu")
@@ -314,13 +313,13 @@ def _apple_boxes(entry: Any, stereo: dict[str, Any]) -> None:
         stereo["hfov_degrees"] = struct.unpack_from(">I", hfov.payload)[0] / 1000
 
 
-def _layer_profiles(entry: Any) -> list[str]:
+def layer_profiles(entry: Any) -> list[str]:
     """The HEVC profile of each layer: the base layer's from hvcC, a layer above's from the VPS
     (its profile_tier_level in the output layer set of all layers), to which a multi-layer SPS
     (as Apple's) leaves it; an SPS of the layer naming another profile is quoted beside it."""
-    from sbsconvert.hevc.bits import BitstreamError
-    from sbsconvert.hevc.nal import SPS, VPS
-    from sbsconvert.hevc.params import parse_vps
+    from sbsconvert.formats.hevc.bits import BitstreamError
+    from sbsconvert.formats.hevc.nal import SPS, VPS
+    from sbsconvert.formats.hevc.params import parse_vps
 
     hvcc = entry.child(b"hvcC") if entry is not None else None
     if hvcc is None or len(hvcc.payload) < 2:
@@ -347,7 +346,7 @@ def _layer_profiles(entry: Any) -> list[str]:
 def _profile_name(ptl: Any) -> str:
     """A profile by name; Multiview and Scalable Main with the bit depth their constraint flags
     keep to (Multiview Main 10 is Multiview Main without general_max_8bit_constraint_flag)."""
-    from sbsconvert.hevc.params import MULTIVIEW_MAIN_PROFILE
+    from sbsconvert.formats.hevc.params import MULTIVIEW_MAIN_PROFILE
 
     name = HEVC_PROFILES.get(ptl.profile_idc, f"profile {ptl.profile_idc}")
     if ptl.profile_idc in (MULTIVIEW_MAIN_PROFILE, _SCALABLE_MAIN):
@@ -358,7 +357,7 @@ def _profile_name(ptl: Any) -> str:
 
 def _sps_ptl(rbsp: bytes) -> Any:
     """The profile_tier_level of an SPS; None for a multi-layer SPS, which has none."""
-    from sbsconvert.hevc.params import MULTILAYER_SPS, ProfileTierLevel
+    from sbsconvert.formats.hevc.params import MULTILAYER_SPS, ProfileTierLevel
 
     if len(rbsp) < 13 or (rbsp[0] >> 1) & 7 == MULTILAYER_SPS:  # sps_ext_or_max_sub_layers_minus1
         return None
@@ -376,11 +375,11 @@ def _config_record_units(entry: Any) -> list[tuple[str, Any]]:
     return units
 
 
-def _config_sei(entry: Any) -> list[str]:
+def config_sei(entry: Any) -> list[str]:
     """The SEI messages in the decoder configuration records (where Apple's encoder names the
     left and right views), by name and record; the views a 3D reference displays info names."""
-    from sbsconvert.hevc.nal import PREFIX_SEI, SUFFIX_SEI
-    from sbsconvert.hevc.sei import THREE_D_REFERENCE_DISPLAYS_INFO, parse_reference_displays
+    from sbsconvert.formats.hevc.nal import PREFIX_SEI, SUFFIX_SEI
+    from sbsconvert.formats.hevc.sei import THREE_D_REFERENCE_DISPLAYS_INFO, parse_reference_displays
 
     found = []
     for name, unit in _config_record_units(entry):
@@ -388,7 +387,7 @@ def _config_sei(entry: Any) -> list[str]:
             continue
         kinds: list[int] = []
         with contextlib.suppress(IndexError):  # a cut-off SEI NAL unit: none named
-            kinds = _sei_payload_types(unit.rbsp)
+            kinds = sei_payload_types(unit.rbsp)
         for kind in kinds:
             text = f"{SEI_NAMES.get(kind, f'payload type {kind}')} ({name})"
             views = parse_reference_displays(unit) if kind == THREE_D_REFERENCE_DISPLAYS_INFO else None
@@ -401,8 +400,8 @@ def _config_sei(entry: Any) -> list[str]:
 def _config_nal_units(record: bytes, header: int) -> list[Any]:
     """The NAL units in the arrays of a decoder configuration record, which start at `header`
     (hvcC: 23, lhvC: 6), right after its numOfArrays byte; a short record gives what it has."""
-    from sbsconvert.hevc.bits import BitstreamError
-    from sbsconvert.hevc.nal import NalUnit
+    from sbsconvert.formats.hevc.bits import BitstreamError
+    from sbsconvert.formats.hevc.nal import NalUnit
 
     units = []
     with contextlib.suppress(IndexError, struct.error, BitstreamError):
@@ -423,8 +422,8 @@ def _first_packet_sei(container: Any, stream: Any) -> list[str]:
     lengths), by name; [] for other streams."""
     import av
 
-    from sbsconvert.hevc.bits import BitstreamError
-    from sbsconvert.hevc.nal import NalUnit
+    from sbsconvert.formats.hevc.bits import BitstreamError
+    from sbsconvert.formats.hevc.nal import NalUnit
 
     if stream.codec_context.name != "hevc" or "mp4" not in container.format.name:
         return []
@@ -438,11 +437,11 @@ def _first_packet_sei(container: Any, stream: Any) -> list[str]:
             position += 4 + length
             if unit.type == _PREFIX_SEI:
                 found += [f"{SEI_NAMES.get(kind, f'payload type {kind}')} (layer {unit.layer_id})"
-                          for kind in _sei_payload_types(unit.rbsp)]
+                          for kind in sei_payload_types(unit.rbsp)]
     return found
 
 
-def _sei_payload_types(rbsp: bytes) -> list[int]:
+def sei_payload_types(rbsp: bytes) -> list[int]:
     """payloadType of each SEI message in an SEI RBSP (H.265 7.3.5)."""
     kinds, position = [], 0
     while position < len(rbsp) and rbsp[position:] != b"\x80":  # rbsp_trailing_bits

@@ -3,42 +3,23 @@
 from __future__ import annotations
 
 import glob
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from sbsconvert.core import Job, PassedOver, natural_key
 from sbsconvert.decode import is_image_path
 from sbsconvert.errors import SbsError
+from sbsconvert.formats.mpo import MPO_EXTENSION, is_stereo_mpo
 from sbsconvert.layout import LAYOUTS, get_layout
-from sbsconvert.mpo import MPO_EXTENSION, is_stereo_mpo
+from sbsconvert.media import (VIDEO_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS, is_video_path, not_a_video,
+                              video_output_extension)
 from sbsconvert.output import IMAGE_FORMATS
 from sbsconvert.spatial_photo import SPATIAL_EXTENSION
-from sbsconvert.video import VIDEO_EXTENSIONS, VIDEO_OUTPUT_EXTENSIONS, is_video_path, not_a_video, video_output_extension
 
 FOLDER_OUTPUT_SUFFIX = "_stereo"
 _OUR_SUFFIXES = tuple(sorted({suffix.lower() for layout in LAYOUTS.values() for suffix in layout.suffixes if suffix}))
 # Layouts whose photo is one file of a type of its own holding both eyes: that file type, the codec
 # of the images inside and the --type values that name it.
 PHOTO_CONTAINERS = {"mpo": (MPO_EXTENSION, "JPEG", ("jpg", "jpeg")), "spatial": (SPATIAL_EXTENSION, "HEVC", ())}
-
-
-@dataclass
-class Job:
-    source: Path
-    outputs: list[Path]  # one file, or left and right for lr-pair
-
-
-@dataclass
-class PassedOver:
-    """A file (or, without --recursive, a sub-folder) a folder scan does not convert, and why."""
-
-    path: Path
-    reason: str
-
-
-def natural_key(path: Path) -> list[object]:
-    """Sort key that puts frame2 before frame10."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
 
 
 def looks_like_our_output(path: Path) -> bool:

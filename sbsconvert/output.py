@@ -21,6 +21,7 @@ from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 
 from sbsconvert.choices import DEFAULT_PNG_COMPRESSION
 from sbsconvert.errors import BatchStop, SbsError
+from sbsconvert.formats.mpo import mpo_bytes
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -180,6 +181,30 @@ def encode_jpeg(
     return buffer.getvalue()
 
 
+def write_mpo(
+    views: list[np.ndarray],
+    path: Path,
+    *,
+    force: bool,
+    quality: int = 95,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> None:
+    """Write HxWxC float views (left eye first) as one stereo .mpo file, atomically.
+
+    EXIF goes with the first (representative) image, as in a camera's MPO; the colour profile goes
+    with every image, so both eyes are shown in the same colours.
+    """
+    jpegs = [
+        encode_jpeg(view, quality=quality, icc_profile=icc_profile, exif=exif if number == 0 else None)
+        for number, view in enumerate(views)
+    ]
+    data = mpo_bytes(jpegs)
+    with atomic_path(Path(path), force) as temp:
+        temp.write_bytes(data)
+
+
+
 def _encode(
     pixels: np.ndarray,
     path: Path | BinaryIO,
@@ -197,13 +222,13 @@ def _encode(
     if icc_profile and icc_profile[16:20] != (b"GRAY" if grey else b"RGB "):
         icc_profile = None  # e.g. a grey photo's profile cannot describe its anaglyph, nor CMYK one RGB pixels
     if image_format in SIXTEEN_BIT_FORMATS and bit_depth == 16:
-        data = _quantize(pixels, 65535, np.uint16)
+        data = quantize(pixels, 65535, np.uint16)
         if image_format == "PNG":
             _write_png_16bit(data, path, _png_chunks(icc_profile, exif, colour_chunks), png_compression)
         else:
             _write_tiff_16bit(data, path, icc_profile, exif, png_compression)
         return
-    data = _quantize(pixels, 255, np.uint8)
+    data = quantize(pixels, 255, np.uint8)
     image = Image.fromarray(data[:, :, 0] if grey else data, {1: "L", 3: "RGB", 4: "RGBA"}[pixels.shape[2]])
     options: dict[str, object] = {}
     if icc_profile:
@@ -223,7 +248,7 @@ def _encode(
     image.save(path, format=image_format, **options)
 
 
-def _quantize(pixels: np.ndarray, top: int, dtype: type) -> np.ndarray:
+def quantize(pixels: np.ndarray, top: int, dtype: type) -> np.ndarray:
     """round(clip(pixels, 0, 1) * top) as integers, computed in place on one float32 copy so large
     photos need no further full-size temporaries."""
     scaled = np.multiply(pixels, top, dtype=np.float32)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from sbsconvert.choices import DEFAULT_DEPTH_MODEL, MAX_DIVERGENCE
-from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings
+from sbsconvert.choices import DEFAULT_DEPTH_MODEL, DEPTH_SOURCES, MAX_DIVERGENCE
+from sbsconvert.convert import ConvertSettings
 from sbsconvert.engines import ENGINES
 from sbsconvert.engines.diffusion.settings import DEFAULT_SD_DEPTH_MODEL, DiffusionSettings
 from sbsconvert.errors import SbsError

@@ -5,10 +5,10 @@ right eye second. A `ster` entity group in `grpl` names them as a stereo pair (l
 and each carries the camera properties Apple's spatial photos have: `cmin` (a centred pinhole whose
 focal length gives the horizontal field of view) and `cmex` (the left camera at the origin, the
 right one the baseline to its right, both looking straight ahead); and, when the pair has one (a
-Vision Pro photo's), the disparity adjustment in Apple's uuid property (sbsconvert.heif.camera).
+Vision Pro photo's), the disparity adjustment in Apple's uuid property (sbsconvert.formats.heif.camera).
 
 pillow_heif (libheif) encodes the two images, with alpha, colour profile and EXIF; it cannot write
-entity groups or camera properties, so sbsconvert.heif adds them to its meta box afterwards.
+entity groups or camera properties, so sbsconvert.formats.heif adds them to its meta box afterwards.
 """
 
 from __future__ import annotations
@@ -24,25 +24,24 @@ import pillow_heif
 from PIL import Image
 
 from sbsconvert.choices import DEFAULT_BASELINE_MM, DEFAULT_HFOV
-from sbsconvert.isobmff.boxes import Box, top_level_headers
-from sbsconvert.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, disparity_adjustment_bytes, item_camera
-from sbsconvert.heif.items import (
+from sbsconvert.errors import SbsError
+from sbsconvert.formats.heif.camera import Intrinsics, cmex_bytes, cmin_bytes, disparity_adjustment_bytes, item_camera
+from sbsconvert.formats.heif.items import (
+    STEREO_GROUP,
     add_entity_group,
     add_item_properties,
     edit_meta,
     entity_group_bytes,
-    entity_groups,
-    find_meta,
     item_properties,
     master_images,
     primary_item,
+    read_meta_box,
+    stereo_pair_ids,
     unused_id,
 )
-from sbsconvert.errors import SbsError
-from sbsconvert.output import _quantize, atomic_path
+from sbsconvert.output import atomic_path, quantize
 
 SPATIAL_EXTENSION = ".heic"
-STEREO_GROUP = b"ster"
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # what a "35 mm equivalent" focal length refers to
 _EXIF_IFD, _FOCAL_LENGTH_35MM = 0x8769, 0xA405
 
@@ -125,7 +124,7 @@ def encode_heif(
     """The views as one HEIF file of HEVC images, the first one primary, as pillow_heif writes it."""
     container = pillow_heif.HeifFile()
     for view in views:
-        pixels = _quantize(view, 255, np.uint8)
+        pixels = quantize(view, 255, np.uint8)
         mode = "RGBA" if pixels.shape[2] == 4 else "RGB"
         image = container.add_frombytes(mode, (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
         if icc_profile:
@@ -169,15 +168,15 @@ def is_stereo_heic(path: Path) -> bool:
     """True for a HEIF file whose meta box groups images as a stereo pair (a spatial photo, ours or
     a camera's): already stereo, not a 2D photo. Only the meta box is read."""
     try:
-        return _stereo_pair(_read_meta(path)) is not None
+        return stereo_pair_ids(read_meta_box(path)) is not None
     except (OSError, ValueError):
         return False
 
 
 def stereo_pair_images(path: Path) -> list[Image.Image]:
     """The two images of a HEIF stereo pair, left eye first, decoded."""
-    meta = _read_meta(path)
-    pair = _stereo_pair(meta)
+    meta = read_meta_box(path)
+    pair = stereo_pair_ids(meta)
     shown = master_images(meta)
     heif = pillow_heif.open_heif(path)
     # libheif lists the same images, in the same order (item order, hidden ones and the thumbnails
@@ -193,8 +192,8 @@ def stereo_heic_camera(path: Path) -> tuple[float | None, float | None, int | No
     properties): the eyes' positions apart, the left eye's field of view, the left eye's
     adjustment; each None when not recorded."""
     try:
-        meta = _read_meta(path)
-        pair = _stereo_pair(meta)
+        meta = read_meta_box(path)
+        pair = stereo_pair_ids(meta)
         if pair is None:
             return None, None, None
         left, right = (item_camera(item_properties(meta, item)) for item in pair)
@@ -205,18 +204,3 @@ def stereo_heic_camera(path: Path) -> tuple[float | None, float | None, int | No
     except (OSError, ValueError, struct.error, ZeroDivisionError):
         return None, None, None
     return baseline, hfov, left.disparity_adjustment
-
-
-def _read_meta(path: Path) -> Box:
-    with open(path, "rb") as handle:
-        meta = next((box for box in top_level_headers(handle) if box.kind == b"meta"), None)
-        if meta is None or meta.size > 64 << 20:
-            raise ValueError("no meta box of a sane size")
-        handle.seek(meta.start)
-        return find_meta(handle.read(meta.size))
-
-
-def _stereo_pair(meta: Box) -> tuple[int, int] | None:
-    """(left, right) item ids of the stereo group, if any."""
-    pair = next((ids for kind, _, ids in entity_groups(meta) if kind == STEREO_GROUP and len(ids) == 2), None)
-    return (pair[0], pair[1]) if pair else None

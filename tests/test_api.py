@@ -18,7 +18,7 @@ from sbsconvert import StereoConverter
 from sbsconvert.cli import OPTION_OF, convert as convert_command
 from sbsconvert.errors import SbsError
 from sbsconvert.layout import LAYOUTS, compose
-from sbsconvert.output import _quantize
+from sbsconvert.output import quantize
 from test_depth_model import save_tiny_depth_anything
 
 PACKAGE = Path(__file__).resolve().parent.parent / "sbsconvert"
@@ -113,7 +113,7 @@ def test_compose_matches_layout_compose(layout):
     frames = compose(pair.left, pair.right, layout)
     assert all(np.array_equal(a, b) for a, b in zip(pair.frames(layout), frames)) and len(pair.frames(layout)) == len(frames)
     if len(frames) == 1:
-        np.testing.assert_array_equal(np.asarray(pair.compose(layout)), _quantize(frames[0], 255, np.uint8))
+        np.testing.assert_array_equal(np.asarray(pair.compose(layout)), quantize(frames[0], 255, np.uint8))
     else:
         with pytest.raises(SbsError, match="holds two images"):
             pair.compose(layout)
@@ -192,7 +192,7 @@ def test_cluster_workers_get_picklable_settings_and_build_the_same_converter(tmp
     import pickle
 
     from sbsconvert.converter import Assembly
-    from sbsconvert.jobs import Job
+    from sbsconvert.core import Job
     from sbsconvert.settings import build_settings
 
     assembly = Assembly(build_settings({"disparity": SYNTHETIC_DISP, "format": "tb", "verbosity": 0}))

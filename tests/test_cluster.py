@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 
 from conftest import SAMPLES, run
+from sbsconvert.core import Job
 from sbsconvert.engines.warp import WarpEngine
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import Job
 from sbsconvert.locks import lock_path
 from test_locks import assert_two_runs_share_the_work, make_album
 from test_segments import DISPARITY, assert_identical, long_clip

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from sbsconvert.video.riff import avi_has_index
+from sbsconvert.formats.riff import avi_has_index
 from test_video_timing import binary_image, check_every_frame, convert, mpeg4_packets, source_frames, write_avi
 
 RATE = 25

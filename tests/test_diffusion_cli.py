@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import SYNTHETIC, SYNTHETIC_DISP, run
 from sbsconvert import converter
-from sbsconvert.batch import JobResult
+from sbsconvert.core import JobResult
 
 
 

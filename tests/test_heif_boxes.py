@@ -1,12 +1,11 @@
-"""sbsconvert.heif on hand-made byte vectors: the box tree, iloc/ipma/iinf/grpl fields, the camera
+"""sbsconvert.formats.heif on hand-made byte vectors: the box tree, iloc/ipma/iinf/grpl fields, the camera
 properties, and a whole meta-box edit that must keep every item's data where iloc says it is."""
 
 import struct
 
 import pytest
 
-from sbsconvert.isobmff.boxes import Box, box, full_box, parse_boxes, split_full_box, top_level_headers
-from sbsconvert.heif.camera import (
+from sbsconvert.formats.heif.camera import (
     Intrinsics,
     cmex_bytes,
     cmin_bytes,
@@ -15,7 +14,7 @@ from sbsconvert.heif.camera import (
     parse_cmex,
     parse_cmin,
 )
-from sbsconvert.heif.items import (
+from sbsconvert.formats.heif.items import (
     ItemLocations,
     PropertyAssociations,
     add_entity_group,
@@ -29,6 +28,7 @@ from sbsconvert.heif.items import (
     primary_item,
     unused_id,
 )
+from sbsconvert.formats.isobmff.boxes import Box, box, full_box, parse_boxes, split_full_box, top_level_headers
 
 
 def test_box_and_full_box_headers():

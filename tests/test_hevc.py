@@ -9,14 +9,14 @@ import av
 import numpy as np
 import pytest
 
-from sbsconvert.hevc.bits import (BitReader, BitstreamError, BitWriter, add_emulation_prevention,
+from sbsconvert.formats.hevc.bits import (BitReader, BitstreamError, BitWriter, add_emulation_prevention,
                                   remove_emulation_prevention)
-from sbsconvert.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.hevc.nal import CRA_NUT, IDR_N_LP, IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
-from sbsconvert.hevc.params import (RepFormat, ShortTermRps, format_constraint_flags, multilayer_sps, multiview_vps,
+from sbsconvert.formats.hevc.mvhevc import MultiviewAssembler
+from sbsconvert.formats.hevc.nal import CRA_NUT, IDR_N_LP, IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
+from sbsconvert.formats.hevc.params import (RepFormat, ShortTermRps, format_constraint_flags, multilayer_sps, multiview_vps,
                                     parse_pps, parse_sps, parse_vps, renumber_pps)
-from sbsconvert.hevc.sei import ReferenceDisplays, parse_reference_displays, reference_displays_sei
-from sbsconvert.hevc.slice import rewrite_slice_for_layer1
+from sbsconvert.formats.hevc.sei import ReferenceDisplays, parse_reference_displays, reference_displays_sei
+from sbsconvert.formats.hevc.slice import rewrite_slice_for_layer1
 from sbsconvert.video.encode import VideoSettings
 from sbsconvert.video.spatial import EyeEncoder, picture_type
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from conftest import SAMPLES, run
 from sbsconvert.cli import main
-from sbsconvert.info import _apple_boxes, _config_sei, _layer_profiles, _sei_payload_types, name_layout
-from sbsconvert.isobmff.boxes import Box, box, full_box, parse_boxes
-from sbsconvert.mpo import write_mpo
+from sbsconvert.formats.isobmff.boxes import Box, box, full_box, parse_boxes
+from sbsconvert.info import apple_boxes, config_sei, layer_profiles, sei_payload_types, name_layout
+from sbsconvert.output import write_mpo
 from sbsconvert.spatial_photo import StereoCameras, write_spatial_heic
 from test_stereo_sources import NO_MODEL, photo_eyes, visionos1_heic
 from test_video import disparity_map, make_clip
@@ -172,7 +172,7 @@ def test_name_layouts_and_sei_payload_types(tmp_path):
     assert [name_layout(tmp_path / name) for name in ("a_LR.mp4", "a_l.jpg", "b_HOU.mkv", "c_spatial.heic", "plain.mp4")] \
         == ["sbs", "lr-pair", "htb", "spatial", None]
     # two SEI messages: type 5 (size 2), then type 255 + 21 = 276 as 0xFF 0x15 (size 1); trailing bits
-    assert _sei_payload_types(bytes([5, 2, 0xAA, 0xBB, 0xFF, 0x15, 1, 0xCC, 0x80])) == [5, 276]
+    assert sei_payload_types(bytes([5, 2, 0xAA, 0xBB, 0xFF, 0x15, 1, 0xCC, 0x80])) == [5, 276]
 
 
 def test_apple_boxes_are_reported_as_present():
@@ -183,7 +183,7 @@ def test_apple_boxes_are_reported_as_present():
                box(b"cmfy", b"", full_box(b"dadj", 0, 0, struct.pack(">i", -150))))
     entry = Box(b"hvc1", bytes(78), parse_boxes(box(b"vexu", b"", eyes) + box(b"hfov", struct.pack(">I", 80000))))
     stereo = {}
-    _apple_boxes(entry, stereo)
+    apple_boxes(entry, stereo)
     assert stereo == {"vexu_eye_views": "left and right (reversed)", "baseline_mm": 63.774, "hfov_degrees": 80.0,
                       "disparity_adjustment": "-150 (ten-thousandths of the width: -1.50 %)"}
 
@@ -192,12 +192,12 @@ def test_layer_profiles_from_the_vps_and_sei_from_the_configuration_records():
     """Apple's layer-1 SPS leaves the profile to the VPS, whose extension names Multiview Main;
     the SEI in hvcC names the left and right views."""
     entry = Box(b"hvc1", bytes(78), [Box(b"hvcC", APPLE_HVCC), Box(b"lhvC", APPLE_LHVC)])
-    assert _layer_profiles(entry) == ["layer 0: Main", "layer 1: Multiview Main"]
-    assert _config_sei(entry) == ["3D reference displays info (hvcC): left view 0, right view 1"]
+    assert layer_profiles(entry) == ["layer 0: Main", "layer 1: Multiview Main"]
+    assert config_sei(entry) == ["3D reference displays info (hvcC): left view 0, right view 1"]
     # An SPS of layer 1 naming another profile than the VPS is quoted.
     entry = Box(b"hvc1", bytes(78), [Box(b"hvcC", APPLE_HVCC), Box(b"lhvC", FULL_SPS_LHVC)])
-    assert _layer_profiles(entry) == ["layer 0: Main", "layer 1: Multiview Main (its SPS says Main)"]
+    assert layer_profiles(entry) == ["layer 0: Main", "layer 1: Multiview Main (its SPS says Main)"]
     # Without a VPS, a layer's multi-layer SPS names none.
     no_vps = APPLE_HVCC[:22] + bytes([3]) + APPLE_HVCC[23 + 3 + 2 + 0x3E :]
     entry = Box(b"hvc1", bytes(78), [Box(b"hvcC", no_vps), Box(b"lhvC", APPLE_LHVC)])
-    assert _layer_profiles(entry) == ["layer 0: Main", "layer 1: stated in the VPS (no VPS)"]
+    assert layer_profiles(entry) == ["layer 0: Main", "layer 1: stated in the VPS (no VPS)"]

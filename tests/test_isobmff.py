@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from sbsconvert.isobmff.boxes import (add_to_video_sample_entry, box, full_box, parse_boxes, read_boxes,
+from sbsconvert.formats.isobmff.boxes import (add_to_video_sample_entry, box, full_box, parse_boxes, read_boxes,
                                       video_sample_entry)
 
 

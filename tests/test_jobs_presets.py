@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from sbsconvert.core import natural_key
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import images_in_folder, natural_key, plan_jobs
+from sbsconvert.jobs import images_in_folder, plan_jobs
 from sbsconvert.layout import LAYOUTS
 from sbsconvert.presets import load_preset, preset_names
 

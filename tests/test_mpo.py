@@ -16,8 +16,9 @@ from PIL import Image, ImageCms, TiffImagePlugin
 from conftest import SYNTHETIC, SYNTHETIC_DISP, run
 from sbsconvert.decode import load_picture
 from sbsconvert.errors import SbsError
+from sbsconvert.formats.mpo import is_stereo_mpo
 from sbsconvert.jobs import images_in_folder, plan_jobs
-from sbsconvert.mpo import is_stereo_mpo, write_mpo
+from sbsconvert.output import write_mpo
 
 HEIGHT, WIDTH = 48, 64
 

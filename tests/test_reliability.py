@@ -18,11 +18,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from sbsconvert.batch import JobResult, Reporter, run_batch
+from sbsconvert.batch import Reporter, run_batch
 from sbsconvert.cli import main
+from sbsconvert.core import Job, JobResult
 from sbsconvert.device import memory_guard
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import Job
 from sbsconvert.output import temp_prefix, write_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -17,6 +17,8 @@ import pytest
 
 import sbsconvert.video.pipeline as pipeline
 from conftest import SAMPLES, run
+from sbsconvert.core import Job
+from sbsconvert.disparity import Disparity
 from sbsconvert.video.segments import (
     FrameIndex,
     parse_time,
@@ -25,8 +27,6 @@ from sbsconvert.video.segments import (
     select_frames,
     work_folder,
 )
-from sbsconvert.disparity import Disparity
-from sbsconvert.jobs import Job
 from sbsconvert.video.temporal import TemporalSmoother
 from test_video import scene_frames
 

@@ -15,8 +15,8 @@ from PIL import Image, ImageCms
 from conftest import SYNTHETIC, SYNTHETIC_DISP, run
 from sbsconvert.decode import load_picture
 from sbsconvert.errors import SbsError
-from sbsconvert.heif.camera import parse_cmex, parse_cmin
-from sbsconvert.heif.items import find_meta, item_properties, master_images
+from sbsconvert.formats.heif.camera import parse_cmex, parse_cmin
+from sbsconvert.formats.heif.items import find_meta, item_properties, master_images
 from sbsconvert.jobs import images_in_folder, plan_jobs
 from sbsconvert.spatial_photo import (
     DEFAULT_HFOV,
@@ -47,7 +47,7 @@ def decoded(path_or_bytes):
 
 
 def cameras_of(data):
-    """{item: (intrinsics, position)} read back with sbsconvert.heif's own parsers."""
+    """{item: (intrinsics, position)} read back with sbsconvert.formats.heif's own parsers."""
     meta = find_meta(data)
     found = {}
     for item in master_images(meta):

@@ -13,10 +13,10 @@ import pytest
 from pymediainfo import MediaInfo
 
 from conftest import run
-from sbsconvert.isobmff.boxes import parse_boxes
-from sbsconvert.hevc.bits import BitReader
-from sbsconvert.hevc.nal import CRA_NUT, IDR_N_LP, PPS, PREFIX_SEI, SPS, VPS, NalUnit
-from sbsconvert.hevc.sei import ReferenceDisplays, parse_reference_displays
+from sbsconvert.formats.hevc.bits import BitReader
+from sbsconvert.formats.hevc.nal import CRA_NUT, IDR_N_LP, PPS, PREFIX_SEI, SPS, VPS, NalUnit
+from sbsconvert.formats.hevc.sei import ReferenceDisplays, parse_reference_displays
+from sbsconvert.formats.isobmff.boxes import parse_boxes
 from test_video import BAD_CLIPS, audio_packets, decoded, disparity_map, make_clip
 
 

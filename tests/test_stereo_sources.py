@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLES, run
-from sbsconvert.mpo import write_mpo
-from sbsconvert.heif.items import add_entity_group, add_item_properties, edit_meta, entity_group_bytes, master_images
-from sbsconvert.isobmff.boxes import box
-from sbsconvert.spatial_photo import StereoCameras, encode_heif, stereo_heic_camera, write_spatial_heic
-from sbsconvert.errors import SbsError
-from sbsconvert.layout import compose, split
 from sbsconvert.decode import load_stereo_eyes
-from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, _view_pairs, declared_packing, hero_eye
+from sbsconvert.errors import SbsError
+from sbsconvert.formats.heif.items import add_entity_group, add_item_properties, edit_meta, entity_group_bytes, master_images
+from sbsconvert.formats.isobmff.boxes import box
+from sbsconvert.layout import compose, split
+from sbsconvert.output import write_mpo
+from sbsconvert.spatial_photo import StereoCameras, encode_heif, stereo_heic_camera, write_spatial_heic
+from sbsconvert.video.decode import HERO_LEFT, HERO_RIGHT, VideoReader, view_pairs, declared_packing, hero_eye
 from sbsconvert.video.spatial import spatial_video_camera
 from test_heif_boxes import VISIONOS1_DISPARITY, VISIONOS1_INTRINSICS, VISIONOS1_LEFT, VISIONOS1_RIGHT
 from test_spatial_video import psnr, views
@@ -105,12 +105,12 @@ def test_a_right_hero_eye_means_the_base_view_is_the_right_eye(spatial_clip, tmp
 
 def test_a_picture_without_its_second_view_is_an_error(tmp_path):
     picture = lambda pts: SimpleNamespace(pts=pts, width=8, height=8)
-    assert [(a.pts, b.pts) for a, b in _view_pairs([picture(0), picture(0), picture(1), picture(1)], tmp_path)] == [
+    assert [(a.pts, b.pts) for a, b in view_pairs([picture(0), picture(0), picture(1), picture(1)], tmp_path)] == [
         (0, 0), (1, 1)]
     with pytest.raises(SbsError, match="lacks its second view"):
-        list(_view_pairs([picture(0), picture(0), picture(1), picture(2)], tmp_path))
+        list(view_pairs([picture(0), picture(0), picture(1), picture(2)], tmp_path))
     with pytest.raises(SbsError, match="lacks its second view"):
-        list(_view_pairs([picture(0)], tmp_path))
+        list(view_pairs([picture(0)], tmp_path))
 
 
 def photo_eyes():

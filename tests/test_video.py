@@ -15,11 +15,12 @@ from click.testing import CliRunner
 from conftest import make_engine, run
 from sbsconvert.cli import main
 from sbsconvert.convert import ConvertSettings
+from sbsconvert.core import Job
 from sbsconvert.disparity import Disparity, load_disparity_file, normalize, pixel_shift
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import WarpEngine
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import Job, plan_jobs
+from sbsconvert.jobs import plan_jobs
 from sbsconvert.synthetic import render_scene
 from sbsconvert.video.decode import VideoReader
 from sbsconvert.video.encode import VideoSettings, even_size, parse_bitrate
@@ -387,7 +388,7 @@ def test_diffusion_engine_converts_a_clip_from_the_cli(tmp_path, tiny_sd):
 
 def st3d_mode(path):
     """stereo_mode of the st3d box in the first video sample entry, walking the boxes from the top."""
-    from sbsconvert.isobmff.boxes import read_boxes
+    from sbsconvert.formats.isobmff.boxes import read_boxes
 
     data = path.read_bytes()
     box = next(b for b in read_boxes(data, 0, len(data)) if b.kind == b"moov")
@@ -415,7 +416,7 @@ def test_mp4_and_mov_carry_the_st3d_stereo_box(tmp_path, layout, suffix, mode):
 
 
 def test_st3d_is_added_once_and_never_to_a_moov_first_file(tmp_path):
-    from sbsconvert.video.st3d import add_st3d
+    from sbsconvert.formats.st3d import add_st3d
 
     clip = tmp_path / "clip.mp4"
     make_clip(clip, frames=4)

@@ -12,7 +12,7 @@ import pytest
 
 import sbsconvert.video.pipeline as pipeline
 from conftest import SAMPLES, run
-from sbsconvert.jobs import Job
+from sbsconvert.core import Job
 from sbsconvert.video.segments import work_folder
 from test_segments import interrupted_run
 

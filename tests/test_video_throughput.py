@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sbsconvert.convert import ConvertSettings
+from sbsconvert.core import Job
 from sbsconvert.disparity import Disparity, normalize
 from sbsconvert.engines.warp import WarpEngine
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import Job
 from sbsconvert.synthetic import render_scene
 from sbsconvert.video.ahead import Ahead
 from sbsconvert.video.encode import VideoSettings

@@ -9,7 +9,7 @@ import click
 
 from sbsconvert.choices import DEFAULT_DEPTH_MODEL, FILL_METHODS
 from sbsconvert.device import DEVICE_CHOICES, select_compute
-from sbsconvert.engines import ENGINES
+from sbsconvert.engines import ENGINES, create_engine
 from sbsconvert.engines.diffusion.settings import COMPOSITES, DEFAULT_SD_MODEL, FILL_RESOLUTIONS
 from sbsconvert.engines import create_engine
 from sbsconvert.errors import SbsError, option_spelling, run_command
@@ -18,7 +18,7 @@ from sbsconvert.evaluate.metrics import SSIM_CHANNELS, Lpips
 from sbsconvert.evaluate.protocol import PAPER_SIZE, PROTOCOLS
 from sbsconvert.evaluate.report import PSNR_CAP_DB, check_report_paths, markdown_table, summarize, write_report
 from sbsconvert.evaluate.runner import DISPARITY_SOURCES, build_runs, evaluate, expand
-from sbsconvert.video import is_video_path
+from sbsconvert.media import is_video_path
 from sbsconvert.video.temporal import DEFAULT_STRENGTH, TEMPORAL_METHODS
 
 # How errors from below name the settings to change (`output` is -o).

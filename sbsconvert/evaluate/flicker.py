@@ -65,9 +65,9 @@ def spoil(maps: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
 def load_clean_maps(maps: Path, video: Path) -> list[np.ndarray]:
     """The clean map of every frame: per-frame maps (a folder or a depth video), or one map file
     for all frames."""
+    from sbsconvert.media import is_video_path
     from sbsconvert.video.framemaps import FrameMaps
     from sbsconvert.video.segments import read_index
-    from sbsconvert.video import is_video_path
 
     stamps = read_index(video).pts
     if maps.is_dir() or is_video_path(maps):

@@ -5,7 +5,6 @@ Apple spatial video) gives both of its eyes with each frame."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 from collections import deque
 from dataclasses import dataclass
@@ -17,17 +16,13 @@ import av
 import numpy as np
 from PIL import Image
 
+from sbsconvert.core import natural_key
 from sbsconvert.decode import is_image_path, load_picture
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.isobmff.boxes import read_video_sample_entry
-from sbsconvert.jobs import natural_key
+from sbsconvert.formats.isobmff.boxes import read_video_sample_entry
+from sbsconvert.formats.riff import avi_has_index
+from sbsconvert.formats.st3d import ST3D_PACKINGS, read_st3d
 from sbsconvert.video.colour import Colour
-from sbsconvert.video.riff import avi_has_index
-from sbsconvert.video.st3d import ST3D_PACKINGS, read_st3d
-
-
-# FFmpeg's demuxers of still images (besides its "..._pipe" ones): a picture is not a video.
-STILL_IMAGE_DEMUXERS = ("image2", "gif", "apng")
 
 
 @dataclass
@@ -111,10 +106,10 @@ class VideoReader:
             frame_count=stream.frames or 0,
             codec=stream.codec_context.name,
             audio=bool(self.container.streams.audio),
-            duration=_stream_duration(self.container, stream),
+            duration=stream_duration(self.container, stream),
             colour=Colour.of(context.color_primaries, context.color_trc, context.colorspace, context.color_range),
-            bit_depth=_bits(context.format),
-            stereo=all_views and _has_two_views(self.path, stream),
+            bit_depth=pixel_format_bits(context.format),
+            stereo=all_views and has_two_views(self.path, stream),
             indexed=avi_has_index(self.path) if self.container.format.name == "avi" else None,
         )
 
@@ -129,7 +124,7 @@ class VideoReader:
         count, first, end = 0, None, None
         decoded = self.container.decode(self.stream)
         # A stereo source's views come out one after the other, the base (left) view first.
-        pictures = _view_pairs(decoded, self.path) if self.info.stereo else ((frame, None) for frame in decoded)
+        pictures = view_pairs(decoded, self.path) if self.info.stereo else ((frame, None) for frame in decoded)
         if self._base_is_right:
             pictures = ((left, right) for right, left in pictures)
         try:
@@ -256,34 +251,6 @@ class FrameSequenceReader:
         self.close()
 
 
-def probe_video(path: Path) -> str | None:
-    """Why FFmpeg, reading `path` by its content whatever its name, finds no video in it (None: it
-    finds a video stream, not a still image, and decodes a frame of it). Asked again for the same
-    unchanged file, it answers from memory."""
-    status = path.stat()
-    return _probe_video(str(path.resolve()), status.st_mtime_ns, status.st_size)
-
-
-@functools.lru_cache(maxsize=1024)
-def _probe_video(path: str, _modified: int, size: int) -> str | None:
-    if size == 0:
-        return "the file is empty"
-    try:
-        with av.open(path) as container:
-            demuxer = container.format.name
-            if demuxer.endswith("_pipe") or demuxer in STILL_IMAGE_DEMUXERS:
-                return f"a still {demuxer.removesuffix('_pipe').upper()} image"
-            if not container.streams.video:
-                return "sound only, no video stream" if container.streams.audio else "no video stream"
-            if container.streams.video[0].codec_context is None:
-                return "its video codec cannot be decoded by this FFmpeg build"
-            for _ in container.decode(container.streams.video[0]):
-                return None
-            return "its video stream holds no frames"
-    except (av.FFmpegError, ValueError):
-        return "not a media file FFmpeg reads"
-
-
 def open_frames(path: Path, frame_rate: Fraction | None = None, all_views: bool = False
                 ) -> VideoReader | FrameSequenceReader:
     """A reader for a video file (with `all_views`: both eyes of a two-view one), or for a folder
@@ -339,7 +306,7 @@ def _next_stamp(stamps: list[int], last: int | None) -> int:
     return pts if last is None or pts > last else last + 1
 
 
-def _stream_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Fraction | None:
+def stream_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Fraction | None:
     """Seconds the video stream lasts: its own duration, Matroska's per-track DURATION tag, or the
     file's duration when the video is its only stream (another stream may run longer)."""
     if stream.duration and stream.time_base:
@@ -393,7 +360,7 @@ def _check_frame_size(path: Path, size: tuple[int, int], expected: tuple[int, in
 ALL_VIEWS = {"view_ids": "-1"}
 
 
-def _has_two_views(path: Path, stream: av.video.stream.VideoStream) -> bool:
+def has_two_views(path: Path, stream: av.video.stream.VideoStream) -> bool:
     """True for a multiview HEVC stream (the MP4/MOV sample entry has layer-1 parameter sets,
     `lhvC`) whose first picture decodes as two views. The container's flag alone does not say the
     extra layer is a second view (it might be an auxiliary layer the decoder leaves out)."""
@@ -452,7 +419,7 @@ def refuse_unsaid_packing(path: Path) -> None:
                    "to convert it as one 2D picture")
 
 
-def _view_pairs(frames: Iterable[av.VideoFrame], path: Path) -> Iterator[tuple[av.VideoFrame, av.VideoFrame]]:
+def view_pairs(frames: Iterable[av.VideoFrame], path: Path) -> Iterator[tuple[av.VideoFrame, av.VideoFrame]]:
     """(left, right) for each picture of a two-view stream, from the decoder's alternating views."""
     iterator = iter(frames)
     for left in iterator:
@@ -462,7 +429,8 @@ def _view_pairs(frames: Iterable[av.VideoFrame], path: Path) -> Iterator[tuple[a
         yield left, right
 
 
-def _bits(pixel_format: av.VideoFormat | None) -> int:
+def pixel_format_bits(pixel_format: av.VideoFormat | None) -> int:
+    """Bits per sample of the pixel format's deepest component (8 when unknown)."""
     return max((component.bits for component in pixel_format.components), default=8) if pixel_format else 8
 
 
@@ -470,7 +438,7 @@ def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     """The frame as displayed: FFmpeg hands the container's display matrix (phones record portrait
     clips as rotated landscape frames) to every frame; its rotation is counter-clockwise degrees."""
     # 10/12-bit sources go through 16-bit RGB so their extra precision reaches the warp.
-    deep = _bits(frame.format) > 8
+    deep = pixel_format_bits(frame.format) > 8
     # swscale reads the frame's own matrix and range (BT.2020, full range...) from its tags.
     pixels = frame.to_ndarray(format="rgb48le" if deep else "rgb24")
     pixels = pixels.astype(np.float32) / (65535.0 if deep else 255.0)

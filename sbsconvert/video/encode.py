@@ -16,14 +16,15 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 import av
 import numpy as np
 
 from sbsconvert.choices import PIXEL_FORMATS
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, _quantize, write_image
+from sbsconvert.formats.st3d import add_st3d
+from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, quantize, write_image
 from sbsconvert.video.audio import AUDIO_CHOICES, AacEncoder, AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encoders import (
@@ -38,7 +39,6 @@ from sbsconvert.video.encoders import (
     x264_params,
 )
 from sbsconvert.video.hdr import hdr10_x265_params
-from sbsconvert.video.st3d import add_st3d
 from sbsconvert.video.timeline import chapters_in, clip_cue, is_chapter_track
 
 DEFAULT_CRF = {"h264": 18, "hevc": 20}  # visually transparent for most material
@@ -148,7 +148,7 @@ def video_frame(pixels: np.ndarray, pixel_format: str, colour: Colour) -> av.Vid
     """HxWx3 float [0, 1] pixels (even size) as a frame of `pixel_format` (8 or 10 bits) in the
     matrix and range of `colour`."""
     deep = pixel_format.endswith("10le")
-    data = _quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
+    data = quantize(pixels[..., :3], 65535 if deep else 255, np.uint16 if deep else np.uint8)
     frame = av.VideoFrame.from_ndarray(data, format="rgb48le" if deep else "rgb24")
     return frame.reformat(format=pixel_format, dst_colorspace=colour.swscale_matrix, dst_color_range=colour.range)
 
@@ -161,7 +161,66 @@ def even_size(pixels: np.ndarray) -> np.ndarray:
     return np.pad(pixels, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
 
 
-class VideoWriter:
+class FrameWriter(Protocol):
+    """Where the video pipeline hands the frames of one view: a video file (VideoWriter), a folder
+    of numbered images (FrameFolderWriter), one eye of a spatial video (EyeWriter) or a segment of
+    a long video (SegmentWriter). `close` finishes the output; `abort` (after an error or an
+    interrupt) releases what is open and leaves no partial output that looks complete."""
+
+    @property
+    def notes(self) -> list[str]:
+        """What of the source the output cannot keep (one line each), for the user."""
+
+    def write(self, pixels: np.ndarray, pts: int) -> None:
+        """One frame (HxWx3 float [0, 1], the same size each time) shown at `pts`."""
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class EncodedVideoWriter:
+    """What VideoWriter and SpatialVideoWriter share: the file, its encoder settings and container,
+    the frame rate and time base the frames' timestamps count in, and the source (`source`: its
+    audio and metadata; `colour` and `source_bits`: its pixels, kept as far as the output allows).
+    A subclass refuses a container it cannot write (check_container) before anything is opened."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: VideoSettings,
+        *,
+        frame_rate: Fraction | None,
+        time_base: Fraction,
+        source: Path | None = None,
+        container_suffix: str | None = None,
+        colour: Colour = Colour(),
+        source_bits: int = 8,
+    ):
+        self.path = Path(path)
+        self.suffix = (container_suffix or self.path.suffix).lower()
+        self.check_container(settings, self.suffix)
+        self.settings = settings
+        self.frame_rate = frame_rate
+        self.time_base = time_base
+        self.source = source
+        self.colour = colour
+        self._format = CONTAINERS[self.suffix]
+        self.pixel_format = output_pixel_format(settings, source_bits)
+        # What of the source the output cannot keep.
+        self.notes: list[str] = precision_notes(source or self.path, source_bits, self.pixel_format,
+                                                self.codec_format(settings), colour)
+
+    def check_container(self, settings: VideoSettings, suffix: str) -> None:
+        if suffix not in CONTAINERS:
+            raise SbsError(f"{self.path}: unsupported video container '{suffix}' (use {', '.join(CONTAINERS)})")
+
+    def codec_format(self, settings: VideoSettings) -> str:
+        """h264 or hevc: what the file's video is encoded as."""
+        return settings.format
+
+
+class VideoWriter(EncodedVideoWriter):
     """Write frames (HxWx3 float [0, 1], same size each time) with their timestamps to `path`.
 
     `source` gives the audio streams to copy and the metadata to keep; `layout` the stereo mode
@@ -174,31 +233,14 @@ class VideoWriter:
     this container would take them.
     `copy` muxes such packets into a real file instead of encoding frames."""
 
-    def __init__(
-        self,
-        path: Path,
-        settings: VideoSettings,
-        *,
-        frame_rate: Fraction | None,
-        time_base: Fraction,
-        source: Path | None = None,
-        layout: str | None = None,
-        container_suffix: str | None = None,
-        colour: Colour = Colour(),
-        source_bits: int = 8,
-        capture: bool = False,
-        audio_window: tuple[float, float] | None = None,
-    ):
-        suffix = (container_suffix or Path(path).suffix).lower()
-        if suffix not in CONTAINERS:
-            raise SbsError(f"{path}: unsupported video container '{suffix}' (use {', '.join(CONTAINERS)})")
-        self.settings = settings
-        self.path = Path(path)
-        self.frame_rate = frame_rate
-        self.time_base = time_base
-        self._format = CONTAINERS[suffix]
+    def __init__(self, path: Path, settings: VideoSettings, *, layout: str | None = None, capture: bool = False,
+                 audio_window: tuple[float, float] | None = None, **common: Any):
+        """`common`: EncodedVideoWriter's keywords (frame_rate, time_base, source, ...)."""
+        super().__init__(path, settings, **common)
+        source = self.source
         # Decided before any frame is encoded; a segment's audio is decided when the segments are joined.
-        self._audio = None if source is None or capture else plan_audio(source, self._format, suffix, settings.audio)
+        self._audio = None if source is None or capture else plan_audio(source, self._format, self.suffix,
+                                                                         settings.audio)
         self.captured: list[tuple[int, int, bool, bytes]] | None = [] if capture else None
         # Matroska's muxer draws random segment and track UIDs unless bit-exact: two runs of the
         # same command would differ in those bytes.
@@ -206,12 +248,7 @@ class VideoWriter:
         self.container = av.open(io.BytesIO() if capture else str(path), "w", format=self._format, options=options)
         self.stream: av.video.stream.VideoStream | None = None
         self._layout = layout
-        self._copy: _StreamCopy | None = None
-        self.notes: list[str] = []  # what of the source the output cannot keep
-        self._source = source
-        self.colour = colour
-        self.pixel_format = output_pixel_format(settings, source_bits)
-        self.notes += precision_notes(source or self.path, source_bits, self.pixel_format, settings.format, colour)
+        self._copy: StreamCopy | None = None
         self._audio_window = audio_window
         self.notes += self._audio.notes if self._audio else []
         self._copied = False
@@ -222,7 +259,7 @@ class VideoWriter:
         encoder = settings.encoder or pick_encoder(settings.codec, self.pixel_format)[0]
         bit_rate = settings.bit_rate(width, height, self.frame_rate)
         # An HDR10 source's metadata goes in the HEVC stream.
-        hdr10 = hdr10_x265_params(self._source) if self.colour.hdr == "PQ" and self._source else []
+        hdr10 = hdr10_x265_params(self.source) if self.colour.hdr == "PQ" and self.source else []
         stream = self.container.add_stream(encoder, rate=self.frame_rate,
                                            options=encoder_options(settings, encoder, bit_rate, hdr10))
         stream.width, stream.height = width, height
@@ -240,16 +277,16 @@ class VideoWriter:
         if self._layout in MATROSKA_STEREO_MODES and self.container.format.name == "matroska":
             stream.metadata["stereo_mode"] = MATROSKA_STEREO_MODES[self._layout]
         self.stream = stream
-        if self._source is not None and self.captured is None:  # a segment's audio is copied when joined
-            self._copy = _StreamCopy(self._source, self.container, self._audio_window, self._audio)
+        if self.source is not None and self.captured is None:  # a segment's audio is copied when joined
+            self._copy = StreamCopy(self.source, self.container, self._audio_window, self._audio)
             self.notes += self._copy.notes
             self._keep_metadata(self._copy.input)  # the source is open for its audio already
 
     def _keep_metadata(self, original: av.container.InputContainer) -> None:
-        self.container.metadata.update(_fresh_tags(original.metadata))
+        self.container.metadata.update(fresh_tags(original.metadata))
         assert self.stream is not None
         if original.streams.video:
-            self.stream.metadata.update(_fresh_tags(original.streams.video[0].metadata))
+            self.stream.metadata.update(fresh_tags(original.streams.video[0].metadata))
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         pixels = even_size(pixels)
@@ -327,7 +364,9 @@ def precision_notes(source: Path, source_bits: int, pixel_format: str, codec: st
     return [f"{Path(source).name}: its {what} video is written with {bits} bits, so fine gradients may band{hint}"]
 
 
-def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
+def fresh_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The source's metadata tags less those about the source file itself (encoder, rotation,
+    duration, brands, statistics), which would be false of the file written."""
     return {key: value for key, value in tags.items() if key.lower() not in _STALE_TAGS and not key.startswith("_STATISTICS")}
 
 
@@ -335,7 +374,7 @@ def _fresh_tags(tags: dict[str, str]) -> dict[str, str]:
 TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "ass"}
 
 
-class _StreamCopy:
+class StreamCopy:
     """Remux the source's audio and subtitle streams packet by packet, in step with the video being written.
 
     Audio streams are copied, re-encoded or left out as the AudioPlan says (None: all copied).
@@ -405,7 +444,7 @@ class _StreamCopy:
             elif stream.type in ("data", "attachment"):
                 left_out.append(_track_words(stream))
             if stream.index in self.streams:
-                self.streams[stream.index].metadata.update(_fresh_tags(stream.metadata))
+                self.streams[stream.index].metadata.update(fresh_tags(stream.metadata))
                 self.streams[stream.index].disposition = stream.disposition
         if left_out:
             self.notes.append(f"{source.name}: {', '.join(left_out)} left out ({output.format.name} output cannot hold them)")
@@ -538,7 +577,7 @@ def check_frame_folder(folder: Path, force: bool, skip_existing: bool) -> None:
 
 
 class FrameFolderWriter:
-    """Write each frame as a numbered image (000001.png, ...) in `folder`, with VideoWriter's interface.
+    """A FrameWriter: each frame as a numbered image (000001.png, ...) in `folder`.
 
     Every image is published atomically, so a frame that exists is complete: with `skip_existing` an
     interrupted run resumes by writing only the missing ones. Timestamps are not kept, only the order.

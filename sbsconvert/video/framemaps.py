@@ -9,9 +9,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
+from sbsconvert.core import natural_key
 from sbsconvert.disparity import DISPARITY_EXTENSIONS, Disparity, disparity_from_array, load_disparity_file
 from sbsconvert.errors import SbsError
-from sbsconvert.jobs import natural_key
 from sbsconvert.video.decode import Frame, VideoReader
 
 

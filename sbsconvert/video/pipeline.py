@@ -12,24 +12,22 @@ import threading
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from sbsconvert.batch import JobResult
 from sbsconvert.choices import PLATE_FILL
-from sbsconvert.convert import (ConvertSettings, StageTimer, layout_frames, own_eyes_note, stereo_request,
-                                with_source_camera)
+from sbsconvert.convert import ConvertSettings, layout_frames, own_eyes_note, stereo_request, with_source_camera
+from sbsconvert.core import Job, JobResult, StageTimer
 from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
-from sbsconvert.jobs import Job
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, split, split_rgbd
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.ahead import Ahead
 from sbsconvert.video.decode import Frame, VideoInfo, open_frames
-from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
+from sbsconvert.video.encode import FrameFolderWriter, FrameWriter, VideoSettings, VideoWriter
 from sbsconvert.video.temporal import FlickerMeter, FlowStabilizer, TemporalSmoother
 
 if TYPE_CHECKING:
@@ -81,13 +79,14 @@ def convert_video(
             from sbsconvert.video.spatial import spatial_video_camera
 
             settings = with_source_camera(settings, *spatial_video_camera(job.source))
+        writers: list[FrameWriter | None]
         if segment is not None:
             writers = segment.writers(video, reader.info, source=None if job.source.is_dir() else job.source,
                                       image_type=settings.image_type, quality=settings.quality,
                                       png_compression=settings.png_compression,
                                       spatial=spatial_metadata(settings) if settings.layout == "spatial" else None)
         elif frames_out:
-            writers: list[VideoWriter | FrameFolderWriter | None] = [
+            writers = [
                 FrameFolderWriter(folder, "." + (settings.image_type or "png"), force=settings.force,
                                   skip_existing=settings.skip_existing, quality=settings.quality,
                                   png_compression=settings.png_compression, source_bits=reader.info.bit_depth,
@@ -301,7 +300,7 @@ def with_depth(frame: Frame, input_layout: str) -> Frame:
 
 def _video_writers(
     stack: contextlib.ExitStack, job: Job, settings: ConvertSettings, video: VideoSettings, info: VideoInfo
-) -> list[Any]:
+) -> list[FrameWriter | None]:
     """A VideoWriter per output file, each into a temp file published when the stack closes cleanly."""
     # Outputs already finished by an interrupted --skip-existing run stay as they are (lr-pair).
     targets = [None if settings.skip_existing and target.exists() else target for target in job.outputs]
@@ -373,7 +372,7 @@ def _join_unless_interrupted(stage: Ahead) -> Callable[..., bool]:
     return exit_
 
 
-def _abort_all(writers: list[VideoWriter | FrameFolderWriter | None]) -> None:
+def _abort_all(writers: list[FrameWriter | None]) -> None:
     for writer in writers:
         if writer is not None:
             with contextlib.suppress(Exception):

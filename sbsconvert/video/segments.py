@@ -32,19 +32,19 @@ import shutil
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
 
-from sbsconvert.batch import JobResult
+from sbsconvert.core import Job, JobResult
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.jobs import Job
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.audio import plan_audio
 from sbsconvert.video.decode import Frame, FrameSequenceReader, VideoInfo, VideoReader, check_complete, open_frames
-from sbsconvert.video.encode import CONTAINERS, FrameFolderWriter, VideoSettings, VideoWriter, frame_name, numbered_frames
+from sbsconvert.video.encode import (CONTAINERS, FrameFolderWriter, FrameWriter, VideoSettings, VideoWriter, frame_name,
+                                     numbered_frames)
 from sbsconvert.video.spatial import (SpatialMetadata, SpatialVideoWriter, raw_stream_path, spatial_audio,
                                       write_spatial_file)
 from sbsconvert.video.temporal import DEFAULT_LOOK_AHEAD, shot_starts
@@ -173,7 +173,7 @@ class Segment:
         return pts + self.offset <= self.frames[-1]
 
     def writers(self, settings: VideoSettings, info: VideoInfo, *, source: Path | None, image_type: str | None,
-                quality: int, png_compression: int, spatial: SpatialMetadata | None) -> list[Any]:
+                quality: int, png_compression: int, spatial: SpatialMetadata | None) -> list[FrameWriter | None]:
         """A writer per view the pipeline hands over: into this segment's files. `source` (a video
         file) gives the encoder settings that follow it (HDR10 metadata); `spatial`: both views
         go into one MV-HEVC stream."""

@@ -5,7 +5,7 @@ identical settings, and every picture's type (IDR, P or B) is given to both enco
 fixed pattern: x265 otherwise still adapts the GOP to the content (even with b-adapt=0 and
 scenecut=0, its first mini-GOPs differed between two eyes in 10-bit), and the two layers' pictures
 must pair up. Their packets are
-assembled access unit by access unit into one two-layer stream (sbsconvert.hevc.mvhevc: left eye
+assembled access unit by access unit into one two-layer stream (sbsconvert.formats.hevc.mvhevc: left eye
 = layer 0, a plain HEVC stream any player shows in 2D; right eye = layer 1, view 1), written to a
 raw Annex B file beside the output, then muxed by FFmpeg with the `multilayer` disposition (it
 writes `lhvC` with layer 1's parameter sets next to `hvcC`) keeping the encoder's timestamps,
@@ -32,22 +32,24 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
 from sbsconvert.choices import MVHEVC_STRUCTURES
 from sbsconvert.errors import SbsError, first_line
-from sbsconvert.hevc.bits import BitstreamError
-from sbsconvert.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.hevc.nal import CRA_NUT, join_annexb, split_annexb
-from sbsconvert.hevc.sei import reference_displays_sei
-from sbsconvert.isobmff.boxes import add_to_video_sample_entry, box, full_box, read_video_sample_entry
-from sbsconvert.video import SPATIAL_CODECS, SPATIAL_OUTPUT_EXTENSIONS
+from sbsconvert.formats.hevc.bits import BitstreamError
+from sbsconvert.formats.hevc.mvhevc import MultiviewAssembler
+from sbsconvert.formats.hevc.nal import CRA_NUT, join_annexb, split_annexb
+from sbsconvert.formats.hevc.sei import reference_displays_sei
+from sbsconvert.formats.isobmff.boxes import add_to_video_sample_entry, box, full_box, read_video_sample_entry
+from sbsconvert.media import SPATIAL_OUTPUT_EXTENSIONS
+from sbsconvert.video import SPATIAL_CODECS
 from sbsconvert.video.audio import AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
-from sbsconvert.video.encode import (CONTAINERS, VideoSettings, _fresh_tags, _StreamCopy,
-                                     encoder_options, even_size, output_pixel_format, precision_notes, video_frame)
+from sbsconvert.video.encode import (CONTAINERS, EncodedVideoWriter, StreamCopy, VideoSettings, encoder_options,
+                                     even_size, fresh_tags, video_frame)
 from sbsconvert.video.encoders import SOFTWARE, pick_encoder, settle_x265_dts
 from sbsconvert.video.hdr import hdr10_x265_params
 
@@ -152,37 +154,15 @@ def check_spatial_settings(settings: VideoSettings, suffix: str) -> None:
                        f"{suffix or 'one without extension'}")
 
 
-class SpatialVideoWriter:
+class SpatialVideoWriter(EncodedVideoWriter):
     """Write stereo pairs (HxWx3 float [0, 1] each) with their timestamps as one MV-HEVC file."""
 
-    def __init__(
-        self,
-        path: Path,
-        settings: VideoSettings,
-        *,
-        frame_rate: Fraction | None,
-        time_base: Fraction,
-        source: Path | None = None,
-        metadata: SpatialMetadata,
-        container_suffix: str | None = None,
-        colour: Colour = Colour(),
-        source_bits: int = 8,
-        opens_stream: bool = True,
-    ):
-        suffix = (container_suffix or Path(path).suffix).lower()
-        check_spatial_settings(settings, suffix)
-        self.path = Path(path)
-        self.settings = settings
-        self.frame_rate = frame_rate
-        self.time_base = time_base
-        self.source = source
+    def __init__(self, path: Path, settings: VideoSettings, *, metadata: SpatialMetadata, opens_stream: bool = True,
+                 **common: Any):
+        """`common`: EncodedVideoWriter's keywords (frame_rate, time_base, source, ...)."""
+        super().__init__(path, settings, **common)
         self.metadata = metadata
-        self.colour = colour
-        self.pixel_format = output_pixel_format(settings, source_bits)
-        # What of the source the output cannot keep.
-        self.notes = precision_notes(source or self.path, source_bits, self.pixel_format, "hevc", colour)
-        self._format = CONTAINERS[suffix]
-        self.audio = self._plan_audio(settings, suffix)  # before any frame is encoded
+        self.audio = self._plan_audio(settings, self.suffix)  # before any frame is encoded
         self.notes += self.audio.notes if self.audio else []
         self._raw_path = raw_stream_path(self.path)
         self._raw = open(self._raw_path, "wb")
@@ -193,6 +173,12 @@ class SpatialVideoWriter:
         self._timestamps: list[tuple[int, int]] = []  # (pts, dts) of each access unit
         self._views: list[tuple[np.ndarray, int] | None] = [None, None]  # of the frame being gathered
         self._open_eyes = {0, 1}
+
+    def check_container(self, settings: VideoSettings, suffix: str) -> None:
+        check_spatial_settings(settings, suffix)
+
+    def codec_format(self, settings: VideoSettings) -> str:
+        return "hevc"  # MV-HEVC whatever the codec setting says
 
     def _plan_audio(self, settings: VideoSettings, suffix: str) -> AudioPlan | None:
         return None if self.source is None else spatial_audio(self.source, settings, suffix)
@@ -207,7 +193,7 @@ class SpatialVideoWriter:
                                      colour=self.colour, x265_params=tuple(hdr10)) for _ in range(2)]
 
     def eye_writers(self) -> list[EyeWriter]:
-        """Two writers with VideoWriter's interface, one per eye, feeding this file (so the video
+        """Two FrameWriters, one per eye, feeding this file (so the video
         pipeline writes a spatial file as it writes the two files of lr-pair)."""
         return [EyeWriter(self, 0), EyeWriter(self, 1)]
 
@@ -325,12 +311,12 @@ def write_spatial_file(path: Path, raw_path: Path, timestamps: list[tuple[int, i
         stream.disposition = av.stream.Disposition.default | av.stream.Disposition.multilayer
         copy = None  # the source's audio and subtitles
         if source is not None:
-            copy = _StreamCopy(source, output, window, audio, straddle=True)
+            copy = StreamCopy(source, output, window, audio, straddle=True)
             stack.callback(copy.close)
             notes += copy.notes
-            output.metadata.update(_fresh_tags(copy.input.metadata))
+            output.metadata.update(fresh_tags(copy.input.metadata))
             if copy.input.streams.video:
-                stream.metadata.update(_fresh_tags(copy.input.streams.video[0].metadata))
+                stream.metadata.update(fresh_tags(copy.input.streams.video[0].metadata))
         output.metadata.setdefault("creation_time", recording_time(source))
         durations = _frame_durations([pts for pts, _ in timestamps])
         layer1_cra: list[bool] = []  # per sample

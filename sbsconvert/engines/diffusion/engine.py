@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sbsconvert.convert import StageTimer
+from sbsconvert.core import StageTimer
 from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, normalize, pixel_shift, resize_disparity
 from sbsconvert.engines.base import StereoPair, StereoRequest

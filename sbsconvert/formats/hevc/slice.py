@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sbsconvert.hevc.bits import BitCopier, BitReader, BitstreamError, BitWriter
-from sbsconvert.hevc.nal import CRA_NUT, NalUnit
-from sbsconvert.hevc.params import Pps, Sps, read_short_term_rps
+from sbsconvert.formats.hevc.bits import BitCopier, BitReader, BitstreamError, BitWriter
+from sbsconvert.formats.hevc.nal import CRA_NUT, NalUnit
+from sbsconvert.formats.hevc.params import Pps, Sps, read_short_term_rps
 
 SLICE_B, SLICE_P, SLICE_I = 0, 1, 2
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sbsconvert.hevc.bits import BitReader, BitstreamError, BitWriter
-from sbsconvert.hevc.nal import PREFIX_SEI, NalUnit
+from sbsconvert.formats.hevc.bits import BitReader, BitstreamError, BitWriter
+from sbsconvert.formats.hevc.nal import PREFIX_SEI, NalUnit
 
 THREE_D_REFERENCE_DISPLAYS_INFO = 176
 # Apple's values: the precision of the (unknown, zero) reference display width, whose mantissa

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from sbsconvert.hevc.bits import BitstreamError, add_emulation_prevention, remove_emulation_prevention
+from sbsconvert.formats.hevc.bits import BitstreamError, add_emulation_prevention, remove_emulation_prevention
 
 # nal_unit_type values (Table 7-1) this package deals with.
 IDR_W_RADL, IDR_N_LP, CRA_NUT = 19, 20, 21

@@ -26,7 +26,7 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from sbsconvert.isobmff.boxes import Box, box, full_box, split_full_box
+from sbsconvert.formats.isobmff.boxes import Box, box, full_box, split_full_box
 
 CMEX_POSITION_FLAGS = (0x01, 0x02, 0x04)  # x, y, z present
 CMEX_ORIENTATION = 0x08

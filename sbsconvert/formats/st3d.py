@@ -3,7 +3,7 @@
 Players that read it (YouTube, Skybox, DeoVR, Pigasus, ...) show side-by-side or over-under video
 in 3D whatever the file is called. FFmpeg writes the box only from stream side data, which PyAV
 cannot attach, so it is added after muxing: a 13-byte box at the end of the video sample entry
-(avc1 / hvc1); see sbsconvert.isobmff.boxes.add_to_video_sample_entry.
+(avc1 / hvc1); see sbsconvert.formats.isobmff.boxes.add_to_video_sample_entry.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from sbsconvert.isobmff.boxes import add_to_video_sample_entry, full_box, read_video_sample_entry
+from sbsconvert.formats.isobmff.boxes import add_to_video_sample_entry, full_box, read_video_sample_entry
 
 # Spherical Video V2 stereo_mode: 0 mono, 1 top-bottom (left on top), 2 left-right (left first).
 ST3D_MODES = {"sbs": 2, "hsbs": 2, "tb": 1, "htb": 1}

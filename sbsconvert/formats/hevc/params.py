@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from sbsconvert.hevc.bits import BitCopier, BitReader, BitstreamError, BitWriter
+from sbsconvert.formats.hevc.bits import BitCopier, BitReader, BitstreamError, BitWriter
 
 MULTIVIEW_MAIN_PROFILE = 6  # general_profile_idc of Multiview Main (Annex G)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-from sbsconvert.isobmff.boxes import Box, box, full_box_header, parse_boxes, split_full_box
+from sbsconvert.formats.isobmff.boxes import Box, box, full_box_header, parse_boxes, split_full_box, top_level_headers
 
 # Transformative properties (ISO/IEC 23008-12 6.5): they must follow every descriptive property in
 # an item's ipma entry, because they apply in order to the decoded image.
@@ -21,6 +22,7 @@ TRANSFORMATIVE = frozenset({b"clap", b"irot", b"imir", b"iscl"})
 IMAGE_ITEM_TYPES = frozenset({b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b"avc1", b"unci"})
 # References from an item that only serves another image (alpha/depth plane, thumbnail).
 SERVING_REFERENCES = frozenset({b"auxl", b"thmb"})
+STEREO_GROUP = b"ster"  # the entity group naming a stereo pair (left, then right)
 
 
 class Reader:
@@ -316,6 +318,22 @@ def find_meta(data: bytes) -> Box:
     if meta is None:
         raise ValueError("no meta box: not a HEIF file")
     return meta
+
+
+def read_meta_box(path: Path) -> Box:
+    """The meta box of the HEIF file at `path`, read without loading the (large) image data."""
+    with open(path, "rb") as handle:
+        meta = next((box for box in top_level_headers(handle) if box.kind == b"meta"), None)
+        if meta is None or meta.size > 64 << 20:
+            raise ValueError("no meta box of a sane size")
+        handle.seek(meta.start)
+        return find_meta(handle.read(meta.size))
+
+
+def stereo_pair_ids(meta: Box) -> tuple[int, int] | None:
+    """(left, right) item ids of the stereo group, if any."""
+    pair = next((ids for kind, _, ids in entity_groups(meta) if kind == STEREO_GROUP and len(ids) == 2), None)
+    return (pair[0], pair[1]) if pair else None
 
 
 def _required(parent: Box, kind: bytes) -> Box:

@@ -7,7 +7,8 @@ offsets count from the byte-order mark of the left image's MPF header; the first
 
 Pillow can write MPO too, but it types the first image "Baseline MP Primary Image" and the rest
 "Undefined" and writes no attribute IFDs, so 3D viewers (Nintendo 3DS, Fujifilm, stereo photo apps)
-do not take the file for a stereo pair. The few bytes of the MP extension are written here instead.
+do not take the file for a stereo pair. The few bytes of the MP extension are written here instead
+(sbsconvert.output.write_mpo encodes the eyes and publishes the file).
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
-
-from sbsconvert.output import atomic_path, encode_jpeg
 
 MPO_EXTENSION = ".mpo"
 
@@ -47,29 +45,6 @@ _BASELINE_LENGTH = 0xB206  # metres
 _UNKNOWN_RATIONAL = (0xFFFFFFFF, 0xFFFFFFFF)  # DC-007's value for "unknown" in a rational attribute
 
 Entry = tuple[int, int, int, bytes]  # tag, type, count, value bytes
-
-
-def write_mpo(
-    views: list[np.ndarray],
-    path: Path,
-    *,
-    force: bool,
-    quality: int = 95,
-    icc_profile: bytes | None = None,
-    exif: bytes | None = None,
-) -> None:
-    """Write HxWxC float views (left eye first) as one stereo .mpo file, atomically.
-
-    EXIF goes with the first (representative) image, as in a camera's MPO; the colour profile goes
-    with every image, so both eyes are shown in the same colours.
-    """
-    jpegs = [
-        encode_jpeg(view, quality=quality, icc_profile=icc_profile, exif=exif if number == 0 else None)
-        for number, view in enumerate(views)
-    ]
-    data = mpo_bytes(jpegs)
-    with atomic_path(Path(path), force) as temp:
-        temp.write_bytes(data)
 
 
 def mpo_bytes(jpegs: list[bytes]) -> bytes:

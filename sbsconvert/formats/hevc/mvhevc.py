@@ -20,10 +20,10 @@ layer's IDR picture (it finds the POC of the CRA picture, 0 again, still in the 
 
 from __future__ import annotations
 
-from sbsconvert.hevc.bits import BitstreamError
-from sbsconvert.hevc.nal import PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
-from sbsconvert.hevc.params import Pps, Sps, multilayer_sps, multiview_vps, parse_pps, parse_sps, renumber_pps
-from sbsconvert.hevc.slice import rewrite_slice_for_layer1
+from sbsconvert.formats.hevc.bits import BitstreamError
+from sbsconvert.formats.hevc.nal import PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
+from sbsconvert.formats.hevc.params import Pps, Sps, multilayer_sps, multiview_vps, parse_pps, parse_sps, renumber_pps
+from sbsconvert.formats.hevc.slice import rewrite_slice_for_layer1
 
 
 class MultiviewAssembler:
