@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
 import cv2
 from click.core import ParameterSource
 from sbsconvert import __version__
-from sbsconvert.batch import BatchSummary, JobResult, Reporter, check_output_folders, check_targets, report_passed_over, run_batch
-from sbsconvert.convert import DEPTH_SOURCES, ConvertSettings, DisparityProvider, convert_image, write_pair
-from sbsconvert.decode import Picture
+from sbsconvert.batch import BatchSummary
+from sbsconvert.convert import DEPTH_SOURCES
+from sbsconvert.converter import DEFAULT_GPU_BATCH, Models, run
 from sbsconvert.depth import DEFAULT_DEPTH_MODEL
-from sbsconvert.device import DEVICE_CHOICES, PRECISIONS, Compute, select_compute
-from sbsconvert.disparity import DISPARITY_KINDS, Disparity, load_disparity_file
-from sbsconvert.engines import ENGINES, create_engine
+from sbsconvert.device import DEVICE_CHOICES, PRECISIONS
+from sbsconvert.disparity import DISPARITY_KINDS
+from sbsconvert.engines import ENGINES
 from sbsconvert.engines.base import EYES
 from sbsconvert.engines.diffusion.settings import (
     ATTENTION_MODES,
@@ -31,29 +30,24 @@ from sbsconvert.engines.diffusion.settings import (
     INVERSIONS,
 )
 from sbsconvert.engines.warp import FILL_METHODS
-from sbsconvert.errors import SbsError, run_command
+from sbsconvert.errors import SbsError, option_spelling, run_command
 from sbsconvert.evaluate.command import eval_command
-from sbsconvert.jobs import Job, PassedOver, file_outputs, output_types, photo_container, plan_jobs, plan_stream_jobs
-from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS
+from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION
-from sbsconvert.presets import load_preset, preset_names
+from sbsconvert.presets import preset_names
+from sbsconvert.settings import MAX_DIVERGENCE, build_settings
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
-from sbsconvert.video import SPATIAL_CODECS, is_video_path
 from sbsconvert.video.audio import AUDIO_CHOICES
 from sbsconvert.video.encoders import CODEC_CHOICES
 
-DEFAULT_GPU_BATCH = 8  # video frames per depth model pass on CUDA
-
-MAX_DIVERGENCE = 10.0
-DEFAULTS: dict[str, Any] = {
-    "format": "sbs",
-    "divergence": 3.0,
-    "convergence": 0.0,
-    "fill": "background",
-    "max_eye_width": None,
-    "image_type": None,
-    "jpeg_quality": 95,
-}
+# Click parameters named otherwise in the settings (sbsconvert.settings.FIELDS).
+SETTING_OF = {"layout": "format", "disparity_path": "disparity", "jpeg_quality": "quality", "pix_fmt": "pixel_format",
+              "trim_start": "start", "trim_end": "end"}
+NOT_SETTINGS = ("preset", "output", "quiet", "verbose", "json_summary", "no_spsmd")
+# Options of settings that errors name (`max_eye_width`) where the option is not --NAME-WITH-DASHES.
+OPTION_OF = {"output": "-o", "max_eye_width": "--max-width", "image_type": "--type", "pixel_format": "--pix-fmt",
+             "spsmd=False": "--no-spsmd", "resume=False": "--no-resume"}
+SPELLING = option_spelling(OPTION_OF)
 
 
 class ConvertByDefault(click.Group):
@@ -308,7 +302,8 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
       sbsconvert eval samples/eval -o report       # score engines on a stereo dataset (sbsconvert eval --help)
       sbsconvert info IMG_0001.MOV                 # what a file says about its stereo (sbsconvert info --help)
     """
-    run_command(lambda: _convert(list(inputs), options), on_refusal=echo_refusal if options["json_summary"] else None)
+    run_command(lambda: _convert(list(inputs), options), on_refusal=echo_refusal if options["json_summary"] else None,
+                spelling=SPELLING)
 
 
 main.add_command(eval_command)
@@ -359,342 +354,19 @@ def echo_refusal(message: str) -> None:
     click.echo(json.dumps(BatchSummary(refused=message).as_json(), indent=2))
 
 
-def _converters(
-    options: dict[str, Any], merged: dict[str, Any], video: Any, frame_rate: Any, generating: bool, verbosity: int
-) -> tuple[Any, Any, Any]:
-    """(engine, convert photo or generated image, convert a video or one segment of it): built once per
-    process, here or in each --cluster worker."""
-    reporter = Reporter(verbosity)
-    settings = ConvertSettings(
-        layout=merged["format"],
-        divergence=merged["divergence"],
-        convergence=merged["convergence"],
-        eye=options["eye"],
-        max_eye_width=merged["max_eye_width"],
-        image_type=merged["image_type"],
-        quality=merged["jpeg_quality"],
-        png_compression=options["png_compression"],
-        force=options["force"],
-        skip_existing=options["skip_existing"],
-        **_spatial_camera(options, merged),
-        input_layout=options["input_layout"],
-    )
-    compute = select_compute(options["device"])
-    engine_name = "diffusion" if generating else options["engine"]
-    engine_compute = select_compute(options["device"], options["precision"]) if options["precision"] else compute
-    engine = create_engine(engine_name, engine_compute, **_engine_options(engine_name, merged, options))
-    disparity_for = DisparityProvider(
-        options["disparity_path"],
-        options["disparity_kind"],
-        "model" if generating else options["depth_source"],
-        make_estimator=lambda: _make_estimator(options["depth_model"], compute, options["depth_resolution"]),
-        report=reporter.info,
-    )
-    if generating:
-        depth = load_disparity_file(options["depth_image"], options["disparity_kind"]) if options["depth_image"] else None
-        convert_photo = lambda job: _generate_image(job, settings, engine, disparity_for, depth)
-    else:
-        convert_photo = lambda job: convert_image(job, settings, engine, disparity_for)
-    convert_part = None
-    if video is not None:
-        from sbsconvert.video.pipeline import convert_video
-
-        from sbsconvert.video.temporal import TemporalSmoother
-
-        # A depth model's per-frame maps get each shot's range steadied; a given map is kept as it is.
-        smoother = lambda: TemporalSmoother(normalize_range=options["disparity_path"] is None)
-        batch_size = options["batch_size"] or (DEFAULT_GPU_BATCH if compute.device.type == "cuda" else 1)
-        convert_part = lambda job, segment: convert_video(
-            job, settings, engine, disparity_for, video, smoother=smoother(), progress=verbosity > 0 and segment is None,
-            frame_rate=frame_rate, frames_out=options["frames_out"], segment=segment, batch_size=batch_size)
-    return engine, convert_photo, convert_part
-
-
-def _merge_preset(options: dict[str, Any]) -> dict[str, Any]:
-    preset = load_preset(options["preset"]) if options.get("preset") else {}
-    merged = dict(DEFAULTS)
-    merged.update({key: value for key, value in preset.items() if key in DEFAULTS})
-    merged.update({key: value for key, value in options.items() if key in DEFAULTS and value is not None})
-    if options.get("layout") is not None:
-        merged["format"] = options["layout"]
-    if preset.get("fill") and options.get("fill") is None:
-        merged["fill"] = preset["fill"]
-    if options.get("image_type") is None and photo_container(merged["format"]):
-        merged["image_type"] = None  # a preset's image type is for plain images, not .mpo/.heic files
-    _preset_engine(options, preset)
-    return merged
-
-
-def _preset_engine(options: dict[str, Any], preset: dict[str, Any]) -> None:
-    """The preset's engine and [diffusion] settings, for those the command line does not give."""
-    if "engine" not in preset:
-        return
-    if preset["engine"] not in ENGINES:
-        raise SbsError(f"preset {options['preset']}: unknown engine '{preset['engine']}' (choose from {', '.join(ENGINES)})")
-    if click.get_current_context().get_parameter_source("engine") != ParameterSource.COMMANDLINE:
-        options["engine"] = preset["engine"]
-    elif options["engine"] != preset["engine"] and "diffusion" in preset:
-        raise SbsError(f"preset {options['preset']} sets diffusion engine settings; it does not apply to --engine {options['engine']}")
-    for name, value in preset.get("diffusion", {}).items():
-        if options[name] is None and not (name == "spsmd_every" and options["no_spsmd"]):  # --no-spsmd wins
-            options[name] = value
-
-
 def _convert(inputs: list[Path], options: dict[str, Any]) -> int:
+    """Map the options to settings, run the library's conversion and report its summary."""
     if options["quiet"] and options["verbose"]:
         raise SbsError("--quiet and --verbose contradict each other; give one")
-    if options["force"] and options["skip_existing"]:
-        raise SbsError("--force and --skip-existing contradict each other; give one")
-    reporter = Reporter(0 if options["quiet"] else 2 if options["verbose"] else 1)
-    merged = _merge_preset(options)
-    if not 0 < merged["divergence"] <= MAX_DIVERGENCE and options["disparity_kind"] != "pixels":
-        raise SbsError(f"divergence must be between 0 and {MAX_DIVERGENCE:g} percent, got {merged['divergence']}")
-    generating = _generating(inputs, options)
-    frame_rate = _sequence_rate(options)
-    passed_over: list[PassedOver] = []  # files the INPUT folders hold that are not converted
-    if generating:
-        jobs = [_generation_job(options, merged)]
-    elif options["sequence"] or options["frames_out"]:
-        jobs = plan_stream_jobs(inputs, options["output"], merged["format"], sequence=options["sequence"],
-                                frames_out=options["frames_out"])
-    else:
-        jobs = plan_jobs(inputs, options["output"], merged["format"], merged["image_type"], options["recursive"],
-                         skip_named_outputs=options["input_layout"] not in PACKED_LAYOUTS, passed_over=passed_over)
-        report_passed_over(passed_over, reporter)
-    if options["disparity_path"] is not None and len(jobs) > 1 and not options["disparity_path"].is_dir():
-        raise SbsError("--disparity FILE works with one photo; for several photos give a folder of maps")
-    video = _video_settings(options, merged, jobs)
-    check_output_folders(jobs)
-    if options["frames_out"]:
-        from sbsconvert.video.encode import check_frame_folder
-
-        for job in jobs:
-            for folder in job.outputs:
-                check_frame_folder(folder, options["force"], options["skip_existing"])
-    else:
-        check_targets(jobs, options["force"], options["skip_existing"])
-    setup = functools.partial(_converters, options, merged, video, frame_rate, generating, reporter.verbosity)
-    is_video = lambda job: is_video_path(job.source) or options["sequence"]
-    convert_video_job = None
-    if video is not None:
-        from sbsconvert.video.decode import refuse_unsaid_packing
-        from sbsconvert.video.segments import convert_in_segments
-
-        segmenting = _segment_options(options)
-
-        def convert_video_job(job: Job, convert_part: Any, runner: Any = None) -> Any:
-            if options["input_layout"] == "auto":
-                refuse_unsaid_packing(job.source)
-            return convert_in_segments(
-                job, segmenting, convert_part, video=None if options["frames_out"] else video, layout=merged["format"],
-                force=options["force"], image_type=merged["image_type"], frame_rate=frame_rate, report=reporter.info,
-                progress=not options["quiet"], runner=runner)
-    elif _given_flags(options, SEGMENT_OPTIONS):
-        raise SbsError(f"{', '.join(_given_flags(options, SEGMENT_OPTIONS))} only apply to videos, and no INPUT is a video")
-    engine = None
-    if options["workers"] is not None and options["cluster"] is None:
-        raise SbsError("--workers sets the number of --cluster workers; add --cluster auto (or an address)")
-    if options["cluster"] is not None:
-        from sbsconvert.cluster import run_on_cluster
-
-        summary = run_on_cluster(options["cluster"], options["workers"], jobs, setup, reporter, is_video=is_video,
-                                 convert_video_job=convert_video_job, skip_existing=options["skip_existing"])
-    else:
-        engine, convert_photo, convert_part = setup()
-        convert_one = lambda job: (
-            convert_video_job(job, convert_part) if convert_video_job is not None and is_video(job) else convert_photo(job)
-        )
-        summary = run_batch(jobs, convert_one, reporter, skip_existing=options["skip_existing"])
-    summary.add_passed_over(passed_over)
-    if len(jobs) > 1 or passed_over or summary.interrupted:
-        reporter.info(summary.line())
-    stage_times = getattr(engine, "total_timings", None)
-    if stage_times is not None and stage_times.seconds:
-        reporter.info(f"{engine.name} time per stage: {stage_times}")
+    context = click.get_current_context()
+    values = {SETTING_OF.get(name, name): value for name, value in options.items()
+              if name not in NOT_SETTINGS and context.get_parameter_source(name) != ParameterSource.DEFAULT}
+    if options["no_spsmd"]:
+        values["spsmd"] = False
+    values["verbosity"] = 0 if options["quiet"] else 2 if options["verbose"] else 1
+    summary = run(inputs, options["output"], build_settings(values, options["preset"]), Models())
     if options["json_summary"]:
         click.echo(json.dumps(summary.as_json(), indent=2))
     if summary.interrupted:
         raise KeyboardInterrupt
     return 1 if summary.with_status("failed") else 0
-
-
-# Video options (click parameter name -> VideoSettings field, as in a preset's [video] table).
-VIDEO_OPTIONS = {"codec": "codec", "crf": "crf", "bitrate": "bitrate", "pix_fmt": "pixel_format", "audio": "audio"}
-
-
-def _video_settings(options: dict[str, Any], merged: dict[str, Any], jobs: list[Job]) -> Any:
-    """Encoder settings (a VideoSettings) when any INPUT is a video: options over the preset's [video] table."""
-    given = {field: options[name] for name, field in VIDEO_OPTIONS.items() if options[name] is not None}
-    named = _given_flags(options, VIDEO_OPTIONS)
-    if not options["sequence"] and not any(is_video_path(job.source) for job in jobs):
-        if given:
-            raise SbsError(f"{', '.join(named)} only apply to videos, and no INPUT is a video")
-        return None
-    if merged["format"] == "mpo":
-        raise SbsError("--format mpo is a photo format; for videos choose another --format")
-    spatial = merged["format"] == "spatial"
-    if spatial and options["frames_out"]:
-        raise SbsError("--format spatial writes one MV-HEVC video file; --frames-out cannot hold it (use lr-pair)")
-    if spatial and given.get("codec", "hevc") not in SPATIAL_CODECS:
-        raise SbsError(f"--format spatial is MV-HEVC made with libx265; drop --codec {given['codec']}")
-    if options["frames_out"] and given:
-        raise SbsError(f"{', '.join(named)} set the video encoder; --frames-out writes images (see --type, --quality)")
-    from sbsconvert.video.encode import VideoSettings
-
-    preset = dict(load_preset(options["preset"]).get("video", {})) if options.get("preset") else {}
-    if options["crf"] is not None or options["bitrate"] is not None:
-        for rate in ("crf", "bitrate", "bits_per_pixel"):  # an explicit rate replaces the preset's
-            preset.pop(rate, None)
-    preset.update(given)
-    if spatial:
-        preset["codec"] = "hevc"  # whatever a preset's codec, spatial video is HEVC
-    video = VideoSettings(**preset)
-    note = video.check()  # probes the encoder; a hardware one that does not work gives way to software
-    if note and not options["quiet"]:
-        click.echo(note, err=True)
-    if spatial:
-        from sbsconvert.video.spatial import check_spatial_settings
-
-        for job in jobs:
-            if options["sequence"] or is_video_path(job.source):  # photos become .heic files
-                check_spatial_settings(video, job.outputs[0].suffix)
-    return video
-
-
-def _spatial_camera(options: dict[str, Any], merged: dict[str, Any]) -> dict[str, Any]:
-    """ConvertSettings' baseline_mm / hfov_degrees / mvhevc_structure from --baseline-mm / --hfov /
-    --mvhevc-structure (spatial only)."""
-    named = _given_flags(options, ("baseline_mm", "hfov", "mvhevc_structure"))
-    if named and merged["format"] != "spatial":
-        raise SbsError(f"{', '.join(named)} only apply to --format spatial (the file it describes)")
-    camera = {"baseline_mm": options["baseline_mm"], "hfov_degrees": options["hfov"],
-              "mvhevc_structure": options["mvhevc_structure"]}
-    return {name: value for name, value in camera.items() if value is not None}
-
-
-# Options that change the output of a video (everything but where and how verbosely it is written).
-_NOT_SHAPING_OUTPUT = {"quiet", "verbose", "json_summary", "force", "skip_existing", "resume", "output", "device",
-                       "cluster", "workers",
-                       "audio"}  # muxed when the segments are joined: a resumed run may change it
-SEGMENT_OPTIONS = ("segment_seconds", "trim_start", "trim_end", "preview", "max_fps")
-
-
-def _segment_options(options: dict[str, Any]) -> Any:
-    """How videos are cut into segments and trimmed (a SegmentOptions)."""
-    from sbsconvert.video.segments import DEFAULT_SEGMENT_SECONDS, SegmentOptions, parse_time
-
-    start = None if options["trim_start"] is None else parse_time(options["trim_start"], "--start")
-    end = None if options["trim_end"] is None else parse_time(options["trim_end"], "--end")
-    if options["preview"] and (start is not None or end is not None):
-        raise SbsError("--preview picks its own 10 seconds; drop --start/--end")
-    if start is not None and end is not None and end <= start:
-        raise SbsError(f"--end ({options['trim_end']}) must come after --start ({options['trim_start']})")
-    fingerprint = {name: str(value) for name, value in sorted(options.items()) if name not in _NOT_SHAPING_OUTPUT}
-    return SegmentOptions(seconds=options["segment_seconds"] or DEFAULT_SEGMENT_SECONDS, start=start, end=end,
-                          preview=10.0 if options["preview"] else None, max_fps=options["max_fps"],
-                          resume=options["resume"], fingerprint=fingerprint,
-                          shot_anchors=options["engine"] == "diffusion")  # its frames attend to their shot's first
-
-
-def _given_flags(options: dict[str, Any], names: Iterable[str]) -> list[str]:
-    """The command-line spelling (--pix-fmt) of the options among `names` that were given."""
-    # The spelling is the option's own: a parameter's name may differ from it (trim_start is --start).
-    # (from the command itself: cluster workers call this with no click context)
-    spelling = {param.name: max(param.opts, key=len) for param in convert.params}
-    # identity checks: --seed 0 and --crf 0 are given values, an unset flag is False
-    return [spelling[name] for name in names if options[name] is not None and options[name] is not False]
-
-
-def _sequence_rate(options: dict[str, Any]) -> Any:
-    """The --fps of a --sequence (a Fraction), None otherwise; --fps alone is refused."""
-    if options["fps"] is None:
-        return None
-    if not options["sequence"]:
-        raise SbsError("--fps sets the frame rate of a --sequence folder; a video keeps its own rate")
-    from sbsconvert.video.decode import parse_frame_rate
-
-    return parse_frame_rate(options["fps"])
-
-
-def _engine_options(name: str, merged: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    if name == "warp":
-        return {"fill": merged["fill"]}
-    if name == "diffusion":
-        return _diffusion_settings(options)
-    return {}
-
-
-# Diffusion options (click parameter names); given ones are passed on, the rest keep their defaults.
-DIFFUSION_VALUES = ("model", "steps", "guidance", "shift_step", "inversion", "attention", "seed", "prompt",
-                    "negative_prompt", "resolution", "spsmd_every", "composite", "fill_resolution")
-DIFFUSION_ONLY = (*DIFFUSION_VALUES, "depth_image", "no_spsmd", "deblur", "precision")
-
-
-def _diffusion_settings(options: dict[str, Any]) -> dict[str, Any]:
-    """DiffusionSettings fields from the command line."""
-    settings = {name: options[name] for name in DIFFUSION_VALUES if options[name] is not None}
-    if options["depth_image"] is not None and options["model"] is None:
-        settings["model"] = DEFAULT_SD_DEPTH_MODEL
-    if options["no_spsmd"] and options["spsmd_every"] is not None:
-        raise SbsError("--spsmd-every sets how often SPSMD runs; it contradicts --no-spsmd")
-    settings["spsmd"] = not options["no_spsmd"]
-    settings["deblur"] = options["deblur"]
-    settings["progress"] = not options["quiet"]
-    return settings
-
-
-def _generating(inputs: list[Path], options: dict[str, Any]) -> bool:
-    """True for text/depth -> stereo (--prompt, no INPUT); refuses diffusion options nothing would use."""
-    if options["prompt"] is not None and not inputs:
-        engine_given = click.get_current_context().get_parameter_source("engine") == ParameterSource.COMMANDLINE
-        if engine_given and options["engine"] != "diffusion":
-            raise SbsError(f"--prompt without INPUT generates with the diffusion engine; drop --engine {options['engine']}")
-        if options["output"] is None:
-            raise SbsError("--prompt without INPUT makes a new image: name the file to write with -o OUT.jpg")
-        if options["eye"] == "both":
-            raise SbsError("--eye both needs a photo as the centre view; it does not apply to --prompt")
-        if options["input_layout"] != "auto":
-            raise SbsError("--input-layout says how an INPUT packs both eyes; it does not apply to --prompt")
-        if options["fill_resolution"] == "native":
-            raise SbsError("--fill-resolution native repaints a photo's holes at the photo's scale; a generated image "
-                           "is made at the model's resolution already")
-        if options["disparity_path"] is not None and options["disparity_path"].is_dir():
-            raise SbsError("with --prompt, --disparity must be one map file (for the generated image)")
-        return True
-    if not inputs:
-        raise SbsError("no INPUT given (a photo, or a folder of photos), and no --prompt to generate from")
-    if options["depth_image"] is not None:
-        raise SbsError("--depth-image generates a new image with --prompt and no INPUT; for a photo's depth use --disparity")
-    if options["engine"] != "diffusion":
-        given = _given_flags(options, DIFFUSION_ONLY)
-        if given:
-            raise SbsError(f"{', '.join(given)} only apply to --engine diffusion (or to --prompt without INPUT)")
-    return False
-
-
-def _generation_job(options: dict[str, Any], merged: dict[str, Any]) -> Job:
-    """The one 'job' of text/depth -> stereo: its input is the depth image or the prompt."""
-    output = options["output"]
-    if output.suffix.lower() not in output_types(merged["format"]):
-        raise SbsError(f"-o {output}: give an image file name ({', '.join(output_types(merged['format']))})")
-    source = options["depth_image"] if options["depth_image"] is not None else Path("prompt")
-    return Job(source=source, outputs=file_outputs(output, merged["format"]))
-
-
-def _generate_image(
-    job: Job, settings: ConvertSettings, engine: Any, disparity_for: DisparityProvider, depth: Disparity | None
-) -> JobResult:
-    pair = engine.generate(
-        divergence=settings.divergence,
-        convergence=settings.convergence,
-        disparity_for=lambda pixels: disparity_for(job.source, Picture(pixels)),
-        depth=depth,
-    )
-    write_pair(pair, job, settings)
-    return JobResult(details=[f"{job.source.name}: {engine.timings}"])
-
-
-def _make_estimator(model_name: str, compute: Compute, resolution: int | None) -> Any:
-    from sbsconvert.depth import DepthEstimator
-
-    return DepthEstimator(model_name, compute, resolution)

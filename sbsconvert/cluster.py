@@ -35,7 +35,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise SbsError(f"--cluster runs on Ray, which is not installed: {EXTRA}") from None
+        raise SbsError(f"`cluster` runs on Ray, which is not installed: {EXTRA}") from None
     return ray
 
 
@@ -49,7 +49,7 @@ def connect(address: str) -> bool:
         ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR")
     except (ConnectionError, ValueError, RuntimeError) as error:
-        raise SbsError(f"--cluster {address}: cannot reach a Ray cluster ({first_line(error)})") from None
+        raise SbsError(f"`cluster` {address}: cannot reach a Ray cluster ({first_line(error)})") from None
     return address == "auto"
 
 
@@ -90,7 +90,7 @@ def check_shared_files(job: Job, *, work_folder: bool = False) -> None:
     missing = job.source if not job.source.exists() else next(
         (path.parent for path in job.outputs if work_folder and not path.parent.is_dir()), None)
     if missing is not None:
-        raise SbsError(f"{missing}: not found on worker machine {socket.gethostname()}; --cluster across machines "
+        raise SbsError(f"{missing}: not found on worker machine {socket.gethostname()}; `cluster` across machines "
                        "needs the inputs and outputs on a file system every machine shares")
 
 

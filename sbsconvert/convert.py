@@ -109,7 +109,7 @@ class DisparityProvider:
                 self._report(f"{source.name}: using the depth embedded in the photo ({embedded.source})")
                 return embedded.disparity
             if self.depth_source == "embedded":
-                raise SbsError(f"{source}: the photo carries no embedded depth map (use --depth-source model)")
+                raise SbsError(f"{source}: the photo carries no embedded depth map (use `depth_source` model)")
         return self._model()(picture.pixels)
 
     def _map_for(self, source: Path) -> Path:

@@ -12,7 +12,7 @@ from sbsconvert.disparity import Disparity, disparity_from_array
 from sbsconvert.hub import load_pretrained
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
-_ALTERNATIVES = "pass a disparity map with --disparity FILE"
+_ALTERNATIVES = "pass a disparity map with `disparity` FILE"
 
 
 class DepthEstimator:

@@ -31,9 +31,9 @@ def select_compute(preference: str = "auto", precision: str = "auto") -> Compute
         else:
             preference = "cpu"
     if preference == "cuda" and not torch.cuda.is_available():
-        raise SbsError("--device cuda was asked for but no CUDA GPU is available")
+        raise SbsError("`device` cuda was asked for but no CUDA GPU is available")
     if preference == "mps" and not torch.backends.mps.is_available():
-        raise SbsError("--device mps was asked for but Apple MPS is not available")
+        raise SbsError("`device` mps was asked for but Apple MPS is not available")
     device = torch.device(preference)
     return Compute(device=device, dtype=_network_dtype(device, precision))
 
@@ -67,5 +67,5 @@ def memory_guard(what: str) -> Iterator[None]:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # give the memory back so the rest of the batch can run
         raise SbsError(
-            f"out of GPU memory while {what}; try a smaller input, fewer --steps or --device cpu"
+            f"out of GPU memory while {what}; try a smaller input, fewer `steps` or `device` cpu"
         ) from None

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import Callable
+from typing import Callable, Mapping
 
 import click
 
+# A setting named in a message: `divergence`, `spsmd=False` (see SbsError).
+_SETTING = re.compile(r"`([a-z][a-z0-9_]*(?:=[A-Za-z0-9_.]+)?)`")
+_spelling: Callable[[str], str] | None = None  # how the running command names settings (see run_command)
+
 
 class SbsError(Exception):
-    """A problem the user can fix (bad input, missing model, existing output...)."""
+    """A problem the user can fix (bad input, missing model, existing output...).
+
+    Messages say what is wrong in the domain's words and name the setting to change between
+    backquotes, as the Python API spells it (`force`, `spsmd=False`); while a command runs
+    (run_command with `spelling`), str() names them as that command's options (--force, --no-spsmd)."""
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        if _spelling is None:
+            return message
+        return _SETTING.sub(lambda match: _spelling(match.group(1)), message)  # type: ignore[misc]
+
+
+def option_spelling(options: Mapping[str, str]) -> Callable[[str], str]:
+    """Names settings as command-line options: `options` where the option is not --NAME-WITH-DASHES."""
+    return lambda setting: options.get(setting, "--" + setting.replace("_", "-"))
 
 
 class BatchStop(SbsError):
@@ -22,10 +42,14 @@ def first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
-def run_command(action: Callable[[], int | None], on_refusal: Callable[[str], None] | None = None) -> None:
+def run_command(action: Callable[[], int | None], on_refusal: Callable[[str], None] | None = None,
+                spelling: Callable[[str], str] | None = None) -> None:
     """Run a command's body and exit with its status; an SbsError becomes one "error: ..." line
     (also passed to `on_refusal`, e.g. for a --json summary) and status 1, an interrupt a note and
-    status 130 (shared by every sbsconvert command)."""
+    status 130 (shared by every sbsconvert command). While it runs, errors name settings with
+    `spelling` (see option_spelling), wherever they are printed."""
+    global _spelling
+    previous, _spelling = _spelling, spelling
     try:
         code = action()
     except SbsError as error:
@@ -36,4 +60,6 @@ def run_command(action: Callable[[], int | None], on_refusal: Callable[[str], No
     except KeyboardInterrupt:
         click.echo("interrupted: finished outputs are complete, unfinished ones were not written", err=True)
         sys.exit(130)
+    finally:
+        _spelling = previous
     sys.exit(code or 0)

@@ -137,8 +137,8 @@ def plan_jobs(
     types = output_types(layout_name)
     container = PHOTO_CONTAINERS.get(layout.name)
     if container and image_type and image_type.lower().lstrip(".") not in container[2]:
-        raise SbsError(f"--format {layout.name} writes {container[1]} images into a {container[0]} file; "
-                       f"drop --type {image_type}")
+        raise SbsError(f"`format` {layout.name} writes {container[1]} images into a {container[0]} file; "
+                       f"drop `image_type` {image_type}")
     pairs: list[tuple[Path, Path | None]] = []  # (source file, folder it was found in)
     for given in inputs:
         if given.is_dir():
@@ -158,7 +158,7 @@ def plan_jobs(
             raise SbsError(f"{given}: no such file or folder")
     videos = [source for source, _ in pairs if is_video_path(source)]
     if layout.extension and videos:
-        raise SbsError(f"--format {layout.name} is for photos; {videos[0]} is a video (use sbs, tb, lr-pair...)")
+        raise SbsError(f"`format` {layout.name} is for photos; {videos[0]} is a video (use sbs, tb, lr-pair...)")
     if len(pairs) == 1 and is_video_path(pairs[0][0]):
         types = VIDEO_OUTPUT_EXTENSIONS  # a video keeps its container (see sbsconvert.video)
 
@@ -167,9 +167,9 @@ def plan_jobs(
     )
     if output is not None and not single_file_target and not output.is_dir() and _looks_like_file_name(output):
         if output.suffix.lower() in types:
-            raise SbsError(f"-o {output} names one file but there are {len(pairs)} photos; give a folder")
+            raise SbsError(f"`output` {output} names one file but there are {len(pairs)} photos; give a folder")
         if types is VIDEO_OUTPUT_EXTENSIONS:
-            raise SbsError(f"-o {output}: give a video file name ({', '.join(types)}) or a folder")
+            raise SbsError(f"`output` {output}: give a video file name ({', '.join(types)}) or a folder")
         raise SbsError(_wrong_type(output, layout_name))
     jobs = []
     for source, folder in pairs:
@@ -194,19 +194,19 @@ def plan_stream_jobs(
     """Jobs for --sequence (a folder of numbered frames is one video) and --frames-out (a video or a
     sequence becomes a folder of numbered frames, NAME_LR/, named like the video it replaces)."""
     if not inputs:
-        raise SbsError("no INPUT given (a folder of frames with --sequence, or a video with --frames-out)")
+        raise SbsError("no INPUT given (a folder of frames with `sequence`, or a video with `frames_out`)")
     layout = get_layout(layout_name)
     if layout.extension:
-        raise SbsError(f"--format {layout.name} is for photos; --sequence and --frames-out make video frames")
+        raise SbsError(f"`format` {layout.name} is for photos; `sequence` and `frames_out` make video frames")
     for given in inputs:
         if sequence and not given.is_dir():
             what = "a file" if given.exists() else "missing"
-            raise SbsError(f"{given}: --sequence reads a folder of numbered frames, and this is {what}")
+            raise SbsError(f"{given}: `sequence` reads a folder of numbered frames, and this is {what}")
         if not sequence and not (given.is_file() and is_video_path(given)):
-            raise SbsError(f"{given}: --frames-out writes the frames of a video file (or of a folder with --sequence)")
+            raise SbsError(f"{given}: `frames_out` writes the frames of a video file (or of a folder with `sequence`)")
     one_target = output is not None and len(inputs) == 1 and (frames_out or output.suffix.lower() in VIDEO_OUTPUT_EXTENSIONS)
     if output is not None and not one_target and not frames_out and _looks_like_file_name(output):
-        raise SbsError(f"-o {output}: give a video file name ({', '.join(VIDEO_OUTPUT_EXTENSIONS)}) for one INPUT, "
+        raise SbsError(f"`output` {output}: give a video file name ({', '.join(VIDEO_OUTPUT_EXTENSIONS)}) for one INPUT, "
                        "or a folder")
     jobs = []
     for source in inputs:
@@ -235,18 +235,18 @@ def _wrong_type(output: Path, layout_name: str) -> str:
     """Why `-o OUTPUT` cannot hold this layout: a .mpo needs --format mpo, which needs a .mpo."""
     container = photo_container(layout_name)
     if container:
-        return f"-o {output}: --format {layout_name} writes a {container} file; name it {output.stem}{container}"
+        return f"`output` {output}: `format` {layout_name} writes a {container} file; name it {output.stem}{container}"
     suffix = output.suffix.lower()
     owner = next((name for name, (extension, _, _) in PHOTO_CONTAINERS.items() if extension == suffix), None)
-    hint = f"; {suffix} needs --format {owner}" if owner else ""
-    return f"-o {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder{hint})"
+    hint = f"; {suffix} needs `format` {owner}" if owner else ""
+    return f"`output` {output}: unsupported output type '{output.suffix}' (use {', '.join(IMAGE_FORMATS)}, or a folder{hint})"
 
 
 def _empty_folder_hint(skipped: list[PassedOver], recursive: bool) -> str:
     if skipped:
         more = f", and {len(skipped) - 1} more" if len(skipped) > 1 else ""
         return f" (skipped {skipped[0].path.name}: {skipped[0].reason}{more})"
-    return "" if recursive else " (use --recursive to look in sub-folders)"
+    return "" if recursive else " (use `recursive` to look in sub-folders)"
 
 
 def _looks_like_file_name(path: Path) -> bool:
@@ -273,7 +273,7 @@ def _check_collisions(jobs: list[Job]) -> None:
         for target in job.outputs:
             resolved = target.resolve()
             if resolved in sources:
-                raise SbsError(f"output {target} would overwrite an input file; choose another -o")
+                raise SbsError(f"output {target} would overwrite an input file; choose another `output`")
             if resolved in seen:
                 raise SbsError(f"{job.source} and {seen[resolved]} would both be written to {target}")
             seen[resolved] = job.source

@@ -35,7 +35,7 @@ DEFAULT_PNG_COMPRESSION = 1
 def check_writable_target(path: Path, force: bool) -> None:
     """Refuse early (before any work) when `path` exists and --force was not given."""
     if path.exists() and not force:
-        raise SbsError(f"{path} already exists (use --force to overwrite, --skip-existing to keep it)")
+        raise SbsError(f"{path} already exists (use `force` to overwrite, `skip_existing` to keep it)")
     if path.exists() and path.is_dir():
         raise SbsError(f"{path} is a folder; cannot write an image there")
 
@@ -137,13 +137,13 @@ def _publish(temp: Path, path: Path, force: bool) -> None:
     try:
         os.link(temp, path)  # atomic and fails if the target exists
     except FileExistsError:
-        raise SbsError(f"{path} already exists (use --force to overwrite)") from None
+        raise SbsError(f"{path} already exists (use `force` to overwrite)") from None
     except OSError as error:
         if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
             raise
         # File systems without hard links (FAT, exFAT on SD cards): check, then rename.
         if path.exists():
-            raise SbsError(f"{path} already exists (use --force to overwrite)") from None
+            raise SbsError(f"{path} already exists (use `force` to overwrite)") from None
         os.replace(temp, path)
 
 

@@ -90,3 +90,44 @@ def _check_keys(data: dict[str, Any], known: dict[str, Any], where: str) -> None
             raise SbsError(f"{where}: unknown setting '{key}' (known: {', '.join(known)})")
         if not isinstance(value, known[key]) or isinstance(value, bool):
             raise SbsError(f"{where}: '{key}' has the wrong type ({type(value).__name__})")
+
+
+# Top-level preset keys and the setting each gives (the rest are tables or descriptions).
+PRESET_SETTINGS = {"format": "format", "divergence": "divergence", "convergence": "convergence",
+                   "max_eye_width": "max_eye_width", "image_type": "image_type", "jpeg_quality": "quality",
+                   "fill": "fill"}
+
+
+def apply_preset(preset: dict[str, Any], given: dict[str, Any], name: str) -> dict[str, Any]:
+    """The explicitly `given` settings (sbsconvert.settings' flat names) with the preset's filled in
+    where none is given; explicit values always win.
+
+    A preset's image type is for plain images (not .mpo/.heic files); its engine applies unless one
+    is given, and a given other engine refuses its [diffusion] table; an explicit video rate (crf
+    or bitrate) replaces the preset's rate, whichever kind it is.
+
+    >>> apply_preset(load_preset("quest3"), {"divergence": 2.0}, "quest3")["divergence"]
+    2.0
+    """
+    from sbsconvert.jobs import photo_container
+
+    merged = {setting: preset[key] for key, setting in PRESET_SETTINGS.items() if key in preset}
+    merged.update(given)
+    if "image_type" not in given and photo_container(merged.get("format", "sbs")):
+        merged.pop("image_type", None)
+    if "engine" in preset:
+        if "engine" not in given:
+            merged["engine"] = preset["engine"]
+        elif given["engine"] != preset["engine"] and "diffusion" in preset:
+            raise SbsError(f"preset {name} sets diffusion engine settings; it does not apply to `engine` "
+                           f"{given['engine']}")
+        for key, value in preset.get("diffusion", {}).items():
+            if key not in given and not (key == "spsmd_every" and given.get("spsmd") is False):  # an explicit spsmd=False wins
+                merged[key] = value
+    video = dict(preset.get("video", {}))
+    if "crf" in given or "bitrate" in given:
+        for rate in ("crf", "bitrate", "bits_per_pixel"):
+            video.pop(rate, None)
+    for key, value in video.items():
+        merged.setdefault(key, value)
+    return merged

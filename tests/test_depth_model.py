@@ -156,7 +156,7 @@ def assert_offline_message(error, model=DEFAULT_DEPTH_MODEL):
     message = str(error.value)
     assert "\n" not in message
     assert f"'{model}'" in message
-    for alternative in ("--disparity", "local folder", "cache"):
+    for alternative in ("`disparity`", "local folder", "cache"):
         assert alternative in message
 
 

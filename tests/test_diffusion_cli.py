@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import SYNTHETIC, SYNTHETIC_DISP, run
-from sbsconvert import cli
+from sbsconvert import converter
 from sbsconvert.batch import JobResult
 
 
@@ -145,7 +145,7 @@ def converted(monkeypatch):
         calls.append((settings, engine))
         return JobResult()
 
-    monkeypatch.setattr(cli, "convert_image", record)
+    monkeypatch.setattr(converter, "convert_image", record)
     return calls
 
 

@@ -39,7 +39,7 @@ def test_missing_model_offline_is_one_line_naming_it(tmp_path, monkeypatch):
         DiffusionEngine(DiffusionSettings(), CPU)
     message = str(caught.value)
     assert len(message.splitlines()) == 1
-    assert f"Stable Diffusion model '{DEFAULT_SD_MODEL}'" in message and "--engine warp" in message
+    assert f"Stable Diffusion model '{DEFAULT_SD_MODEL}'" in message and "`engine` warp" in message
 
 
 def test_missing_local_folder_and_non_model_folder(tmp_path):

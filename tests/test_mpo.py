@@ -183,9 +183,9 @@ def test_output_names(tmp_path):
     assert plan_jobs([photo], tmp_path / "x.mpo", "mpo", None, False)[0].outputs == [tmp_path / "x.mpo"]
     with pytest.raises(SbsError, match="writes a .mpo file; name it out.mpo"):
         plan_jobs([photo], tmp_path / "out.jpg", "mpo", None, False)
-    with pytest.raises(SbsError, match=".mpo needs --format mpo"):
+    with pytest.raises(SbsError, match=".mpo needs `format` mpo"):
         plan_jobs([photo], tmp_path / "out.mpo", "sbs", None, False)
-    with pytest.raises(SbsError, match="drop --type png"):
+    with pytest.raises(SbsError, match="drop `image_type` png"):
         plan_jobs([photo], None, "mpo", "png", False)
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"")

@@ -242,7 +242,7 @@ def test_output_names(tmp_path):
     assert plan_jobs([photo.parent], None, "spatial", None, False)[0].outputs == [
         tmp_path / "album_stereo" / "IMG_0001_spatial.heic"]
     assert plan_jobs([photo], tmp_path / "x.heic", "spatial", None, False)[0].outputs == [tmp_path / "x.heic"]
-    with pytest.raises(SbsError, match="drop --type jpg"):
+    with pytest.raises(SbsError, match="drop `image_type` jpg"):
         plan_jobs([photo], None, "spatial", "jpg", False)
 
 

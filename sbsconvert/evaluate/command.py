@@ -12,7 +12,7 @@ from sbsconvert.device import DEVICE_CHOICES, select_compute
 from sbsconvert.engines import ENGINES
 from sbsconvert.engines.diffusion.settings import COMPOSITES, DEFAULT_SD_MODEL, FILL_RESOLUTIONS
 from sbsconvert.engines.warp import FILL_METHODS
-from sbsconvert.errors import run_command
+from sbsconvert.errors import option_spelling, run_command
 from sbsconvert.evaluate.datasets import find_pairs
 from sbsconvert.evaluate.metrics import SSIM_CHANNELS, Lpips
 from sbsconvert.evaluate.protocol import PAPER_SIZE, PROTOCOLS
@@ -76,7 +76,7 @@ def eval_command(dataset: Path, **options: Any) -> None:
       sbsconvert eval MiddEval/trainingF --protocol paper --fill stretch --fill blank
       sbsconvert eval kitti2015 --engine all --limit 20 --protocol paper
     """
-    run_command(lambda: _evaluate(dataset, options))
+    run_command(lambda: _evaluate(dataset, options), spelling=option_spelling({"output": "-o"}))
 
 
 def _evaluate(dataset: Path, options: dict[str, Any]) -> int:

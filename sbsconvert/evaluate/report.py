@@ -38,7 +38,7 @@ def check_report_paths(folder: Path, runs: Sequence[Run], force: bool) -> None:
     if not force:
         existing = [path for path in report_paths(folder, runs) if path.exists()]
         if existing:
-            raise SbsError(f"{existing[0]} already exists (use --force to overwrite the report, or -o another folder)")
+            raise SbsError(f"{existing[0]} already exists (use `force` to overwrite the report, or `output` another folder)")
 
 
 def mean(values: Sequence[float]) -> float:

@@ -69,10 +69,10 @@ def build_runs(
     error when it is the only one asked for; in a set it is skipped and returned among the failures."""
     names = expand(engines, ENGINES)
     if fills and "warp" not in names:
-        raise SbsError("--fill chooses the warp engine's hole filling; add --engine warp")
-    given = [f"--{key.replace('_', '-')}" for key in (diffusion_options or {})] + (["--composite"] if composites else [])
+        raise SbsError("`fill` chooses the warp engine's hole filling; add `engine` warp")
+    given = [f"`{key}`" for key in (diffusion_options or {})] + (["`composite`"] if composites else [])
     if given and "diffusion" not in names:
-        raise SbsError(f"{', '.join(given)} only apply to --engine diffusion")
+        raise SbsError(f"{', '.join(given)} only apply to `engine` diffusion")
     runs, failures = [], []
     for name in names:
         if name == "warp":

@@ -57,8 +57,8 @@ def plan_audio(source: Path, container: str, name: str, mode: str, *, spatial: b
                 codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
                 refusal = None if mode == "aac" else _refusal(stream, trials[stream.index], container)
                 if mode == "copy" and refusal is not None:
-                    raise SbsError(f"{source}: its {codec} audio cannot go into {name} ({refusal}); --audio auto "
-                                   "or aac re-encodes it as AAC, --audio none leaves it out")
+                    raise SbsError(f"{source}: its {codec} audio cannot go into {name} ({refusal}); `audio` auto "
+                                   "or aac re-encodes it as AAC, `audio` none leaves it out")
                 if mode == "aac" or refusal is not None or (spatial and mode == "auto" and codec != "aac"):
                     _check_decodes(stream, trials[stream.index], source, codec, name)
                     transcoded.add(stream.index)
@@ -129,7 +129,7 @@ def _check_decodes(stream: av.audio.stream.AudioStream, packets: list[av.Packet]
             raise ValueError("no sound decoded from its first packets")
     except (av.FFmpegError, ValueError) as error:
         raise SbsError(f"{source}: its {codec} audio cannot go into {name} as it is, nor be decoded to re-encode it "
-                       f"as AAC ({first_line(error)}); --audio none leaves it out") from None
+                       f"as AAC ({first_line(error)}); `audio` none leaves it out") from None
 
 
 class AacEncoder:

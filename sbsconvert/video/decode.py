@@ -225,7 +225,7 @@ class FrameSequenceReader:
     def __init__(self, folder: Path, frame_rate: Fraction):
         self.path = Path(folder)
         if not self.path.is_dir():
-            raise SbsError(f"{self.path}: --sequence reads a folder of numbered frames, not a file")
+            raise SbsError(f"{self.path}: `sequence` reads a folder of numbered frames, not a file")
         self.paths = sorted(
             (path for path in self.path.iterdir() if path.is_file() and is_image_path(path) and not path.name.startswith(".")),
             key=natural_key,
@@ -363,11 +363,11 @@ def parse_frame_rate(text: str) -> Fraction:
     try:
         rate = Fraction(str(text).strip())
     except (ValueError, ZeroDivisionError):
-        raise SbsError(f"--fps '{text}' is not a frame rate (e.g. 30, 25, 30000/1001 or 29.97)") from None
+        raise SbsError(f"`fps` '{text}' is not a frame rate (e.g. 30, 25, 30000/1001 or 29.97)") from None
     if rate.denominator != 1 and "/" not in str(text):
         rate = _NTSC_RATES.get(round(float(rate), 2), rate)
     if not 0 < rate <= 1000:
-        raise SbsError(f"--fps must be above 0 and at most 1000, got {text}")
+        raise SbsError(f"`fps` must be above 0 and at most 1000, got {text}")
     return rate
 
 
@@ -446,8 +446,8 @@ def refuse_unsaid_packing(path: Path) -> None:
     if packing is None:
         return
     choices = _PACKING_CHOICES.get(packing)
-    how = f"give --input-layout {choices} to lay its eyes out" if choices else "sbsconvert cannot read that packing"
-    raise SbsError(f"{path}: the file says each frame holds both eyes ({packing}); {how}, or --input-layout 2d "
+    how = f"give `input_layout` {choices} to lay its eyes out" if choices else "sbsconvert cannot read that packing"
+    raise SbsError(f"{path}: the file says each frame holds both eyes ({packing}); {how}, or `input_layout` 2d "
                    "to convert it as one 2D picture")
 
 

@@ -81,8 +81,8 @@ class VideoSettings:
             raise SbsError(f"unknown pixel format '{self.pixel_format}' (choose from {', '.join(PIXEL_FORMATS)})")
         if self.audio not in AUDIO_CHOICES:
             raise SbsError(f"unknown audio choice '{self.audio}' (choose from {', '.join(AUDIO_CHOICES)})")
-        rates = [name for name, value in (("--crf", self.crf), ("--bitrate", self.bitrate),
-                                          ("bits_per_pixel", self.bits_per_pixel)) if value is not None]
+        rates = [f"`{name}`" for name, value in (("crf", self.crf), ("bitrate", self.bitrate),
+                                                ("bits_per_pixel", self.bits_per_pixel)) if value is not None]
         if len(rates) > 1:
             raise SbsError(f"{' and '.join(rates)} contradict each other; give one")
         if self.crf is not None and not 0 <= self.crf <= 51:
@@ -531,9 +531,9 @@ def numbered_frames(folder: Path) -> list[Path]:
 def check_frame_folder(folder: Path, force: bool, skip_existing: bool) -> None:
     """Refuse before any work when `folder` already holds frames and neither --force nor --skip-existing allows it."""
     if folder.exists() and not folder.is_dir():
-        raise SbsError(f"{folder} is a file; --frames-out writes a folder of frames there")
+        raise SbsError(f"{folder} is a file; `frames_out` writes a folder of frames there")
     if numbered_frames(folder) and not (force or skip_existing):
-        raise SbsError(f"{folder} already holds frames (use --force to overwrite, --skip-existing to keep them and "
+        raise SbsError(f"{folder} already holds frames (use `force` to overwrite, `skip_existing` to keep them and "
                        "write the missing ones)")
 
 

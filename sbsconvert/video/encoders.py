@@ -88,7 +88,7 @@ def pick_encoder(codec: str, pixel_format: str) -> tuple[str, str | None]:
     if codec != software and probe(software, pixel_format) is None:
         return software, f"the {codec} encoder does not work here ({problem}); using {software}"
     others = [name for name in SOFTWARE.values() if name != software and probe(name, "yuv420p") is None]
-    hint = f"; use --codec {FORMAT_OF[others[0]]}" if others else ""
+    hint = f"; use `codec` {FORMAT_OF[others[0]]}" if others else ""
     raise SbsError(f"this FFmpeg build has no working {codec} encoder for {kind} ({problem}){hint}")
 
 

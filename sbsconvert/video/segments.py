@@ -543,7 +543,7 @@ def convert_in_segments(
         check_complete(job.source, info, len(index.pts), index.reached)
     frames = select_frames(index, start, end, options.max_fps)
     if not frames:
-        raise SbsError(f"{job.source}: no frames between --start and --end (the video lasts "
+        raise SbsError(f"{job.source}: no frames between `start` and `end` (the video lasts "
                        f"{index.seconds(index.pts[-1] - index.pts[0]):.1f} s)")
     segments = plan_segments(frames, index, options.seconds, trim=start is not None)
     if len(segments) == 1 and not options.trimmed:
@@ -603,14 +603,14 @@ def refuse_unwritable_audio(job: Job, video: VideoSettings, layout: str) -> None
         plan_audio(job.source, CONTAINERS[suffix], suffix, video.audio, spatial=layout == "spatial")
 
 
-def parse_time(text: str, option: str) -> float:
+def parse_time(text: str, setting: str) -> float:
     """Seconds from '90', '90.5', '1:30' or '0:01:30.5'."""
     try:
         parts = [float(part) for part in str(text).strip().split(":")]
     except ValueError:
         parts = []
     if not 1 <= len(parts) <= 3 or any(part < 0 for part in parts):
-        raise SbsError(f"{option} '{text}' is not a time (seconds, or [HH:]MM:SS such as 1:30)")
+        raise SbsError(f"`{setting}` '{text}' is not a time (seconds, or [HH:]MM:SS such as 1:30)")
     seconds = 0.0
     for part in parts:
         seconds = seconds * 60 + part

@@ -146,9 +146,9 @@ def spatial_video_camera(path: Path) -> tuple[float | None, float | None]:
 def check_spatial_settings(settings: VideoSettings, suffix: str) -> None:
     """Refuse what spatial video cannot be, before any work."""
     if settings.codec not in SPATIAL_CODECS:
-        raise SbsError(f"--format spatial writes MV-HEVC; drop --codec {settings.codec} (or use --codec hevc)")
+        raise SbsError(f"`format` spatial writes MV-HEVC; drop `codec` {settings.codec} (or use `codec` hevc)")
     if suffix.lower() not in SPATIAL_OUTPUT_EXTENSIONS:
-        raise SbsError(f"--format spatial writes a {', '.join(SPATIAL_OUTPUT_EXTENSIONS)} file, not "
+        raise SbsError(f"`format` spatial writes a {', '.join(SPATIAL_OUTPUT_EXTENSIONS)} file, not "
                        f"{suffix or 'one without extension'}")
 
 

@@ -129,7 +129,7 @@ class DiffusionEngine:
             trajectory = ddim_inversion(denoiser, latent, cond)
         if settings.inversion == "null-text":
             if settings.guidance == 1:
-                raise SbsError("null-text inversion optimises the unconditional half of guidance; give --guidance above 1")
+                raise SbsError("null-text inversion optimises the unconditional half of guidance; give `guidance` above 1")
             with timer("null-text"):
                 embeddings, trajectory = null_text_inversion(
                     denoiser, trajectory, cond, uncond, settings.guidance, settings.null_text_iterations
@@ -162,7 +162,7 @@ class DiffusionEngine:
         """
         self._require_depth_model(depth is not None)
         if self.settings.fill_resolution == "native":
-            raise SbsError("--fill-resolution native paints a photo's holes at the photo's scale; a generated image is "
+            raise SbsError("`fill_resolution` native paints a photo's holes at the photo's scale; a generated image is "
                            "made at the model's resolution already (drop it)")
         if depth is None and disparity_for is None:
             raise ValueError("text -> stereo needs disparity_for (a depth estimator or a given map)")
@@ -342,8 +342,8 @@ class DiffusionEngine:
             )
         if not depth and extra != 0:
             raise SbsError(
-                f"model '{self.settings.model}' is a depth-conditioned model; it works with --depth-image and "
-                "--prompt only; for photos use an SD 1.x/2.x checkpoint"
+                f"model '{self.settings.model}' is a depth-conditioned model; it works with `depth_image` and "
+                "`prompt` only; for photos use an SD 1.x/2.x checkpoint"
             )
 
     def _add_to_totals(self) -> None:

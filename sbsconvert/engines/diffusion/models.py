@@ -16,7 +16,7 @@ import torch
 from sbsconvert.device import Compute
 from sbsconvert.hub import load_pretrained
 
-_ALTERNATIVES = "use --engine warp, which needs no model"
+_ALTERNATIVES = "use `engine` warp, which needs no model"
 
 
 @dataclass

@@ -76,7 +76,7 @@ class DiffusionSettings:
         if self.fill_resolution not in FILL_RESOLUTIONS:
             raise SbsError(f"unknown fill resolution '{self.fill_resolution}' (choose from {', '.join(FILL_RESOLUTIONS)})")
         if self.fill_resolution == "native" and self.composite != "hybrid":
-            raise SbsError("--fill-resolution native paints the holes of the hybrid composite; it needs --composite hybrid")
+            raise SbsError("`fill_resolution` native paints the holes of the hybrid composite; it needs `composite` hybrid")
         if not 1 <= self.steps <= 1000:
             raise SbsError(f"steps must be between 1 and 1000, got {self.steps}")
         if not 0 <= self.shift_step < 1:
@@ -84,7 +84,7 @@ class DiffusionSettings:
         if self.guidance < 1:
             raise SbsError(f"guidance must be at least 1 (1 = no guidance), got {self.guidance}")
         if self.spsmd_every < 1:
-            raise SbsError(f"--spsmd-every must be at least 1 step, got {self.spsmd_every}")
+            raise SbsError(f"`spsmd_every` must be at least 1 step, got {self.spsmd_every}")
         if self.null_text_iterations < 1:
             raise SbsError(f"null-text iterations must be at least 1, got {self.null_text_iterations}")
         if self.resolution is not None and self.resolution < 64:
