@@ -35,6 +35,7 @@ from sbsconvert.evaluate.command import eval_command
 from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION
 from sbsconvert.presets import preset_names
+from sbsconvert.serve import serve_command
 from sbsconvert.settings import MAX_DIVERGENCE, build_settings
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
 from sbsconvert.video.audio import AUDIO_CHOICES
@@ -307,6 +308,7 @@ def convert(inputs: tuple[Path, ...], **options: Any) -> None:
 
 
 main.add_command(eval_command)
+main.add_command(serve_command)
 
 
 @main.command("info", context_settings={"help_option_names": ["-h", "--help"]})

@@ -114,13 +114,19 @@ class DisparityProvider:
 
     def _map_for(self, source: Path) -> Path:
         assert self.disparity_path is not None
-        if not self.disparity_path.is_dir():
-            return self.disparity_path
-        for suffix in DISPARITY_MAP_SUFFIXES:
-            for candidate in sorted(self.disparity_path.glob(f"{source.stem}{suffix}.*")):
-                if candidate.resolve() != source.resolve():
-                    return candidate
-        raise SbsError(f"{source}: no disparity map named {source.stem}.* in {self.disparity_path}")
+        return disparity_map_for(self.disparity_path, source)
+
+
+def disparity_map_for(disparity_path: Path, source: Path) -> Path:
+    """The map of `source` that `disparity_path` gives: the file itself, or in a folder the map
+    named like the photo (photo.png, photo_disp.pfm, ...)."""
+    if not disparity_path.is_dir():
+        return disparity_path
+    for suffix in DISPARITY_MAP_SUFFIXES:
+        for candidate in sorted(disparity_path.glob(f"{source.stem}{suffix}.*")):
+            if candidate.resolve() != source.resolve():
+                return candidate
+    raise SbsError(f"{source}: no disparity map named {source.stem}.* in {disparity_path}")
 
 
 def convert_image(
