@@ -52,6 +52,7 @@ const Viewer = (() => {
   class StereoView {
     constructor(canvas) {
       this.canvas = canvas;
+      // xrCompatible: the context can draw a WebXR session's views (no makeXRCompatible later)
       const gl = canvas.getContext("webgl", { preserveDrawingBuffer: true, xrCompatible: true });
       if (!gl) throw new Error("this browser has no WebGL");
       this.gl = gl;
@@ -134,7 +135,6 @@ const Viewer = (() => {
     async enterVR(onEnd) {
       const gl = this.gl;
       const session = await navigator.xr.requestSession("immersive-vr");
-      if (gl.makeXRCompatible) await gl.makeXRCompatible();
       session.updateRenderState({ baseLayer: new XRWebGLLayer(session, gl) });
       const space = await session.requestReferenceSpace("local");
       this.xr = session;
