@@ -18,7 +18,7 @@ import torch
 
 from bench_warp import SIZES, best_time, cpu_name
 from sbsconvert.depth import DepthEstimator
-from sbsconvert.device import select_compute
+from sbsconvert.device import Compute, select_compute
 from sbsconvert.synthetic import render_scene
 
 
@@ -45,14 +45,20 @@ def save_depth_anything_v2_small(folder: Path) -> Path:
     return folder
 
 
+def announced_compute(device: str) -> Compute:
+    """The device and dtype to time on, printed with the machine's name."""
+    compute = select_compute(device)
+    name = torch.cuda.get_device_name(compute.device) if compute.device.type == "cuda" else cpu_name()
+    print(f"device: {name}, {compute.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    return compute
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    compute = select_compute(args.device)
-    name = torch.cuda.get_device_name(compute.device) if compute.device.type == "cuda" else cpu_name()
-    print(f"device: {name}, {compute.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    compute = announced_compute(args.device)
     with tempfile.TemporaryDirectory() as folder:
         model = save_depth_anything_v2_small(Path(folder))
         parameters = sum(p.numel() for p in DepthEstimator(str(model), compute).model.parameters()) / 1e6

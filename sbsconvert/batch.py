@@ -47,6 +47,12 @@ class Reporter:
 class JobResult:
     notes: list[str] = field(default_factory=list)  # worth telling every user
     details: list[str] = field(default_factory=list)  # for --verbose: sources used, time per stage
+    hole_fill: dict[str, int] = field(default_factory=dict)  # --fill plate: hole pixels by what filled them
+
+    def add_hole_fill(self, other: dict[str, int]) -> None:
+        """Count in a part's (a segment's) hole pixels."""
+        for source, pixels in other.items():
+            self.hole_fill[source] = self.hole_fill.get(source, 0) + pixels
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     stops_batch: bool = False  # a failure every remaining job would hit too (BatchStop)
+    hole_fill: dict[str, int] = field(default_factory=dict)  # JobResult.hole_fill
 
     def as_dict(self) -> dict[str, object]:
         # Only outputs that are there: a failed job's were never written (lr-pair: maybe one eye).
@@ -66,6 +73,9 @@ class Outcome:
             entry["error" if self.status == "failed" else "note"] = self.message
         if self.status == "converted":
             entry["seconds"] = round(self.seconds, 3)
+        if self.hole_fill:  # --fill plate: how many hole pixels the plate filled, how many the fallback fill
+            entry["hole_fill"] = {**self.hole_fill, "plate_share": round(
+                self.hole_fill.get("plate", 0) / max(1, sum(self.hole_fill.values())), 4)}
         return entry
 
 
@@ -163,7 +173,7 @@ def run_batch(
     try:
         for job in jobs:
             bar.set_postfix_str(job.source.name, refresh=False)
-            outcome = _run_job(job, convert_one, reporter, skip_existing, wall_start)
+            outcome = run_job(job, convert_one, reporter, skip_existing=skip_existing, run_started=wall_start)
             summary.outcomes.append(outcome)
             bar.update()
             if outcome.status == "failed" and outcome.stops_batch:
@@ -177,8 +187,12 @@ def run_batch(
     return summary
 
 
-def _run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Reporter, skip_existing: bool,
-             run_started: float) -> Outcome:
+def run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Reporter, *, skip_existing: bool,
+            run_started: float) -> Outcome:
+    """One job of a batch, here or on a --cluster (whose `convert_one` hands the work to workers):
+    skipped when finished (clearing a dead run's lock) or claimed by another run, else converted
+    under its lock; an SbsError (running out of memory included) fails it. `run_started`: the
+    batch's start (time.time()); outputs written since then are another run's."""
     if skip_existing and is_finished(job):
         clear_stale(job.outputs[0])
         reporter.detail(f"skipped {job.source}: outputs exist")
@@ -192,8 +206,7 @@ def _run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Report
             if is_finished(job) and all(path.stat().st_mtime >= run_started for path in job.outputs):
                 reporter.info(f"skipped {job.source}: another sbsconvert wrote it meanwhile")
                 return Outcome(job.source, job.outputs, "skipped", "another sbsconvert wrote it meanwhile")
-            with memory_guard(f"converting {job.source}"):
-                result = convert_one(job)
+            result = convert_guarded(convert_one, job)
     except SbsError as error:
         reporter.error(str(error))
         return Outcome(job.source, job.outputs, "failed", str(error), stops_batch=isinstance(error, BatchStop))
@@ -202,4 +215,12 @@ def _run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Report
     for detail in result.details:
         reporter.detail(detail)
     reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
-    return Outcome(job.source, job.outputs, "converted", seconds=time.perf_counter() - job_started)
+    return Outcome(job.source, job.outputs, "converted", seconds=time.perf_counter() - job_started,
+                   hole_fill=result.hole_fill)
+
+
+def convert_guarded(convert_one: Callable[[Job], JobResult], job: Job) -> JobResult:
+    """`convert_one(job)`, running out of memory turned into one line of advice. A --cluster worker
+    runs its part of a job through it too: the error and the GPU memory to give back are there."""
+    with memory_guard(f"converting {job.source}"):
+        return convert_one(job)

@@ -29,7 +29,7 @@ from sbsconvert.engines.diffusion.settings import (
     FILL_RESOLUTIONS,
     INVERSIONS,
 )
-from sbsconvert.engines.warp import FILL_METHODS
+from sbsconvert.engines.warp import FILL_CHOICES
 from sbsconvert.errors import SbsError, option_spelling, run_command
 from sbsconvert.evaluate.command import eval_command
 from sbsconvert.layout import INPUT_LAYOUTS, LAYOUTS
@@ -40,6 +40,7 @@ from sbsconvert.settings import MAX_DIVERGENCE, build_settings
 from sbsconvert.spatial_photo import DEFAULT_BASELINE_MM, DEFAULT_HFOV
 from sbsconvert.video.audio import AUDIO_CHOICES
 from sbsconvert.video.encoders import CODEC_CHOICES
+from sbsconvert.video.temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_STRENGTH, DEFAULT_TEMPORAL, TEMPORAL_METHODS
 
 # Click parameters named otherwise in the settings (sbsconvert.settings.FIELDS).
 SETTING_OF = {"layout": "format", "disparity_path": "disparity", "jpeg_quality": "quality", "pix_fmt": "pixel_format",
@@ -136,18 +137,24 @@ class ConvertCommand(click.Command):
               "frame is refused until you say how. 2d: always one picture (a stereo file's left eye), made "
               "stereo from depth. sbs, hsbs, tb, htb, crosseye: each frame packs both eyes as --format writes "
               "them (hsbs/htb: squeezed eyes, stretched back); a packed 3D movie or photo is then re-laid-out, "
-              "e.g. side by side to Apple spatial video, with no depth model.")
+              "e.g. side by side to Apple spatial video, with no depth model. rgbd, rgbd-tb: each frame is colour "
+              "and grey depth side by side (colour left) or over-under (colour on top), as iw3 and Owl3D export; "
+              "the depth half is the disparity (read as --disparity-kind says).")
 @click.option("--eye", type=click.Choice(EYES), default="right", show_default=True,
               help="right: the input is the left eye, only the right eye is synthesised. both: the input is "
               "the centre, each eye is shifted by half (smaller holes per eye).")
-@click.option("--fill", type=click.Choice(FILL_METHODS),
+@click.option("--fill", type=click.Choice(FILL_CHOICES),
               help="How the warp engine fills disocclusions: inpaint (OpenCV Telea), background (stretch the "
               "far side across the hole), stretch (interpolate across the hole, paper baseline), blank "
-              "(leave black, paper baseline) [default: background, the lowest error in the holes on the samples].")
+              "(leave black, paper baseline), plate (videos: the background the video's frames around it saw, "
+              "aligned to the camera's motion; background where none saw it, and for photos) "
+              "[default: background, the lowest error in the holes on the samples].")
 @click.option("--disparity", "disparity_path", type=click.Path(path_type=Path),
               help="Disparity map to use instead of a depth model: PNG 8/16-bit, TIFF, .npy, .npz or .pfm, any "
               "size. For several photos, a folder of maps named like the photos (NAME.png, NAME_disp.png...). A video "
-              "uses its one map for every frame (a fixed camera); per-frame maps are not read.")
+              "takes one map file for every frame (a fixed camera); a folder of maps, one per frame in natural order "
+              "(or its subfolder NAME/; a map named NAME.* is used for every frame); or a depth video (8/16-bit grey, "
+              "one frame per frame). Per-frame maps must number the video's frames.")
 @click.option("--disparity-kind", type=click.Choice(DISPARITY_KINDS), default="relative", show_default=True,
               help="What --disparity holds: relative (brighter = nearer, rescaled to 0-1), depth (brighter = "
               "farther, inverted), pixels (true pixel disparities; --divergence is then ignored).")
@@ -155,12 +162,25 @@ class ConvertCommand(click.Command):
               help="Without --disparity: auto uses the depth map embedded in portrait photos (iPhone HEIC, "
               "Android GDepth/Dynamic Depth) when present, else the depth model; embedded or model force one.")
 @click.option("--depth-model", default=DEFAULT_DEPTH_MODEL, show_default=True,
-              help="transformers depth-estimation model: Hugging Face hub id or local folder.")
+              help="transformers depth-estimation model: Hugging Face hub id or local folder; or Video Depth "
+              "Anything (vda-small, its hub id, or its .pth), consistent over a video's frames.")
 @click.option("--depth-resolution", type=click.IntRange(56, 4096),
               help="Short side, in pixels, of the image the depth model sees. Lower is faster and coarser: "
               "364 takes about a third of the time of Depth Anything's own 518 (see bench/RESULTS.md), which "
               "matters for video on a CPU "
               "[default: the model's own].")
+@click.option("--temporal", type=click.Choice(TEMPORAL_METHODS), default=DEFAULT_TEMPORAL, show_default=True,
+              help="Videos: how per-frame depth is steadied over time. flow: each frame's map is blended with the "
+              "previous one carried along the image motion (optical flow), where the motion is reliable, and "
+              "aligned to it by robust anchors: flicker goes, moving things keep their depth; ema: a centred moving "
+              "average at fixed pixels (moving things leave a short trail); none: each frame's own map. Restarts "
+              "at scene cuts.")
+@click.option("--temporal-strength", type=click.FloatRange(0.0, 1.0), default=DEFAULT_STRENGTH, show_default=True,
+              help="Videos: how strongly --temporal steadies depth, 0 (not at all) to 1 (most; slower to follow a "
+              "real change of depth).")
+@click.option("--cut-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=DEFAULT_CUT_THRESHOLD,
+              show_default=True, help="Videos: mean grey change between two frames (0-1) that counts as a scene "
+              "cut, where --temporal starts afresh; lower finds more cuts.")
 @click.option("--prompt", help="Diffusion engine. Without INPUT: generate a new stereo image from this text (write it "
               "with -o OUT). With INPUT: a caption of the photo, which guides the inversion and what fills the "
               "disocclusions.")

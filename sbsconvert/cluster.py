@@ -4,8 +4,10 @@ the segments of long videos) run on Ray workers, one per GPU of the cluster, els
 Each worker is a Ray actor that builds the engine and the depth model once and converts job after
 job with the same functions a local run uses; the driver (this process) plans the jobs and the
 segments, keeps the work folders and joins the segments, so a batch's outputs come out as a local
-run writes them. Outputs are written by the workers straight to their paths: on several machines
-the input and output folders must be on a file system they all share.
+run writes them. It runs each job as a local run does (batch.run_job): it holds the job's lock while
+the workers convert the job or its segments, so runs started together share the work. Outputs are
+written by the workers straight to their paths: on several machines the input and output folders
+must be on a file system they all share.
 
 A worker that dies (killed, out of memory, its machine lost) is restarted by Ray and its task run
 again; a segment that was finished stays finished (the work folder's manifest).
@@ -22,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Callable
 
 
-from sbsconvert.batch import BatchSummary, JobResult, Outcome, Reporter, is_finished
-from sbsconvert.errors import BatchStop, SbsError, first_line
+from sbsconvert.batch import BatchSummary, JobResult, Reporter, convert_guarded, run_job
+from sbsconvert.errors import SbsError, first_line
 from sbsconvert.jobs import Job
 from sbsconvert.progress import progress as progress_counter
 
@@ -66,12 +68,12 @@ def _worker_class(ray: Any) -> Any:
 
         def convert(self, job: Job) -> JobResult:
             check_shared_files(job)
-            return self._signed(self.photo(job), job)
+            return self._signed(convert_guarded(self.photo, job), job)
 
         def convert_part(self, job: Job, segment: Any) -> JobResult:
             assert self.part is not None
             check_shared_files(job, work_folder=segment is not None)  # else the outputs themselves
-            return self._signed(self.part(job, segment), job)
+            return self._signed(convert_guarded(lambda part: self.part(part, segment), job), job)
 
         @staticmethod
         def _signed(result: JobResult, job: Job) -> JobResult:
@@ -128,12 +130,21 @@ class WorkerPool:
             raise SbsError(f"a worker failed: {first_line(cause or error)}") from None
         except self.ray.exceptions.RayActorError as error:
             raise SbsError(f"a worker was lost {RETRIES} times in a row: {first_line(error)}") from None
+        except self.ray.exceptions.OutOfMemoryError:  # Ray's memory monitor stopped the worker
+            raise SbsError(f"out of memory on a worker while converting {_source_of(args)}: its machine ran "
+                           "short and Ray stopped the task; try a smaller input, fewer workers or close other "
+                           "programs") from None
         finally:
             self.idle.put(actor)
 
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
+
+
+def _source_of(args: tuple[Any, ...]) -> str:
+    """The source file of a worker call's job (its first argument), for messages."""
+    return str(args[0].source) if args and isinstance(args[0], Job) else "a job"
 
 
 def run_on_cluster(
@@ -151,6 +162,7 @@ def run_on_cluster(
 
     `setup()` runs in each worker and returns its (engine, convert photo, convert video part);
     `convert_video_job(job, convert_part, runner=...)` plans, resumes and joins a video here."""
+    run_started = time.time()  # outputs written since are another run's (batch.run_job)
     ray = import_ray()
     started = connect(address)
     summary = BatchSummary()
@@ -182,31 +194,15 @@ def run_on_cluster(
 
     job_threads = ThreadPoolExecutor(max_workers=len(pool), thread_name_prefix="job")
     try:
-        waiting = {}
-        for job in jobs:
-            if skip_existing and is_finished(job):
-                summary.outcomes.append(Outcome(job.source, job.outputs, "skipped", "outputs exist"))
-                progress.update()
-                continue
-            waiting[job_threads.submit(_timed, convert, job)] = job
+        waiting = [job_threads.submit(run_job, job, convert, reporter, skip_existing=skip_existing,
+                                      run_started=run_started) for job in jobs]
         for done in as_completed(waiting):
-            job = waiting[done]
+            outcome = done.result()
+            summary.outcomes.append(outcome)
             progress.update()
-            try:
-                result, seconds = done.result()
-            except SbsError as error:
-                summary.outcomes.append(Outcome(job.source, job.outputs, "failed", str(error)))
-                reporter.error(str(error))
-                if isinstance(error, BatchStop):
-                    summary.stopped = True
-                    break
-                continue
-            summary.outcomes.append(Outcome(job.source, job.outputs, "converted", seconds=seconds))
-            for note in result.notes:
-                reporter.info(f"note: {note}")
-            for detail in result.details:
-                reporter.detail(detail)
-            reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
+            if outcome.status == "failed" and outcome.stops_batch:
+                summary.stopped = True
+                break
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -220,8 +216,3 @@ def run_on_cluster(
             ray.shutdown()
         summary.seconds = time.perf_counter() - begun
     return summary
-
-
-def _timed(convert: Callable[[Job], JobResult], job: Job) -> tuple[JobResult, float]:
-    begun = time.perf_counter()
-    return convert(job), time.perf_counter() - begun

@@ -6,21 +6,28 @@ import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from sbsconvert.batch import JobResult
 from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
-from sbsconvert.disparity import Disparity, check_map_shape, load_disparity_file, pixel_shift, resize_disparity
+from sbsconvert.disparity import (Disparity, check_map_shape, disparity_from_array, load_disparity_file, pixel_shift,
+                                  resize_disparity)
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
+from sbsconvert.engines.warp import PLATE_FILL
 from sbsconvert.errors import BatchStop, SbsError
 from sbsconvert.jobs import Job, photo_container
-from sbsconvert.layout import PACKED_LAYOUTS, compose, fit_width, get_layout, split
+from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, compose, fit_width, get_layout, split, split_rgbd
 from sbsconvert.mpo import MPO_EXTENSION, write_mpo
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, write_image
 from sbsconvert.spatial_photo import SPATIAL_EXTENSION, photo_cameras, stereo_heic_camera, write_spatial_heic
+from sbsconvert.video import is_video_path
+
+if TYPE_CHECKING:
+    from sbsconvert.video.framemaps import FrameMaps
 
 DEPTH_SOURCES = ("auto", "embedded", "model")
 DISPARITY_MAP_SUFFIXES = ("", "_disp", "_disparity", "_depth")
@@ -59,6 +66,7 @@ class DisparityProvider:
         depth_source: str,
         make_estimator: Callable[[], Callable[[np.ndarray], Disparity]],
         report: Callable[[str], None],
+        frame_rate: Fraction | None = None,
     ):
         if depth_source not in DEPTH_SOURCES:
             raise SbsError(f"unknown depth source '{depth_source}' (choose from {', '.join(DEPTH_SOURCES)})")
@@ -69,6 +77,8 @@ class DisparityProvider:
         self._estimator: Callable[[np.ndarray], Disparity] | None = None
         self._loaded: tuple[Path, Disparity] | None = None  # last map file read (a video asks once per frame)
         self._report = report
+        self.frame_rate = frame_rate  # a --sequence's rate (per-frame maps are indexed by the frames' times)
+        self._frame_maps: dict[Path, FrameMaps | None] = {}
 
     def __call__(self, source: Path, picture: Picture) -> Disparity:
         width, height = picture.size
@@ -76,7 +86,8 @@ class DisparityProvider:
 
     def many(self, source: Path, pictures: list[Picture]) -> list[Disparity]:
         """Disparity for several frames of one video (same size); a depth model sees them in one batch."""
-        if self.disparity_path is not None or self.depth_source == "embedded" or len(pictures) == 1:
+        if (self.disparity_path is not None or self.depth_source == "embedded" or len(pictures) == 1
+                or pictures[0].depth is not None):
             return [self(source, picture) for picture in pictures]
         estimator = self._model()
         batch = getattr(estimator, "batch", None)
@@ -84,6 +95,15 @@ class DisparityProvider:
             return [self(source, picture) for picture in pictures]
         width, height = pictures[0].size
         return [resize_disparity(disparity, width, height) for disparity in batch([p.pixels for p in pictures])]
+
+    def video_stream(self) -> Any | None:
+        """For a video depth model (one that sees a video's frames in windows): a fresh stream of
+        its frames, with push(pixels) and finish() giving disparities in order, up to a window
+        late. None for any other source of disparity."""
+        if self.disparity_path is not None or self.depth_source == "embedded":
+            return None
+        stream = getattr(self._model(), "stream", None)
+        return stream() if stream is not None else None
 
     def _model(self) -> Callable[[np.ndarray], Disparity]:
         if self._estimator is None:
@@ -94,7 +114,18 @@ class DisparityProvider:
         return self._estimator
 
     def _find(self, source: Path, picture: Picture) -> Disparity:
+        if picture.depth is not None:
+            return disparity_from_array(picture.depth, self.kind, f"{source.name}: its depth half")
+        if self.disparity_path is not None and picture.frame is not None:
+            frame_maps = self._frame_maps_for(source)
+            if frame_maps is not None:
+                disparity = frame_maps(picture.frame)
+                check_map_shape(disparity, *picture.size, f"{self.disparity_path} frame maps", str(source))
+                return disparity
         if self.disparity_path is not None:
+            if is_video_path(self.disparity_path):
+                raise SbsError(f"{source}: a depth video ({self.disparity_path.name}) gives the maps of a video's "
+                               "frames; for a photo give a map file")
             path = self._map_for(source)
             if self._loaded is None or self._loaded[0] != path:
                 self._loaded = (path, load_disparity_file(path, self.kind))
@@ -112,21 +143,40 @@ class DisparityProvider:
                 raise SbsError(f"{source}: the photo carries no embedded depth map (use `depth_source` model)")
         return self._model()(picture.pixels)
 
+    def _frame_maps_for(self, source: Path) -> FrameMaps | None:
+        """A video's per-frame maps: a depth video, or a folder of maps, one per frame (the
+        folder's SOURCE_NAME/ subfolder, else the folder itself), unless the folder holds a map
+        named like the video (one map for all its frames)."""
+        if source not in self._frame_maps:
+            from sbsconvert.video.framemaps import FrameMaps
+
+            assert self.disparity_path is not None
+            maps: Path | None = self.disparity_path
+            if self.disparity_path.is_dir():
+                maps = None if self._named_map(source) is not None else (
+                    self.disparity_path / source.stem if (self.disparity_path / source.stem).is_dir()
+                    else self.disparity_path)
+            elif not is_video_path(self.disparity_path):
+                maps = None
+            self._frame_maps[source] = None if maps is None else FrameMaps(maps, source, self.kind, self.frame_rate)
+        return self._frame_maps[source]
+
+    def _named_map(self, source: Path) -> Path | None:
+        assert self.disparity_path is not None
+        for suffix in DISPARITY_MAP_SUFFIXES:
+            for candidate in sorted(self.disparity_path.glob(f"{source.stem}{suffix}.*")):
+                if candidate.resolve() != source.resolve() and candidate.is_file():
+                    return candidate
+        return None
+
     def _map_for(self, source: Path) -> Path:
         assert self.disparity_path is not None
-        return disparity_map_for(self.disparity_path, source)
-
-
-def disparity_map_for(disparity_path: Path, source: Path) -> Path:
-    """The map of `source` that `disparity_path` gives: the file itself, or in a folder the map
-    named like the photo (photo.png, photo_disp.pfm, ...)."""
-    if not disparity_path.is_dir():
-        return disparity_path
-    for suffix in DISPARITY_MAP_SUFFIXES:
-        for candidate in sorted(disparity_path.glob(f"{source.stem}{suffix}.*")):
-            if candidate.resolve() != source.resolve():
-                return candidate
-    raise SbsError(f"{source}: no disparity map named {source.stem}.* in {disparity_path}")
+        if not self.disparity_path.is_dir():
+            return self.disparity_path
+        named = self._named_map(source)
+        if named is not None:
+            return named
+        raise SbsError(f"{source}: no disparity map named {source.stem}.* in {self.disparity_path}")
 
 
 def convert_image(
@@ -136,6 +186,9 @@ def convert_image(
     timer = StageTimer()
     with timer("decode"):
         picture = load_picture(job.source)
+        if settings.input_layout in RGBD_LAYOUTS:
+            colour, depth = split_rgbd(picture.pixels, settings.input_layout)
+            picture = dataclasses.replace(picture, pixels=colour, depth=depth)
         packed = settings.input_layout in PACKED_LAYOUTS
         own_eyes = (split(picture.pixels[..., :3], settings.input_layout) if packed
                     else load_stereo_eyes(job.source) if settings.input_layout == "auto" else None)
@@ -150,6 +203,9 @@ def convert_image(
             disparity = disparity_for(job.source, picture)
         with timer(engine.name):
             pair = engine.render(stereo_request(picture.pixels, disparity, settings))
+        if getattr(engine, "fill", None) == PLATE_FILL:
+            notes.append(f"{job.source.name}: --fill plate fills a video's holes from its other frames; "
+                         "a photo's are filled with --fill background")
     with timer("write"):
         write_pair(pair, job, settings, picture)
     if picture.bit_depth > 8 and IMAGE_FORMATS.get(job.outputs[0].suffix.lower()) not in SIXTEEN_BIT_FORMATS:

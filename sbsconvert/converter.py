@@ -31,7 +31,7 @@ from sbsconvert.engines import create_engine
 from sbsconvert.engines.base import StereoEngine, StereoPair
 from sbsconvert.errors import SbsError
 from sbsconvert.jobs import Job, PassedOver, file_outputs, output_types, plan_jobs, plan_stream_jobs
-from sbsconvert.layout import PACKED_LAYOUTS, get_layout
+from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, get_layout
 from sbsconvert.output import _quantize
 from sbsconvert.settings import (
     DIFFUSION_ONLY,
@@ -110,9 +110,9 @@ class Models:
         disparity = settings.disparity
 
         def make() -> Callable[[np.ndarray], Disparity]:
-            from sbsconvert.depth import DepthEstimator
+            from sbsconvert.depth import load_depth_model
 
-            return DepthEstimator(disparity.model, select_compute(settings.device), disparity.resolution)
+            return load_depth_model(disparity.model, select_compute(settings.device), disparity.resolution)
 
         return self._get(repr(("depth", disparity.model, disparity.resolution, settings.device)), make)
 
@@ -142,6 +142,7 @@ class Assembly:
             "model" if self.generating else settings.disparity.depth_source,
             make_estimator=lambda: models.estimator(settings),
             report=reporter.info,
+            frame_rate=self.frame_rate,
         )
         if self.generating:
             depth_image = settings.engine.depth_image
@@ -152,11 +153,12 @@ class Assembly:
         convert_part = None
         if self.video is not None:
             from sbsconvert.video.pipeline import convert_video
-            from sbsconvert.video.temporal import TemporalSmoother
+            from sbsconvert.video.temporal import make_smoother
 
-            video = self.video
-            # A depth model's per-frame maps get each shot's range steadied; a given map is kept as it is.
-            smoother = lambda: TemporalSmoother(normalize_range=settings.disparity.map_path is None)
+            video, disparity, path = self.video, settings.disparity, settings.disparity.map_path
+            # Per-frame maps (a model's, or given per frame) get each shot's range steadied; one given map is kept as it is.
+            smoother = lambda: make_smoother(disparity.temporal, disparity.temporal_strength, disparity.cut_threshold,
+                                             normalize_range=path is None or path.is_dir() or is_video_path(path))
             cuda = select_compute(settings.device).device.type == "cuda"
             batch_size = settings.disparity.batch_size or (DEFAULT_GPU_BATCH if cuda else 1)
             convert_part = lambda job, segment: convert_video(
@@ -243,6 +245,8 @@ def run(inputs: list[Path], output: Path | None, settings: Settings, models: Mod
                          skip_named_outputs=settings.output.input_layout not in PACKED_LAYOUTS, passed_over=passed_over)
         report_passed_over(passed_over, reporter)
     map_path = settings.disparity.map_path
+    if map_path is not None and settings.output.input_layout in RGBD_LAYOUTS:
+        raise SbsError(f"`input_layout` {settings.output.input_layout} carries its own depth; drop `disparity`")
     if map_path is not None and len(jobs) > 1 and not map_path.is_dir():
         raise SbsError("`disparity` FILE works with one photo; for several photos give a folder of maps")
     _refuse_unused(settings, SPATIAL_ONLY, "only apply to `format` spatial (the file it describes)",
@@ -264,8 +268,12 @@ def run(inputs: list[Path], output: Path | None, settings: Settings, models: Mod
         from sbsconvert.video.decode import refuse_unsaid_packing
         from sbsconvert.video.segments import convert_in_segments
 
+        from sbsconvert.video.temporal import warmup_frames
+
         segmenting = dataclasses.replace(settings.segments, fingerprint=fingerprint(settings),
-                                         shot_anchors=settings.engine.name == "diffusion")  # frames attend to their shot's first
+                                         shot_anchors=settings.engine.name == "diffusion",  # frames attend to their shot's first
+                                         warmup=warmup_frames(settings.disparity.temporal,
+                                                              settings.disparity.temporal_strength))
 
         def convert_video_job(job: Job, convert_part: Any, runner: Any = None) -> Any:
             if settings.output.input_layout == "auto":

@@ -54,6 +54,8 @@ class Picture:
     grey: bool = False  # one grey channel in the file (the pixels hold it three times)
     source: Path | None = None
     notes: list[str] = field(default_factory=list)
+    frame: int | None = None  # a video frame's timestamp (pts) in its source: per-frame maps are found by it
+    depth: np.ndarray | None = None  # HxW depth that came with the pixels (--input-layout rgbd)
 
     @property
     def has_alpha(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,6 +15,16 @@ from sbsconvert.hub import load_pretrained
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 _ALTERNATIVES = "pass a disparity map with `disparity` FILE"
+
+
+def load_depth_model(model_name: str, compute: Compute, resolution: int | None = None) -> Any:
+    """The depth model --depth-model names: Video Depth Anything (its hub id, alias such as
+    vda-small, or checkpoint) or a transformers depth-estimation model."""
+    from sbsconvert.depth_video import VideoDepthEstimator, is_video_depth_model
+
+    if is_video_depth_model(model_name):
+        return VideoDepthEstimator(model_name, compute, resolution)
+    return DepthEstimator(model_name, compute, resolution)
 
 
 class DepthEstimator:

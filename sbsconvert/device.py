@@ -62,6 +62,8 @@ def memory_guard(what: str) -> Iterator[None]:
     except MemoryError:
         raise SbsError(f"out of memory while {what}; try a smaller input or close other programs") from None
     except RuntimeError as error:  # torch.cuda.OutOfMemoryError is a RuntimeError, as are MPS/HIP ones
+        if "can't allocate memory" in str(error):  # torch's CPU allocator: host memory, not the GPU's
+            raise SbsError(f"out of memory while {what}; try a smaller input or close other programs") from None
         if "out of memory" not in str(error).lower():
             raise
         if torch.cuda.is_available():

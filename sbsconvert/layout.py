@@ -81,8 +81,11 @@ def compose(left: np.ndarray, right: np.ndarray, layout_name: str) -> list[np.nd
 
 # How an input frame may already pack both eyes: the packed layouts compose() writes.
 PACKED_LAYOUTS = ("sbs", "hsbs", "tb", "htb", "crosseye")
-# --input-layout: auto (stereo files are read as such), 2d (always one picture), or a packing.
-INPUT_LAYOUTS = ("auto", "2d", *PACKED_LAYOUTS)
+# Colour and depth side by side (rgbd) or over-under (rgbd-tb) in one frame, as iw3 and Owl3D
+# export them: the packing of the colour half and the depth half.
+RGBD_LAYOUTS = {"rgbd": "sbs", "rgbd-tb": "tb"}
+# --input-layout: auto (stereo files are read as such), 2d (always one picture), a packing, or RGB+depth.
+INPUT_LAYOUTS = ("auto", "2d", *PACKED_LAYOUTS, *RGBD_LAYOUTS)
 
 
 def split(frame: np.ndarray, layout_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +107,12 @@ def split(frame: np.ndarray, layout_name: str) -> tuple[np.ndarray, np.ndarray]:
         first, second = (_stretch(half, width, height) for half in (first, second))
     left, right = (second, first) if layout_name == "crosseye" else (first, second)
     return np.ascontiguousarray(left), np.ascontiguousarray(right)
+
+
+def split_rgbd(frame: np.ndarray, layout_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The colour (left or top half) and grey depth (HxW, the other half) of an RGB+depth frame."""
+    colour, depth = split(frame[..., :3], RGBD_LAYOUTS[layout_name])
+    return colour, np.ascontiguousarray(depth.mean(axis=2))
 
 
 def _stretch(view: np.ndarray, width: int, height: int) -> np.ndarray:

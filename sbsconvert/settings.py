@@ -31,6 +31,7 @@ from sbsconvert.presets import apply_preset, load_preset
 from sbsconvert.video import SPATIAL_CODECS
 from sbsconvert.video.encode import VideoSettings
 from sbsconvert.video.segments import SegmentOptions, parse_time
+from sbsconvert.video.temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_STRENGTH, DEFAULT_TEMPORAL
 
 MAX_DIVERGENCE = 10.0
 DEFAULT_PREVIEW_SECONDS = 10.0
@@ -47,6 +48,8 @@ class DisparitySettings:
     model:        transformers depth-estimation model, hub id or local folder.
     resolution:   short side of the image the depth model sees; None: the model's own.
     batch_size:   video frames per depth-model pass; None: 8 on CUDA, else 1.
+    temporal:     how a video's per-frame depth is steadied over time: flow, ema or none, with
+                  `temporal_strength` (0-1) and `cut_threshold` (the grey change that is a scene cut).
     """
 
     map_path: Path | None = None
@@ -55,6 +58,9 @@ class DisparitySettings:
     model: str = DEFAULT_DEPTH_MODEL
     resolution: int | None = None
     batch_size: int | None = None
+    temporal: str = DEFAULT_TEMPORAL
+    temporal_strength: float = DEFAULT_STRENGTH
+    cut_threshold: float = DEFAULT_CUT_THRESHOLD
 
 
 @dataclass
@@ -125,7 +131,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "depth_source": ("disparity", "depth_source"),
     "depth_model": ("disparity", "model"),
     "depth_resolution": ("disparity", "resolution"),
-    "batch_size": ("disparity", "batch_size"),
+    **{name: ("disparity", name) for name in ("batch_size", "temporal", "temporal_strength", "cut_threshold")},
     **{name: ("video", name) for name in ("codec", "crf", "bitrate", "bits_per_pixel", "pixel_format", "audio")},
     "segment_seconds": ("segments", "seconds"),
     **{name: ("segments", name) for name in ("start", "end", "preview", "max_fps", "resume")},
@@ -165,10 +171,8 @@ def build_settings(values: Mapping[str, Any], preset: str | None = None) -> Sett
     elif merged.get("preview") is False:
         del merged["preview"]
     _parse_trim(merged)
-    if merged.get("format") == "spatial":
-        if merged.get("codec", "hevc") not in SPATIAL_CODECS and "codec" in given:
-            raise SbsError(f"`format` spatial is MV-HEVC made with libx265; drop `codec` {given['codec']}")
-        merged["codec"] = "hevc"  # whatever a preset's codec, spatial video is HEVC
+    if merged.get("format") == "spatial" and given.get("codec", "hevc") in SPATIAL_CODECS:
+        merged["codec"] = "hevc"  # whatever a preset's codec, spatial video is HEVC (another given one is refused)
     stages: dict[str, dict[str, Any]] = {}
     for name, value in merged.items():
         stage, key = FIELDS[name]

@@ -124,3 +124,30 @@ def _shade(layers: list[Layer], index: np.ndarray, x: np.ndarray, y: np.ndarray)
         if where.any():
             image[where] = layer.texture(x[where], y[where])
     return image
+
+
+
+def video_layers(width: int, height: int, frame: int, *, walk: float = 0.0, pan: float = 0.0) -> list[Layer]:
+    """Frame `frame` of a video of a textured far wall, a pillar and a near box: the box walks
+    `walk` pixels per frame to the right over the still scene, and the camera travels sideways so
+    that the wall moves `pan` pixels per frame to the left and nearer layers faster, in proportion
+    to their disparity (parallax: the pillar and the box uncover the wall behind them)."""
+    unit = width / 320.0
+    wall, pillar, box = max(1, round(2 * unit)), round(9 * unit), round(16 * unit)
+    offset = lambda disparity: pan * frame * disparity / wall  # view x + offset = the scene's x
+    constant = lambda value: (lambda rows: np.full_like(rows, value, dtype=np.float64))
+    box_left = 0.2 * width + walk * frame - offset(box)
+    wall_texture, pillar_texture, box_texture = (smooth_texture(seed, base, period) for seed, base, period in (
+        (5, (0.5, 0.55, 0.6), 19), (6, (0.6, 0.5, 0.35), 13), (7, (0.7, 0.3, 0.3), 11)))
+    return [
+        Layer(lambda x, y: np.ones_like(x, dtype=bool), constant(wall), lambda x, y: wall_texture(x + offset(wall), y)),
+        Layer(lambda x, y: abs(x + offset(pillar) - 0.7 * width) < 0.04 * width, constant(pillar),
+              lambda x, y: pillar_texture(x + offset(pillar), y)),
+        Layer(lambda x, y: (x - box_left >= 0) & (x - box_left < 0.2 * width) & (abs(y - 0.5 * height) < 0.25 * height),
+              constant(box), lambda x, y: box_texture(x - box_left, y)),
+    ]
+
+
+def render_video(width: int, height: int, frames: int, *, walk: float = 0.0, pan: float = 0.0) -> list[StereoScene]:
+    """The frames of video_layers' video, each with its exact right view and disparity."""
+    return [render_scene(width, height, video_layers(width, height, frame, walk=walk, pan=pan)) for frame in range(frames)]

@@ -1,34 +1,60 @@
 """--cluster on a local Ray instance with 2 CPU workers: a folder of photos and clips, a long clip's
-segments spread over the workers, a worker killed mid-task; outputs as a local run writes them."""
+segments spread over the workers, a worker killed mid-task; outputs as a local run writes them. Jobs
+run as a local run runs them: locked while converting, out of memory said in one line."""
 
 import os
 import re
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import torch
+from PIL import Image
 
 from conftest import SAMPLES, run
+from sbsconvert.engines.warp import WarpEngine
 from sbsconvert.errors import SbsError
 from sbsconvert.jobs import Job
+from sbsconvert.locks import lock_path
+from test_locks import assert_two_runs_share_the_work, make_album
 from test_segments import DISPARITY, assert_identical, long_clip
 from test_video_timing import check_trimmed_packed_run, kept_progress, packed_clip  # noqa: F401 (a fixture)
 
 ray = pytest.importorskip("ray")
 
+SMALL_GPU_WIDTH = 1000  # the widest picture the simulated GPU has memory for
+
+
+def on_small_gpu(render):
+    """WarpEngine.render on a GPU that runs out of memory on pictures wider than SMALL_GPU_WIDTH."""
+    def render_on_small_gpu(engine, request):
+        if request.image.shape[1] > SMALL_GPU_WIDTH:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return render(engine, request)
+    return render_on_small_gpu
+
+
+def give_workers_a_small_gpu():
+    """Ray runs this in each worker process as it starts (a patch in the test process does not reach them)."""
+    WarpEngine.render = on_small_gpu(WarpEngine.render)
+
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """One small local Ray instance for the module (its workers import this checkout, like the CLI)."""
+    """One small local Ray instance for the module (its workers import this checkout, like the CLI, and
+    this test module for their small GPU); yields its address, for other drivers."""
     before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), before]))
+    here = Path(__file__).resolve().parent
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(here.parent), str(here), before]))
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024, log_to_driver=False,
-             logging_level="ERROR")
-    yield
+             logging_level="ERROR", runtime_env={"worker_process_setup_hook": give_workers_a_small_gpu})
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
     if before is None:
         del os.environ["PYTHONPATH"]
@@ -158,3 +184,91 @@ def test_packed_b_frames_in_segments_on_workers_write_each_frame_once(ray_cluste
     """DivX packed B-frames cut into segments that workers decode from seeks: no frame lost or doubled."""
     clip = packed_clip(tmp_path / "divx.avi")
     check_trimmed_packed_run(tmp_path, clip, kept_progress, "--segment-seconds", "1", "--cluster", "auto", "--workers", "2")
+
+
+def test_two_cluster_runs_on_one_folder_share_the_work(ray_cluster, tmp_path):
+    """Two runs joining one cluster at once with --skip-existing, one worker each (both at work
+    together): each photo converted once, by one run; what one did, the other skipped."""
+    photos, maps = make_album(tmp_path, 6, (160, 107))
+    assert_two_runs_share_the_work(photos, maps, tmp_path / "out", "--cluster", ray_cluster, "--workers", "1")
+
+
+def test_out_of_memory_on_a_worker_gives_a_local_runs_advice(ray_cluster, tmp_path, monkeypatch):
+    """The workers' GPU (simulated) is too small for the wide photo: the same one line as a local
+    run on such a GPU, and the batch goes on."""
+    album, maps = tmp_path / "album", tmp_path / "maps"
+    album.mkdir()
+    maps.mkdir()
+    shutil.copy(SAMPLES / "synthetic.png", album)
+    shutil.copy(SAMPLES / "disparity" / "synthetic.pfm", maps)
+    chelsea = Image.open(SAMPLES / "chelsea.jpg")  # 451 px wide
+    chelsea.resize((3 * chelsea.width, 3 * chelsea.height)).save(album / "wide.png")  # its map fits it still
+    shutil.copy(SAMPLES / "disparity" / "chelsea.png", maps / "wide.png")
+    options = ("--disparity", maps, "--json")
+    with monkeypatch.context() as local:
+        local.setattr(WarpEngine, "render", on_small_gpu(WarpEngine.render))
+        code, local_output = run(album, "-o", tmp_path / "local", *options)
+    assert code == 1
+    code, ray_output = run(album, "-o", tmp_path / "ray", "--cluster", "auto", "--workers", "2", *options)
+    assert code == 1, ray_output
+    errors = [[line for line in output.splitlines() if line.startswith("error:")] for output in (local_output, ray_output)]
+    assert errors[0] == [f"error: out of GPU memory while converting {album / 'wide.png'}; try a smaller input, "
+                         "fewer --steps or --device cpu"]
+    assert errors[1] == errors[0]
+    assert sorted(path.name for path in (tmp_path / "ray").iterdir()) == ["synthetic_LR.png"]
+
+
+def test_a_dead_runs_lock_beside_a_finished_output_is_cleared(ray_cluster, tmp_path):
+    """Killed after publishing its output and before giving the lock back, a run leaves a lock
+    behind; a cluster run with --skip-existing clears it, as a local one does."""
+    photo, out = SAMPLES / "synthetic.png", tmp_path / "out.png"
+    options = ("--disparity", SAMPLES / "disparity" / "synthetic.pfm", "-o", out)
+    assert run(photo, *options, "-q")[0] == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_path(out).write_text(f"{dead.pid} {socket.gethostname()}\n")
+    code, output = run(photo, *options, "--skip-existing", "--cluster", "auto", "--workers", "1")
+    assert code == 0, output
+    assert out.exists() and not lock_path(out).exists()
+
+
+def test_a_long_clip_another_run_holds_is_skipped_before_its_segments_are_planned(ray_cluster, film, tmp_path):
+    """The lock of a video job covers all its segments, as in a local run: the driver claims it."""
+    out = tmp_path / "film_LR.mp4"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock_path(out).write_text(f"{holder.pid} {socket.gethostname()}\n")
+        code, output = run(film, "-o", out, "--disparity", DISPARITY, "--segment-seconds", "6", "--cluster", "auto",
+                           "--workers", "2")
+        assert code == 0, output
+        assert f"skipped {film}: another sbsconvert (pid {holder.pid}) is converting it" in output
+        assert sorted(path.name for path in tmp_path.iterdir()) == [lock_path(out).name]  # no output, no work folder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_worker_stopped_by_rays_memory_monitor_fails_its_job_in_one_line(tmp_path):
+    """Ray's memory monitor kills a task whose machine runs short and raises its own
+    OutOfMemoryError (neither a task's error nor a lost actor): the job fails with one line."""
+    import ray.exceptions
+
+    from sbsconvert.cluster import WorkerPool
+
+    class StoppedByRay:
+        exceptions = ray.exceptions
+
+        def get(self, _):
+            raise ray.exceptions.OutOfMemoryError("Task was killed due to the node running low on memory.")
+
+    class Worker:
+        class convert:  # noqa: N801 - an actor method's handle
+            remote = staticmethod(lambda *args: None)
+
+    pool = WorkerPool.__new__(WorkerPool)  # its calls alone: no cluster is started
+    pool.ray, pool.actors, pool.idle = StoppedByRay(), [Worker()], __import__("queue").Queue()
+    pool.idle.put(Worker())
+    job = Job(tmp_path / "big.png", [tmp_path / "big_LR.png"])
+    with pytest.raises(SbsError, match=r"^out of memory on a worker while converting .*big\.png: .* try a smaller"):
+        pool.call("convert", job)
+    assert pool.idle.qsize() == 1  # the worker is handed back

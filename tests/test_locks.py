@@ -38,9 +38,14 @@ def test_two_runs_on_one_folder_share_the_work(tmp_path):
     """Both started at once with --skip-existing (how concurrent runs are meant to be started: a
     run started without it refuses to begin where outputs already exist)."""
     photos, maps = make_album(tmp_path, 6, (320, 214))
-    out = tmp_path / "out"
+    assert_two_runs_share_the_work(photos, maps, tmp_path / "out")
+
+
+def assert_two_runs_share_the_work(photos, maps, out, *options):
+    """Run sbsconvert twice at once on the 6 photos of make_album: each is converted by one run and
+    skipped by the other, and no lock is left."""
     command = [sys.executable, "-m", "sbsconvert", str(photos), "--disparity", str(maps), "-o", str(out), "-q",
-               "--skip-existing", "--json"]
+               "--skip-existing", "--json", *options]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [stderr for _, stderr in results]

@@ -199,6 +199,13 @@ def test_memory_errors_become_one_line_with_advice(error, words):
     assert "photo.jpg" in str(caught.value) and "try" in str(caught.value)
 
 
+def test_torch_running_out_of_host_memory_becomes_one_line():
+    """torch's CPU allocator says "DefaultCPUAllocator: can't allocate memory", without "out of memory"."""
+    with pytest.raises(SbsError, match="^out of memory while converting photo.jpg; try a smaller input"):
+        with memory_guard("converting photo.jpg"):
+            torch.empty(2**50, dtype=torch.uint8)  # a petabyte: refused at once, nothing is allocated
+
+
 def test_other_runtime_errors_are_not_mistaken_for_memory():
     with pytest.raises(RuntimeError, match="shape mismatch"):
         with memory_guard("converting photo.jpg"):

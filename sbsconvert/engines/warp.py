@@ -21,7 +21,20 @@ from sbsconvert.engines.base import StereoPair, StereoRequest
 from sbsconvert.errors import SbsError
 
 FILL_METHODS = ("inpaint", "background", "stretch", "blank")
+# A video's holes filled from what its other frames saw (sbsconvert/video/plate.py); the engine
+# itself (a photo, and the holes no frame saw) fills them like `background`.
+PLATE_FILL = "plate"
+FILL_CHOICES = (*FILL_METHODS, PLATE_FILL)
 BAND_PIXELS = 1 << 21  # pixels warped at once; bounds peak memory (about 100 bytes per pixel)
+
+
+@dataclass
+class SynthesizedView:
+    """One synthesised eye and what its warp left: the plate fill (video/plate.py) needs all three."""
+
+    image: np.ndarray  # HxWxC float32 in [0, 1], holes filled by the engine's fill
+    holes: np.ndarray  # HxW bool, True in disocclusions
+    nearness: np.ndarray  # HxW float32, nearness of the winning sample, 0 in holes
 
 
 @dataclass
@@ -189,9 +202,10 @@ class WarpEngine:
         band_pixels: int = BAND_PIXELS,
         compiled: bool | None = None,
     ):
-        if fill not in FILL_METHODS:
-            raise SbsError(f"unknown fill method '{fill}' (choose from {', '.join(FILL_METHODS)})")
+        if fill not in FILL_CHOICES:
+            raise SbsError(f"unknown fill method '{fill}' (choose from {', '.join(FILL_CHOICES)})")
         self.fill = fill
+        self.hole_fill = "background" if fill == PLATE_FILL else fill  # what the engine does in every hole
         self.device = torch.device(device)
         self.max_stretch = max_stretch
         self.band_pixels = band_pixels
@@ -205,56 +219,69 @@ class WarpEngine:
         self, image: torch.Tensor, shift: torch.Tensor, nearness: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The filled view (CxHxW) and where the warp left holes (HxW bool, True in disocclusions)."""
+        return self._synthesize_layers(image, shift, nearness)[:2]
+
+    def _synthesize_layers(
+        self, image: torch.Tensor, shift: torch.Tensor, nearness: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """synthesize_with_holes() and the winning samples' nearness (HxW, 0 in holes)."""
         # On the CPU a compiled kernel does the warp and the row-wise fills (same output, several
         # times faster). Elsewhere: rows warp independently (the shift is horizontal), so bands of
         # rows give the same result while the candidate buffers (several times the image) stay
         # small for any image size. Row-wise fills run per band too; inpainting needs the whole picture.
         if self.compiled:
-            warped, valid = self._warp_compiled(image.cpu().numpy(), shift.cpu().numpy(), nearness.cpu().numpy())
-            return torch.from_numpy(warped).to(image.device), torch.from_numpy(~valid).to(image.device)
+            warped, valid, near = self._warp_compiled(image.cpu().numpy(), shift.cpu().numpy(), nearness.cpu().numpy())
+            to_device = lambda array: torch.from_numpy(array).to(image.device)
+            return to_device(warped), to_device(~valid), to_device(near)
         rows = max(1, self.band_pixels // image.shape[2])
-        whole_picture_fill = self.fill == "inpaint"
-        bands, valid = [], []
+        whole_picture_fill = self.hole_fill == "inpaint"
+        bands, valid, nears = [], [], []
         for top in range(0, image.shape[1], rows):
             band = forward_warp(image[:, top : top + rows], shift[top : top + rows], nearness[top : top + rows], self.max_stretch)
             valid.append(band.valid)
-            bands.append(band if whole_picture_fill else fill_holes(band, self.fill))
-        holes = ~torch.cat(valid)
+            nears.append(band.nearness)
+            bands.append(band if whole_picture_fill else fill_holes(band, self.hole_fill))
+        holes, near = ~torch.cat(valid), torch.cat(nears)
         if not whole_picture_fill:
-            return torch.cat(bands, dim=1), holes
-        result = WarpResult(
-            image=torch.cat([band.image for band in bands], dim=1),
-            valid=~holes,
-            nearness=torch.cat([band.nearness for band in bands]),
-        )
-        return fill_holes(result, self.fill), holes
+            return torch.cat(bands, dim=1), holes, near
+        result = WarpResult(image=torch.cat([band.image for band in bands], dim=1), valid=~holes, nearness=near)
+        return fill_holes(result, self.hole_fill), holes, near
 
-    def _warp_compiled(self, image: np.ndarray, shift: np.ndarray, nearness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """synthesize_with_holes() with the compiled kernel, on arrays: the filled view (CxHxW) and
-        where the warp landed (HxW bool, False in disocclusions)."""
+    def _warp_compiled(
+        self, image: np.ndarray, shift: np.ndarray, nearness: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """_synthesize_layers() with the compiled kernel, on arrays: the filled view (CxHxW), where
+        the warp landed (HxW bool, False in disocclusions) and the winning nearness."""
         from sbsconvert.engines.warp_kernel import warp_and_fill  # numba loads only when needed
 
-        warped, valid, winner_near = warp_and_fill(image, shift, nearness, self.max_stretch, self.fill)
-        if self.fill != "inpaint":
-            return warped, valid
+        warped, valid, winner_near = warp_and_fill(image, shift, nearness, self.max_stretch, self.hole_fill)
+        if self.hole_fill != "inpaint":
+            return warped, valid, winner_near
         result = WarpResult(torch.from_numpy(warped), torch.from_numpy(valid), torch.from_numpy(winner_near))
-        return fill_holes(result, self.fill).numpy(), valid
+        return fill_holes(result, self.hole_fill).numpy(), valid, winner_near
 
     def render(self, request: StereoRequest) -> StereoPair:
+        views = [view.image for view in self.synthesize_views(request)]
+        return StereoPair(left=request.image, right=views[0]) if request.eye == "right" else StereoPair(*views)
+
+    def synthesize_views(self, request: StereoRequest) -> list[SynthesizedView]:
+        """The eyes the request asks for, each with its holes: [right] (eye "right"), [left, right] (eye "both")."""
         if self.compiled:
             # numpy throughout: no torch op, so no OpenMP threads waiting on cores a video's
             # decoder and encoder keep busy.
             image = np.asarray(request.image, dtype=np.float32).transpose(2, 0, 1)
             shift = np.asarray(request.shift, dtype=np.float32)
-            synthesize = lambda shift: self._warp_compiled(image, shift, request.nearness)[0]
+            layers = lambda shift: self._warp_compiled(image, shift, request.nearness)
             to_array = lambda warped: np.ascontiguousarray(np.clip(warped.transpose(1, 2, 0), 0, 1))
+            view = lambda warped, valid, near: SynthesizedView(to_array(warped), ~valid, near)
         else:
             to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
             image = to_tensor(request.image).permute(2, 0, 1).float()
             shift, nearness = to_tensor(request.shift), to_tensor(request.nearness)
-            synthesize = lambda shift: self.synthesize(image, shift, nearness)
-            to_array = lambda t: t.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+            layers = lambda shift: self._synthesize_layers(image, shift, nearness)
+            view = lambda warped, holes, near: SynthesizedView(
+                warped.clamp(0, 1).permute(1, 2, 0).cpu().numpy(), holes.cpu().numpy(), near.cpu().numpy())
         if request.eye == "right":
-            return StereoPair(left=request.image, right=to_array(synthesize(shift)))
+            return [view(*layers(shift))]
         half = shift / 2
-        return StereoPair(left=to_array(synthesize(-half)), right=to_array(synthesize(half)))
+        return [view(*layers(-half)), view(*layers(half))]

@@ -183,3 +183,23 @@ def _fill_stretch(out, valid, y):  # noqa: ANN001, ANN202
             weight = _F0
         for c in range(out.shape[0]):
             out[c, y, x] = out[c, y, left_c] * (_F1 - weight) + out[c, y, right_c] * weight
+
+
+@_compiled(nogil=True)
+def hole_backgrounds(valid, nearness):  # noqa: ANN001, ANN201
+    """Per hole pixel, the nearness of the side `_fill_background` copies: the farther of the nearest
+    valid pixels left and right of it on its row (+inf where the row has none; 0 on valid pixels)."""
+    height, width = valid.shape
+    out = np.zeros((height, width), dtype=np.float32)
+    for y in range(height):
+        left, right = _nearest_valid_row(valid, y)
+        for x in range(width):
+            if valid[y, x]:
+                continue
+            far = np.float32(np.inf)
+            if left[x] >= 0:
+                far = min(far, nearness[y, left[x]])
+            if right[x] < width:
+                far = min(far, nearness[y, right[x]])
+            out[y, x] = far
+    return out

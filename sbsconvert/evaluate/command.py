@@ -12,12 +12,18 @@ from sbsconvert.device import DEVICE_CHOICES, select_compute
 from sbsconvert.engines import ENGINES
 from sbsconvert.engines.diffusion.settings import COMPOSITES, DEFAULT_SD_MODEL, FILL_RESOLUTIONS
 from sbsconvert.engines.warp import FILL_METHODS
-from sbsconvert.errors import option_spelling, run_command
+from sbsconvert.engines import create_engine
+from sbsconvert.errors import SbsError, option_spelling, run_command
 from sbsconvert.evaluate.datasets import find_pairs
 from sbsconvert.evaluate.metrics import SSIM_CHANNELS, Lpips
 from sbsconvert.evaluate.protocol import PAPER_SIZE, PROTOCOLS
 from sbsconvert.evaluate.report import PSNR_CAP_DB, check_report_paths, markdown_table, summarize, write_report
-from sbsconvert.evaluate.runner import DISPARITY_SOURCES, build_runs, evaluate
+from sbsconvert.evaluate.runner import DISPARITY_SOURCES, build_runs, evaluate, expand
+from sbsconvert.video import is_video_path
+from sbsconvert.video.temporal import DEFAULT_STRENGTH, TEMPORAL_METHODS
+
+# How errors from below name the settings to change (`output` is -o).
+SPELLING = option_spelling({"output": "-o"})
 
 
 @click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,6 +63,15 @@ from sbsconvert.evaluate.runner import DISPARITY_SOURCES, build_runs, evaluate
 @click.option("--force", is_flag=True, help="Overwrite an existing report's files.")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
               help="Where the engines and models run: auto picks CUDA, then Apple MPS, then CPU.")
+@click.option("--maps", type=click.Path(path_type=Path), help="DATASET_DIR a video: its clean per-frame disparity "
+              "(a folder of maps, one per frame in natural order; a depth video; or one map for every frame). The "
+              "maps are spoiled as per-frame depth models spoil them (per-frame scale and offset, slow drift, noise), "
+              "and each --temporal method is scored on steadying them.")
+@click.option("--temporal", "temporal_methods", multiple=True, type=click.Choice([*TEMPORAL_METHODS, "all"]),
+              help="A video: temporal methods to score, one run each; repeat it or give 'all' [default: all].")
+@click.option("--temporal-strength", type=click.FloatRange(0.0, 1.0), default=DEFAULT_STRENGTH, show_default=True,
+              help="A video: the --temporal-strength of every method.")
+@click.option("--seed", type=int, default=0, show_default=True, help="A video: seed of the spoiling of the maps.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors (no progress, no table).")
 def eval_command(dataset: Path, **options: Any) -> None:
     """Score stereo engines on a stereo dataset with true disparity (DATASET_DIR).
@@ -70,13 +85,45 @@ def eval_command(dataset: Path, **options: Any) -> None:
     Layouts: Middlebury 2014 scene folders (im0.png, im1.png, disp0.pfm, calib.txt), KITTI 2015
     (training/image_2, image_3, disp_occ_0), or NAME_left.*, NAME_right.*, NAME_disp.{pfm,npy,png}.
 
+    A video with --maps (its clean per-frame disparity) instead scores the temporal methods on
+    flicker: the right eye's PSNR against the run on the clean maps, and its frame-to-frame change
+    where the scene is still, as a ratio to the clean run's (written to -o FOLDER/flicker.md).
+
     \b
     Examples:
       sbsconvert eval samples/eval -o eval-report
       sbsconvert eval MiddEval/trainingF --protocol paper --fill stretch --fill blank
       sbsconvert eval kitti2015 --engine all --limit 20 --protocol paper
+      sbsconvert eval clip.mp4 --maps clip_maps/ --temporal all
     """
-    run_command(lambda: _evaluate(dataset, options), spelling=option_spelling({"output": "-o"}))
+    if options["maps"] is not None or (dataset.is_file() and is_video_path(dataset)):
+        run_command(lambda: _evaluate_video(dataset, options), spelling=SPELLING)
+    else:
+        run_command(lambda: _evaluate(dataset, options), spelling=SPELLING)
+
+
+def _evaluate_video(video: Path, options: dict[str, Any]) -> int:
+    from sbsconvert.evaluate.flicker import evaluate_flicker, flicker_table
+
+    if options["maps"] is None:
+        raise SbsError(f"{video}: a video is scored against its clean per-frame maps; give them with --maps")
+    if not video.is_file():
+        raise SbsError(f"{video}: --maps scores a video file; this is not one")
+    engine = create_engine("warp", select_compute(options["device"]), fill=(options["fills"] or ("background",))[0])
+    methods = expand(options["temporal_methods"] or ("all",), TEMPORAL_METHODS)
+    say = (lambda message: None) if options["quiet"] else (lambda message: click.echo(message, err=True))
+    scores, frames = evaluate_flicker(video, options["maps"], methods, engine, strength=options["temporal_strength"],
+                                      seed=options["seed"], progress=say)
+    table = flicker_table(video, scores, frames)
+    if options["output"] is not None:
+        target = options["output"] / "flicker.md"
+        if target.exists() and not options["force"]:
+            raise SbsError(f"{target} exists (use --force to overwrite)")
+        options["output"].mkdir(parents=True, exist_ok=True)
+        target.write_text(table)
+    if not options["quiet"]:
+        click.echo(table, nl=False)
+    return 0
 
 
 def _evaluate(dataset: Path, options: dict[str, Any]) -> int:

@@ -1,6 +1,6 @@
-"""Quick previews with the current settings before a long job: a photo converted at a low
-resolution in this process (the library's StereoConverter on a downscaled copy), or a few seconds
-of a video (the library's convert with `preview` seconds and a small `max_eye_width`)."""
+"""Quick previews with the current settings before a long job, made in this process by the
+library's convert: a photo downscaled first (the engine works at the preview's size), or a few
+seconds of a video (`preview` seconds, a small `max_eye_width`)."""
 
 from __future__ import annotations
 
@@ -41,29 +41,29 @@ class Previewer:
 
     def _photo(self, source: Path, options: dict[str, Any], layout: str) -> Path:
         import sbsconvert.decode  # noqa: F401  (registers the HEIC reader)
-        from sbsconvert.convert import disparity_map_for
 
         with Image.open(source) as opened:
             opened.draft("RGB", (PREVIEW_WIDTH, PREVIEW_WIDTH))  # a JPEG decodes straight at a fraction
             image = ImageOps.exif_transpose(opened).convert("RGB")
         image.thumbnail((PREVIEW_WIDTH, PREVIEW_WIDTH), Image.Resampling.BILINEAR)
-        values = {**self.base_values, **options}
-        if values.get("disparity") is not None:  # the photo's own map from the server's map folder
-            values["disparity"] = str(disparity_map_for(Path(values["disparity"]), source))
-        pair = self._converter(values)(image)
+        # The small copy keeps the photo's name: a map folder gives it the photo's own map.
+        small = self.folder / ".small" / f"{source.stem}.png"
+        small.parent.mkdir(exist_ok=True)
+        image.save(small, compress_level=1)
         target = self.folder / f"{source.stem}-{secrets.token_hex(4)}.jpg"
-        pair.compose(layout).convert("RGB").save(target, "JPEG", quality=88)
+        self._convert(small, target, {**options, "format": layout})
         return target
 
     def _video(self, source: Path, options: dict[str, Any]) -> Path:
-        values = {**self.base_values, **options}
         target = self.folder / f"{source.stem}-{secrets.token_hex(4)}.mp4"
-        summary = self._converter(values).convert(source, target, preview=PREVIEW_VIDEO_SECONDS,
-                                                  max_eye_width=PREVIEW_VIDEO_EYE_WIDTH, force=True)
+        self._convert(source, target, options, preview=PREVIEW_VIDEO_SECONDS, max_eye_width=PREVIEW_VIDEO_EYE_WIDTH)
+        return target
+
+    def _convert(self, source: Path, target: Path, options: dict[str, Any], **extra: Any) -> None:
+        summary = self._converter({**self.base_values, **options}).convert(source, target, force=True, **extra)
         failed = summary.with_status("failed")
         if failed:
             raise SbsError(f"{source.name}: {failed[0].message}")
-        return target
 
     def _converter(self, values: dict[str, Any]) -> Any:
         from sbsconvert import StereoConverter

@@ -36,6 +36,7 @@ class Frame:
     pts: int  # presentation time in units of the stream's time base (kept for the output: VFR survives)
     time_base: Fraction
     right: np.ndarray | None = None  # a stereo source's own right eye (pixels is then its left eye)
+    depth: np.ndarray | None = None  # HxW depth that came with the pixels (--input-layout rgbd)
 
     @property
     def time(self) -> float:

@@ -7,7 +7,9 @@ straight to the layout."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
@@ -20,14 +22,15 @@ from sbsconvert.convert import (ConvertSettings, StageTimer, layout_frames, own_
 from sbsconvert.decode import Picture
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
+from sbsconvert.engines.warp import PLATE_FILL
 from sbsconvert.jobs import Job
-from sbsconvert.layout import PACKED_LAYOUTS, split
+from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, split, split_rgbd
 from sbsconvert.output import atomic_path
 from sbsconvert.progress import progress as progress_counter
 from sbsconvert.video.ahead import Ahead
 from sbsconvert.video.decode import Frame, VideoInfo, open_frames
 from sbsconvert.video.encode import FrameFolderWriter, VideoSettings, VideoWriter
-from sbsconvert.video.temporal import FlickerMeter, TemporalSmoother
+from sbsconvert.video.temporal import FlickerMeter, FlowStabilizer, TemporalSmoother
 
 if TYPE_CHECKING:
     from sbsconvert.video.segments import Segment
@@ -41,7 +44,7 @@ def convert_video(
     disparity_for: Callable[[Path, Picture], Disparity],
     video: VideoSettings,
     *,
-    smoother: TemporalSmoother | None = None,
+    smoother: TemporalSmoother | FlowStabilizer | None = None,
     progress: bool = True,
     frame_rate: Fraction | None = None,
     frames_out: bool = False,
@@ -66,6 +69,11 @@ def convert_video(
     notes: list[str] = []
     frames_done = 0
     render = ShotRenderer(engine)
+    plate = None
+    if getattr(engine, "fill", None) == PLATE_FILL:  # the warp engine's --fill plate (video/plate.py)
+        from sbsconvert.video.plate import PlateRenderer
+
+        plate = PlateRenderer(engine, timer=timer)
     with contextlib.ExitStack() as stack:
         # A two-view source's second view is decoded only when it is to be used.
         reader = stack.enter_context(open_frames(job.source, frame_rate, all_views=settings.input_layout == "auto"))
@@ -98,37 +106,90 @@ def convert_video(
         stereo_source = reader.info.stereo or packed
         if stereo_source:
             notes.append(own_eyes_note(job.source.name, settings.input_layout, "video (two views)"))
+        offset = segment.offset if segment is not None else 0  # a segment's frames come with output timestamps
+
+        def picture(frame: Frame, shift: int = 0) -> Picture:
+            """The frame for `disparity_for`: with its source timestamp (per-frame maps) and depth."""
+            return Picture(frame.pixels, source=job.source, frame=frame.pts + shift, depth=frame.depth)
+
         if segment is not None and segment.anchor and render.cross_frame and not stereo_source:
             # A segment that begins mid-shot: its shot's anchor, recorded as a one-piece run records it.
-            anchor = segment.read_anchor(reader)
-            maps = [disparity_for(job.source, Picture(frame.pixels, source=job.source)) for frame in anchor]
+            anchor = [with_depth(frame, settings.input_layout) for frame in segment.read_anchor(reader)]
+            maps = [disparity_for(job.source, picture(frame)) for frame in anchor]
             first, disparity, _ = next(smoother.fresh().smooth(
                 (frame, frame.pixels, one) for frame, one in zip(anchor, maps)))
             with timer(engine.name):
                 render.prime(stereo_request(first.pixels, disparity, settings))
-        # A segment's reader first hands the frames before it to the smoother (its warm-up).
-        warm = (lambda frame: None) if stereo_source else (
-            lambda frame: smoother(frame.pixels, disparity_for(job.source, Picture(frame.pixels, source=job.source))))
-        source_frames = reader.frames() if segment is None else segment.read(reader, warm)
+        # A video depth model sees the frames in windows, as one stream (None: a map per frame, or
+        # RGB+depth frames that bring their own).
+        carries_depth = settings.input_layout in RGBD_LAYOUTS
+        stream = None if stereo_source or carries_depth else getattr(disparity_for, "video_stream", lambda: None)()
+        warmup: list[Frame] = []  # for the stream: warm-up frames to push ahead of the segment's own
+
+        def warm_with(frame: Frame, disparity: Disparity) -> None:
+            """A frame before a segment (its warm-up) goes to the smoother, and to the plate, which
+            fills holes from it."""
+            smoothed = smoother(frame.pixels, disparity)
+            if plate is not None:
+                plate.warm(stereo_request(frame.pixels, smoothed, settings), smoother.cuts)
+
+        def warm(frame: Frame) -> None:
+            # A segment's reader first hands over the frames before it; with a video depth model
+            # they first go through its windows, ahead of the segment's own frames.
+            if stereo_source:
+                return
+            frame = with_depth(frame, settings.input_layout)
+            if stream is not None:
+                warmup.append(frame)
+            else:
+                warm_with(frame, disparity_for(job.source, picture(frame)))
+
+        source_frames = (with_depth(frame, settings.input_layout)
+                         for frame in (reader.frames() if segment is None else segment.read(reader, warm)))
         frames: Iterable[Frame] = _timed(timer, "decode", source_frames)
         if pipelined:
             frames = decoded = Ahead(frames, "decode", stop)
             stack.callback(decoded.join)  # decoding ends before the source closes
 
         def with_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+            if stream is not None:
+                yield from streamed_disparity(frames)
+                return
             # A provider that can (a depth model) is asked for `batch_size` frames at once.
             many = getattr(disparity_for, "many", None)
             for group in _groups(frames, batch_size if many is not None else 1):
-                pictures = [Picture(frame.pixels, source=job.source) for frame in group]
+                pictures = [picture(frame, offset) for frame in group]
                 with timer("disparity"):
                     maps = many(job.source, pictures) if many is not None and len(group) > 1 else [
                         disparity_for(job.source, picture) for picture in pictures]
                 yield from ((frame, frame.pixels, disparity) for frame, disparity in zip(group, maps))
 
-        def stereo_views(frame: Frame, disparity: Disparity, shot: int) -> list[np.ndarray]:
-            request = stereo_request(frame.pixels, disparity, settings)
-            with timer(engine.name):
-                pair = render(request, shot=shot)
+        def streamed_disparity(frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+            waiting: deque[tuple[Frame, bool]] = deque()  # pushed, and whether it is a warm-up frame
+
+            def answered(maps: list[Disparity]) -> Iterator[tuple[Frame, np.ndarray, Disparity]]:
+                for disparity in maps:
+                    frame, warming = waiting.popleft()
+                    if warming:  # (all come before the segment's own frames reach the smoother)
+                        warm_with(frame, disparity)
+                    else:
+                        yield frame, frame.pixels, disparity
+
+            assert stream is not None
+            for frame in frames:
+                # The reader hands over the warm-up frames before the segment's first frame.
+                pushed = [(early, True) for early in warmup] + [(frame, False)]
+                warmup.clear()
+                for item in pushed:
+                    waiting.append(item)
+                    with timer("disparity"):
+                        maps = stream.push(item[0].pixels)
+                    yield from answered(maps)
+            with timer("disparity"):
+                maps = stream.finish()
+            yield from answered(maps)
+
+        def stereo_views(pair: StereoPair) -> list[np.ndarray]:
             with timer("layout"):
                 flicker.add(pair.right)
                 return layout_frames(pair, settings)
@@ -144,11 +205,15 @@ def convert_video(
         if stereo_source:
             stereo = ((frame.pts, own_views(frame)) for frame in frames if segment is None or segment.writes(frame.pts))
         else:  # Smoothing holds a few frames back (its look-ahead) and gives them back in order.
-            stereo = (
-                (frame.pts, stereo_views(frame, disparity, shot))
-                for frame, disparity, shot in smoother.smooth(with_disparity(frames))
-                if segment is None or segment.writes(frame.pts)  # a segment's look-ahead frames are smoothed only
-            )
+            smoothed = ((frame, stereo_request(frame.pixels, disparity, settings), shot)
+                        for frame, disparity, shot in smoother.smooth(with_disparity(frames)))
+            writes = lambda frame: segment is None or segment.writes(frame.pts)
+            if plate is not None:  # a segment's look-ahead frames fill holes too (they are not written)
+                pairs = plate.stream((frame, request, shot, writes(frame)) for frame, request, shot in smoothed)
+            else:  # a segment's look-ahead frames are smoothed only
+                pairs = ((frame, _rendered(timer, engine.name, render, request, shot))
+                         for frame, request, shot in smoothed if writes(frame))
+            stereo = ((frame.pts, stereo_views(pair)) for frame, pair in pairs)
         if pipelined:
             stereo = Ahead(stereo, "stereo", stop)
             # The stereo stage holds no file; after Ctrl-C it is not waited for (a diffusion frame
@@ -175,7 +240,15 @@ def convert_video(
                + ("" if stereo_source else f", right-view flicker {flicker.value:.4f}")]
     if smoother.cuts:
         details.append(f"{job.source.name}: {smoother.cuts} scene cuts reset the disparity smoothing")
+    if plate is not None:
+        details.append(f"{job.source.name}: {plate.counts.line()}")
+        return JobResult(notes=notes, details=details, hole_fill=plate.counts.as_dict())
     return JobResult(notes=notes, details=details)
+
+
+def _rendered(timer: StageTimer, stage: str, render: ShotRenderer, request: StereoRequest, shot: int) -> StereoPair:
+    with timer(stage):
+        return render(request, shot=shot)
 
 
 class ShotRenderer:
@@ -216,6 +289,14 @@ class ShotRenderer:
             self.anchor, self.shot = anchor, shot
             return pair
         return self.engine.render(request, reference=self.anchor)  # type: ignore[call-arg]
+
+
+def with_depth(frame: Frame, input_layout: str) -> Frame:
+    """An RGB+depth frame (--input-layout rgbd, rgbd-tb) as its colour half carrying its depth half."""
+    if input_layout not in RGBD_LAYOUTS:
+        return frame
+    colour, depth = split_rgbd(frame.pixels, input_layout)
+    return dataclasses.replace(frame, pixels=colour, depth=depth)
 
 
 def _video_writers(

@@ -10,8 +10,9 @@ settings, into a packet file that keeps the encoder's timestamps exactly; joinin
 packets into the final container through the same VideoWriter a one-piece run uses, which adds the
 source's audio, tags and stereo metadata, so only the video packets differ from a one-piece encode.
 
-Temporal state: each segment first decodes the WARMUP_FRAMES frames before its start and feeds them
-to the disparity smoothing only (no rendering, no output). The exponential average forgets its
+Temporal state: each segment first decodes the frames before its start (WARMUP_FRAMES, or as many as
+the temporal filter needs to forget its start: temporal.warmup_frames) and feeds them to the
+disparity smoothing only (no rendering, no output). The exponential average forgets its
 start geometrically (0.6^12 = 0.2 % of the difference left at the default weight, well under a
 pixel of shift at 1080p), so the seam is invisible, and every segment is a pure function of the
 source and the settings: resuming, or running segments on other machines, gives the same bytes.
@@ -212,8 +213,10 @@ def assign_anchors(segments: list[Segment], frames: list[int], starts: list[int]
             segment.anchor = frames[first : first + DEFAULT_LOOK_AHEAD + 1]
 
 
-def plan_segments(frames: list[int], index: FrameIndex, seconds: float, *, trim: bool) -> list[Segment]:
-    """Cut `frames` (not empty) into segments of at least `seconds`, each starting at a keyframe."""
+def plan_segments(frames: list[int], index: FrameIndex, seconds: float, *, trim: bool,
+                  warmup: int = WARMUP_FRAMES) -> list[Segment]:
+    """Cut `frames` (not empty) into segments of at least `seconds`, each starting at a keyframe,
+    each warmed up on the `warmup` frames before it."""
     starts = [0]
     for number, pts in enumerate(frames):
         if pts in index.keyframes and index.seconds(pts - frames[starts[-1]]) >= seconds:
@@ -222,7 +225,7 @@ def plan_segments(frames: list[int], index: FrameIndex, seconds: float, *, trim:
     segments = []
     for number, (begin, end) in enumerate(zip(starts, starts[1:] + [len(frames)])):
         # The frames a one-piece run would have smoothed just before (none before a trimmed start).
-        segments.append(Segment(number, frames[begin:end], frames[max(0, begin - WARMUP_FRAMES) : begin], offset,
+        segments.append(Segment(number, frames[begin:end], frames[max(0, begin - warmup) : begin], offset,
                                 after=frames[end : end + LOOK_AHEAD_FRAMES]))
     return segments
 
@@ -493,6 +496,7 @@ class SegmentOptions:
     max_fps: float | None = None
     resume: bool = True
     shot_anchors: bool = False  # the engine reads a shot anchor (cross-frame attention): find the shots
+    warmup: int = WARMUP_FRAMES  # frames before each segment the temporal filter needs (temporal.warmup_frames)
     fingerprint: dict[str, object] = field(default_factory=dict)  # the settings that shape the output
 
     @property
@@ -545,7 +549,7 @@ def convert_in_segments(
     if not frames:
         raise SbsError(f"{job.source}: no frames between `start` and `end` (the video lasts "
                        f"{index.seconds(index.pts[-1] - index.pts[0]):.1f} s)")
-    segments = plan_segments(frames, index, options.seconds, trim=start is not None)
+    segments = plan_segments(frames, index, options.seconds, trim=start is not None, warmup=options.warmup)
     if len(segments) == 1 and not options.trimmed:
         return convert_segment(job, None)
     rate = index.frame_rate if options.max_fps is None or index.frame_rate is None else min(
@@ -571,6 +575,7 @@ def convert_in_segments(
         bar.update(len(segment.frames))
         result.notes.extend(note for note in part.notes if note not in result.notes)
         result.details.extend(part.details)
+        result.add_hole_fill(part.hole_fill)
 
     with bar:
         if runner is None:

@@ -1,0 +1,122 @@
+"""--fill plate: time per frame of building the plate (motion tracking, look-ups, seams) beside the
+warp itself, and the flicker of the filled holes in the still parts of a shot against `background`.
+
+    python bench/bench_plate.py [--frames 8] [--sizes 720p 1080p]
+
+Flicker: the mean absolute frame-to-frame change (0-1 per channel) of the right view's pixels that
+are holes in either frame and whose true right view did not change between the two frames: what a
+viewer sees shimmer where the scene stands still. Scenes with exact right views: the synthetic box
+walking over a still wall, and the same box and pillar over a real photo (scikit-image's coffee
+cup, samples/coffee.jpg, as a flat wall). samples/clip.mp4 (synthetic, a still camera, one map for
+every frame) has no exact right view: its row says how much of its holes the plate filled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+from sbsconvert.convert import StageTimer
+from sbsconvert.disparity import load_disparity_file
+from sbsconvert.engines.base import StereoRequest
+from sbsconvert.engines.warp import WarpEngine
+from sbsconvert.synthetic import Layer, StereoScene, render_scene, render_video, video_layers
+from sbsconvert.video.plate import PlateRenderer
+
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def plate_views(frames: list[StereoRequest], timer: StageTimer | None = None) -> tuple[list[np.ndarray], PlateRenderer]:
+    renderer = PlateRenderer(WarpEngine(fill="plate"), timer=timer)
+    views = [pair.right for _, pair in renderer.stream((n, r, 0, True) for n, r in enumerate(frames))]
+    return views, renderer
+
+
+def still_hole_flicker(frames: list[StereoRequest], truths: list[np.ndarray], views: list[np.ndarray]) -> float:
+    engine = WarpEngine(fill="background")
+    holes = [engine.synthesize_views(request)[0].holes for request in frames]
+    total, count = 0.0, 0
+    for number in range(1, len(frames)):
+        still = (holes[number] | holes[number - 1]) & (truths[number] == truths[number - 1]).all(axis=2)
+        total += float(np.abs(views[number] - views[number - 1])[still].sum())
+        count += int(still.sum()) * views[number].shape[2]
+    return total / max(count, 1)
+
+
+def background_views(frames: list[StereoRequest]) -> list[np.ndarray]:
+    engine = WarpEngine(fill="background")
+    return [engine.render(request).right for request in frames]
+
+
+def exact(scenes) -> list[StereoRequest]:
+    return [StereoRequest(scene.left, scene.disparity, scene.disparity) for scene in scenes]
+
+
+def walk_over_photo(count: int) -> list[StereoScene]:
+    """video_layers' walking box and pillar in front of a real photo (coffee.jpg) as a flat wall."""
+    photo = cv2.cvtColor(cv2.imread(str(SAMPLES / "coffee.jpg")), cv2.COLOR_BGR2RGB).astype(np.float64) / 255
+    height, width = photo.shape[:2]
+    # The wall's disparity is a whole number of pixels: the right view samples the photo exactly.
+    look_up = lambda x, y: photo[np.clip(np.round(y).astype(int), 0, height - 1), np.clip(np.round(x).astype(int), 0, width - 1)]
+    scenes = []
+    for frame in range(count):
+        layers = video_layers(width, height, frame, walk=2.0)
+        scenes.append(render_scene(width, height, [Layer(layers[0].mask, layers[0].disparity, look_up), *layers[1:]]))
+    return scenes
+
+
+def sample_clip() -> list[StereoRequest]:
+    disparity = load_disparity_file(SAMPLES / "disparity" / "clip.png", "relative").values
+    frames = []
+    with av.open(str(SAMPLES / "clip.mp4")) as container:
+        for frame in container.decode(video=0):
+            pixels = frame.to_ndarray(format="rgb24").astype(np.float32) / 255
+            shift = cv2.resize(disparity, pixels.shape[1::-1]) * 0.03 * pixels.shape[1]  # the default 3 % divergence
+            frames.append(StereoRequest(pixels, shift.astype(np.float32), shift.astype(np.float32)))
+    return frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    print("| scene | size | frames | warp ms/frame | plate ms/frame | plate share of holes |")
+    print("|---|---|---|---|---|---|")
+    for size in args.sizes:
+        width, height = SIZES[size]
+        for name, motion in (("box walks, still camera", {"walk": 3.0}), ("camera travels", {"pan": 2.0})):
+            frames = exact(render_video(width, height, args.frames, **motion))
+            plate_views(frames[:2])  # compiles the warp kernel
+            timer = StageTimer()
+            _, renderer = plate_views(frames, timer)
+            per_frame = {stage: 1000 * seconds / len(frames) for stage, seconds in timer.seconds.items()}
+            print(f"| {name} | {size} | {len(frames)} | {per_frame['warp']:.0f} | {per_frame['plate']:.0f} "
+                  f"| {100 * renderer.counts.plate_share:.1f} % |")
+    print()
+    print("| scene | frames | hole flicker, background | hole flicker, plate | plate share of holes |")
+    print("|---|---|---|---|---|")
+    for name, scenes in (("synthetic box walks over a still wall, 320x240", render_video(320, 240, 30, walk=2.0)),
+                         ("box walks in front of a photo (coffee.jpg), 600x400", walk_over_photo(30))):
+        frames, truths = exact(scenes), [scene.right for scene in scenes]
+        views, renderer = plate_views(frames)
+        print(f"| {name} | {len(frames)} | {still_hole_flicker(frames, truths, background_views(frames)):.4f} "
+              f"| {still_hole_flicker(frames, truths, views):.4f} | {100 * renderer.counts.plate_share:.1f} % |")
+    frames = sample_clip()
+    views, renderer = plate_views(frames)
+    same = all(np.array_equal(a, b) for a, b in zip(views, background_views(frames)))
+    print(f"| samples/clip.mp4 with its map, 320x240 | {len(frames)} | (no exact right view) | "
+          f"{'the same frames as background' if same else 'differs from background'} | {100 * renderer.counts.plate_share:.1f} % |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
