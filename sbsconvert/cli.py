@@ -66,7 +66,7 @@ class ConvertByDefault(click.RichGroup):
     other than `convert` are imported when asked for (their modules load the stages)."""
 
     default_command = "convert"
-    lazy_commands = {"eval": "sbsconvert.evaluate.command:eval_command"}
+    lazy_commands = {"eval": "sbsconvert.evaluate.command:eval_command", "serve": "sbsconvert.serve:serve_command"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
