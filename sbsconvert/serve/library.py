@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 
 from sbsconvert.decode import IMAGE_EXTENSIONS
 from sbsconvert.errors import SbsError
-from sbsconvert.video import VIDEO_EXTENSIONS
+from sbsconvert.media import VIDEO_EXTENSIONS
 
 THUMB_WIDTH = 320
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS

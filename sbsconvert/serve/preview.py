@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from sbsconvert.errors import SbsError
 from sbsconvert.layout import PACKED_LAYOUTS
-from sbsconvert.video import VIDEO_EXTENSIONS
+from sbsconvert.media import VIDEO_EXTENSIONS
 
 PREVIEW_WIDTH = 960  # pixels across the photo (one eye) before conversion
 PREVIEW_VIDEO_SECONDS = 3.0
