@@ -11,7 +11,7 @@ import numpy as np
 
 from sbsconvert.choices import PLATE_FILL
 from sbsconvert.core import Job, JobResult, StageTimer
-from sbsconvert.decode import Picture, load_picture, load_stereo_eyes
+from sbsconvert.decode import Picture, load_picture, load_stereo_eyes, read_source
 from sbsconvert.disparity import Disparity, pixel_shift
 from sbsconvert.engines.base import StereoEngine, StereoPair, StereoRequest
 from sbsconvert.formats.mpo import MPO_EXTENSION
@@ -50,19 +50,20 @@ def convert_image(
     """Run the whole still-image pipeline for one job and write its output file(s)."""
     timer = StageTimer()
     with timer("decode"):
-        picture = load_picture(job.source)
+        source = read_source(job.source)  # read once: decoding, its eyes, camera and embedded depth share it
+        picture = load_picture(source)
         if settings.input_layout in RGBD_LAYOUTS:
             colour, depth = split_rgbd(picture.pixels, settings.input_layout)
             picture = dataclasses.replace(picture, pixels=colour, depth=depth)
         packed = settings.input_layout in PACKED_LAYOUTS
         own_eyes = (split(picture.pixels[..., :3], settings.input_layout) if packed
-                    else load_stereo_eyes(job.source) if settings.input_layout == "auto" else None)
+                    else load_stereo_eyes(source) if settings.input_layout == "auto" else None)
     notes = list(picture.notes)
     if own_eyes is not None:
         pair = StereoPair(*own_eyes)
         notes.append(own_eyes_note(job.source.name, settings.input_layout, "photo"))
         if not packed:  # a spatial photo written again keeps the camera it records
-            settings = with_source_camera(settings, *stereo_heic_camera(job.source))
+            settings = with_source_camera(settings, *stereo_heic_camera(source))
     else:
         with timer("disparity"):
             disparity = disparity_for(job.source, picture)

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.formats.mpo import is_stereo_mpo
+from sbsconvert.formats.source import SourceFile, source_path
 from sbsconvert.spatial_photo import is_stereo_heic, stereo_pair_images
 
 try:  # HEIC/HEIF (iPhone photos) through libheif, when the wheel is present.
@@ -56,6 +57,7 @@ class Picture:
     notes: list[str] = field(default_factory=list)
     frame: int | None = None  # a video frame's timestamp (pts) in its source: per-frame maps are found by it
     depth: np.ndarray | None = None  # HxW depth that came with the pixels (--input-layout rgbd)
+    file: SourceFile | None = None  # the photo's file as read: later stages look into it (embedded depth)
 
     @property
     def has_alpha(self) -> bool:
@@ -71,58 +73,70 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def load_picture(path: Path) -> Picture:
+def read_source(path: Path) -> SourceFile:
+    """The photo's file, read once for every stage that looks into it."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        return SourceFile.read(path)
+    except FileNotFoundError:
+        raise SbsError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SbsError(f"{path}: is a folder, not an image") from None
+    except OSError as error:
+        raise SbsError(f"{path}: not a readable image ({first_line(error)})") from None
+
+
+def load_picture(source: Path | SourceFile) -> Picture:
+    """Decode a photo, from its path or from its file already read."""
+    file = source if isinstance(source, SourceFile) else read_source(source)
+    path = file.path
+    try:
+        with Image.open(file.stream()) as image:
             notes = []
             # (MPO frames and a spatial photo's two images are eyes, not an animation)
-            if getattr(image, "n_frames", 1) > 1 and image.format != "MPO" and not is_stereo_heic(path):
+            if getattr(image, "n_frames", 1) > 1 and image.format != "MPO" and not is_stereo_heic(file):
                 notes.append(f"{path.name} is animated: only its first frame is converted")
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise SbsError(_too_large(path, width, height))
             icc = image.info.get("icc_profile")
-            colour_chunks = _png_colour_chunks(path) if image.format == "PNG" else ()
+            colour_chunks = _png_colour_chunks(file) if image.format == "PNG" else ()
             grey = image.mode in GREY_MODES
             exif_tags = image.getexif()
             orientation = exif_tags.get(0x0112, 1)
             exif = _upright_exif(exif_tags)
             image.seek(0)
-            pixels = _high_bit_depth_pixels(path, orientation)
+            pixels = _high_bit_depth_pixels(file, orientation)
             bit_depth = 16
             if pixels is None:
                 pixels = _pillow_pixels(ImageOps.exif_transpose(image))
                 bit_depth = 8
     except SbsError:
         raise
-    except FileNotFoundError:
-        raise SbsError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SbsError(f"{path}: is a folder, not an image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, png.Error) as error:
         raise SbsError(f"{path}: not a readable image ({first_line(error)})") from None
     if min(pixels.shape[:2]) < 2:
         raise SbsError(f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, too small to convert")
     return Picture(pixels=pixels, bit_depth=bit_depth, icc_profile=icc, exif=exif, colour_chunks=colour_chunks,
-                   grey=grey, source=path, notes=notes)
+                   grey=grey, source=path, notes=notes, file=file)
 
 
-def load_stereo_eyes(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+def load_stereo_eyes(source: Path | SourceFile) -> tuple[np.ndarray, np.ndarray] | None:
     """The left and right eyes (HxWx3 float32) of a photo that already holds a stereo pair: the
     first two images of a stereo MPO (3D cameras, the Nintendo 3DS; numbered from the left), or
     the images a HEIF stereo group names, left then right (Apple spatial photos). None for any
     other photo."""
-    path = Path(path)
+    path = source_path(source)
     try:
-        if is_stereo_mpo(path):
-            with Image.open(path) as image:
+        file = SourceFile.of(source)
+        if is_stereo_mpo(file.stream()):
+            with Image.open(file.stream()) as image:
                 eyes = []
                 for index in (0, 1):
                     image.seek(index)
                     eyes.append(_pillow_pixels(ImageOps.exif_transpose(image)))
-        elif path.suffix.lower() in HEIF_EXTENSIONS and is_stereo_heic(path):
-            eyes = [_pillow_pixels(ImageOps.exif_transpose(image)) for image in stereo_pair_images(path)]
+        elif path.suffix.lower() in HEIF_EXTENSIONS and is_stereo_heic(file):
+            eyes = [_pillow_pixels(ImageOps.exif_transpose(image)) for image in stereo_pair_images(file)]
         else:
             return None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
@@ -142,15 +156,14 @@ def _too_large(path: Path, width: int, height: int) -> str:
 
 
 
-def _png_colour_chunks(path: Path) -> tuple[tuple[bytes, bytes], ...]:
+def _png_colour_chunks(file: SourceFile) -> tuple[tuple[bytes, bytes], ...]:
     """The COLOUR_CHUNKS of a PNG, which all come before its pixels."""
     kept = []
-    with open(path, "rb") as file:
-        for tag, data in png.Reader(file=file).chunks():
-            if tag == b"IDAT":
-                break
-            if tag in COLOUR_CHUNKS:
-                kept.append((tag, data))
+    for tag, data in png.Reader(file=file.stream()).chunks():
+        if tag == b"IDAT":
+            break
+        if tag in COLOUR_CHUNKS:
+            kept.append((tag, data))
     return tuple(kept)
 
 
@@ -183,13 +196,12 @@ def _pillow_pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(converted, dtype=np.float32) / 255.0
 
 
-def _high_bit_depth_pixels(path: Path, orientation: int) -> np.ndarray | None:
+def _high_bit_depth_pixels(file: SourceFile, orientation: int) -> np.ndarray | None:
     """16-bit PNG/TIFF, colour or grey: Pillow would reduce these to 8 bits, OpenCV keeps them.
     Grey becomes three equal channels (the stereo pair is written as RGB)."""
-    if path.suffix.lower() not in (".png", ".tif", ".tiff"):
+    if file.path.suffix.lower() not in (".png", ".tif", ".tiff"):
         return None
-    data = np.fromfile(path, dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    decoded = cv2.imdecode(np.frombuffer(file.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint16:
         return None
     channels = 1 if decoded.ndim == 2 else decoded.shape[2]

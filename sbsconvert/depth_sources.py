@@ -102,7 +102,7 @@ class DisparityProvider:
         if self.depth_source in ("auto", "embedded"):
             from sbsconvert.embedded_depth import read_embedded_depth
 
-            embedded = read_embedded_depth(source)
+            embedded = read_embedded_depth(picture.file or source)  # the photo's bytes, when decoded from them
             if embedded is not None:
                 self._report(f"{source.name}: using the depth embedded in the photo ({embedded.source})")
                 return embedded.disparity

@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from sbsconvert.decode import MAX_PIXELS, apply_exif_orientation
 from sbsconvert.disparity import Disparity, disparity_from_array
 from sbsconvert.errors import SbsError, first_line
+from sbsconvert.formats.source import SourceFile, source_path
 
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 EXTENDED_XMP_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
@@ -58,16 +59,20 @@ class EmbeddedDepth:
     source: str  # where it came from, for messages: "GDepth XMP", "Dynamic Depth", ...
 
 
-def read_embedded_depth(path: Path) -> EmbeddedDepth | None:
-    """The depth map a portrait photo carries, or None for a photo (or file type) without one."""
-    path = Path(path)
+def read_embedded_depth(source: Path | SourceFile) -> EmbeddedDepth | None:
+    """The depth map a portrait photo carries, or None for a photo (or file type) without one. A
+    path is read whole only when its head names a photo that can carry one (a video's is not)."""
+    path = source_path(source)
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
+        if isinstance(source, SourceFile):
+            head = source.data[:12]
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(12)
         if head.startswith(b"\xff\xd8\xff"):
-            return _read_jpeg(path, path.read_bytes())
+            return _read_jpeg(path, SourceFile.of(source).data)
         if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
-            return _read_heif(path)
+            return _read_heif(SourceFile.of(source))
     except OSError as error:
         raise SbsError(f"{path}: cannot be read ({first_line(error)})") from None
     return None
@@ -99,7 +104,7 @@ def _read_jpeg(path: Path, data: bytes) -> EmbeddedDepth | None:
     depth_maps = [props for root in documents for props in _property_sets(root, DD_DEPTHMAP_NS)]
     if depth_maps:
         payload = _dynamic_depth_item(path, data, documents, depth_maps[0])
-        values = _decode_depth_image(path, payload, "Dynamic Depth", _exif_orientation(path))
+        values = _decode_depth_image(path, payload, "Dynamic Depth", _exif_orientation(data))
         props = depth_maps[0]
         return EmbeddedDepth(_range_disparity(path, values, props, "Dynamic Depth"), "Dynamic Depth")
 
@@ -112,7 +117,7 @@ def _read_jpeg(path: Path, data: bytes) -> EmbeddedDepth | None:
         payload = base64.b64decode("".join(encoded.split()), validate=True)
     except (binascii.Error, ValueError):
         raise SbsError(f"{path}: GDepth:Data is not valid base64") from None
-    values = _decode_depth_image(path, payload, "GDepth", _exif_orientation(path))
+    values = _decode_depth_image(path, payload, "GDepth", _exif_orientation(data))
     return EmbeddedDepth(_range_disparity(path, values, gdepth, "GDepth"), "GDepth XMP")
 
 
@@ -234,9 +239,9 @@ def _integer(path: Path, properties: dict[str, str], name: str) -> int:
     return value
 
 
-def _exif_orientation(path: Path) -> int:
+def _exif_orientation(data: bytes) -> int:
     # The depth map matches the pixels as stored; the picture is turned upright on decode.
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(data)) as image:
         return int(image.getexif().get(0x0112, 1))
 
 
@@ -319,11 +324,12 @@ def _range_disparity(path: Path, values: np.ndarray, properties: dict[str, str],
 # --- HEIC / HEIF -------------------------------------------------------------------------------
 
 
-def _read_heif(path: Path) -> EmbeddedDepth | None:
+def _read_heif(file: SourceFile) -> EmbeddedDepth | None:
     import pillow_heif
 
+    path = file.path
     try:
-        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
+        heif = pillow_heif.open_heif(file.data, convert_hdr_to_8bit=False)
         depth_images = heif.info.get("depth_images") or []
         if not depth_images:
             return None
@@ -334,12 +340,12 @@ def _read_heif(path: Path) -> EmbeddedDepth | None:
         raise SbsError(f"{path}: the HEIC depth image cannot be decoded ({first_line(error)})") from None
     if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.integer):
         raise SbsError(f"{path}: the HEIC depth image has an unsupported layout {codes.shape} {codes.dtype}")
-    return EmbeddedDepth(_heif_disparity(path, codes, metadata), "HEIC depth image")
+    return EmbeddedDepth(_heif_disparity(file, codes, metadata), "HEIC depth image")
 
 
-def _heif_disparity(path: Path, codes: np.ndarray, metadata: dict) -> Disparity:
+def _heif_disparity(file: SourceFile, codes: np.ndarray, metadata: dict) -> Disparity:
     """Disparity from a HEIF depth image: its depth representation info, else Apple's XMP."""
-    name = f"{path} (HEIC depth image)"
+    name = f"{file.path} (HEIC depth image)"
     values = codes.astype(np.float32) / float(np.iinfo(codes.dtype).max)
     if "representation_type" in metadata:
         if metadata["representation_type"] != HEIF_UNIFORM_Z:
@@ -348,7 +354,7 @@ def _heif_disparity(path: Path, codes: np.ndarray, metadata: dict) -> Disparity:
         if near is not None and far is not None and 0 < near < far:
             return disparity_from_array(near + values * (far - near), "depth", name=name)
         return disparity_from_array(1.0 - values, "relative", name=name)
-    apple = _apple_depth_description(path)
+    apple = _apple_depth_description(file.data)
     if apple is None or int(apple["NativeFormat"]) in APPLE_DISPARITY_FORMATS:
         # iPhone portrait photos store disparity (brighter = nearer); it is also the default.
         return disparity_from_array(values, "relative", name=name)
@@ -362,9 +368,8 @@ def _heif_disparity(path: Path, codes: np.ndarray, metadata: dict) -> Disparity:
     return disparity_from_array(1.0 - values, "relative", name=name)
 
 
-def _apple_depth_description(path: Path) -> dict[str, str] | None:
+def _apple_depth_description(data: bytes) -> dict[str, str] | None:
     """Apple's apdi properties of the depth item's XMP, found among the file's XMP packets."""
-    data = path.read_bytes()
     for match in re.finditer(rb"<x:xmpmeta.*?</x:xmpmeta>", data, re.DOTALL):
         packet = match.group(0)
         if APPLE_PIXEL_INFO_NS.encode() not in packet:

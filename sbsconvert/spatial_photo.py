@@ -35,10 +35,10 @@ from sbsconvert.formats.heif.items import (
     item_properties,
     master_images,
     primary_item,
-    read_meta_box,
     stereo_pair_ids,
     unused_id,
 )
+from sbsconvert.formats.source import SourceFile
 from sbsconvert.output import atomic_path, quantize
 
 SPATIAL_EXTENSION = ".heic"
@@ -164,37 +164,39 @@ def add_stereo_pair(heif: bytes, cameras: StereoCameras) -> bytes:
     return edit_meta(heif, edit)
 
 
-def is_stereo_heic(path: Path) -> bool:
+def is_stereo_heic(source: Path | SourceFile) -> bool:
     """True for a HEIF file whose meta box groups images as a stereo pair (a spatial photo, ours or
-    a camera's): already stereo, not a 2D photo. Only the meta box is read."""
+    a camera's): already stereo, not a 2D photo."""
     try:
-        return stereo_pair_ids(read_meta_box(path)) is not None
+        meta = SourceFile.of(source).meta
+        return meta is not None and stereo_pair_ids(meta) is not None
     except (OSError, ValueError):
         return False
 
 
-def stereo_pair_images(path: Path) -> list[Image.Image]:
+def stereo_pair_images(source: Path | SourceFile) -> list[Image.Image]:
     """The two images of a HEIF stereo pair, left eye first, decoded."""
-    meta = read_meta_box(path)
-    pair = stereo_pair_ids(meta)
-    shown = master_images(meta)
-    heif = pillow_heif.open_heif(path)
+    file = SourceFile.of(source)
+    if file.meta is None or (pair := stereo_pair_ids(file.meta)) is None:
+        raise ValueError("it names no stereo pair")
+    shown = master_images(file.meta)
+    heif = pillow_heif.open_heif(file.data)
     # libheif lists the same images, in the same order (item order, hidden ones and the thumbnails
     # and auxiliary planes of others left out)
-    if pair is None or len(heif) != len(shown) or not set(pair) <= set(shown):
+    if len(heif) != len(shown) or not set(pair) <= set(shown):
         raise ValueError("its stereo pair does not name two of its images")
     return [heif[shown.index(item)].to_pillow() for item in pair]
 
 
-def stereo_heic_camera(path: Path) -> tuple[float | None, float | None, int | None]:
+def stereo_heic_camera(source: Path | SourceFile) -> tuple[float | None, float | None, int | None]:
     """(baseline in mm, horizontal field of view in degrees, disparity adjustment in ten-thousandths
     of the width) a spatial photo's camera properties record (cmin/cmex, or visionOS 1's uuid
     properties): the eyes' positions apart, the left eye's field of view, the left eye's
     adjustment; each None when not recorded."""
     try:
-        meta = read_meta_box(path)
-        pair = stereo_pair_ids(meta)
-        if pair is None:
+        meta = SourceFile.of(source).meta
+        pair = None if meta is None else stereo_pair_ids(meta)
+        if meta is None or pair is None:
             return None, None, None
         left, right = (item_camera(item_properties(meta, item)) for item in pair)
         hfov = left.intrinsics.hfov_degrees if left.intrinsics else None

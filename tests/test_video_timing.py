@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run
 from sbsconvert.progress import LogProgress
-from sbsconvert.video import segments
+from sbsconvert.video.segments import driver as segments_driver
 from sbsconvert.video.decode import VideoReader, presentation_order
 
 WIDTH, HEIGHT = 64, 48
@@ -162,7 +162,7 @@ def kept_progress(monkeypatch):
         kept.append(LogProgress(total, desc=desc, unit=unit, enabled=False))
         return kept[-1]
 
-    monkeypatch.setattr(segments, "progress_counter", counter)
+    monkeypatch.setattr(segments_driver, "progress_counter", counter)
     return kept
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -66,10 +67,10 @@ def mpo_bytes(jpegs: list[bytes]) -> bytes:
     return b"".join([first, *others])
 
 
-def is_stereo_mpo(path: Path) -> bool:
+def is_stereo_mpo(file: Path | BinaryIO) -> bool:
     """True for an MPO holding a multi-view (disparity) stereo set: already stereo, not a 2D photo."""
     try:
-        with Image.open(path) as image:
+        with Image.open(file) as image:
             entries = (getattr(image, "mpinfo", None) or {}).get(_MP_ENTRY, [])
     except (OSError, SyntaxError, ValueError):
         return False

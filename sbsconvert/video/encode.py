@@ -229,7 +229,7 @@ class VideoWriter(EncodedVideoWriter):
     seconds) copies only that stretch of the audio, subtitles and chapters (a trimmed video).
 
     With `capture` nothing is written to `path`: the encoded packets are kept in `captured` (a
-    segment of a long video, see segments.py) as (pts, dts, keyframe, data), encoded exactly as
+    segment of a long video, see segments/join.py) as (pts, dts, keyframe, data), encoded exactly as
     this container would take them.
     `copy` muxes such packets into a real file instead of encoding frames."""
 

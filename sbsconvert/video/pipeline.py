@@ -55,7 +55,7 @@ def convert_video(
 
     The source is a video file, or a folder of numbered frames played at `frame_rate`; with
     `frames_out` each output is a folder of numbered images instead of a video file. A `segment`
-    converts only its frames, into its files (see segments.py).
+    converts only its frames, into its files (see video/segments/).
 
     `pipelined` runs decoding; disparity, smoothing, engine and layout; and encoding in threads
     of their own (a few frames in flight between them); without it they take turns on one thread.
@@ -81,7 +81,9 @@ def convert_video(
             settings = with_source_camera(settings, *spatial_video_camera(job.source))
         writers: list[FrameWriter | None]
         if segment is not None:
-            writers = segment.writers(video, reader.info, source=None if job.source.is_dir() else job.source,
+            from sbsconvert.video.segments.join import segment_writers
+
+            writers = segment_writers(segment, video, reader.info, source=None if job.source.is_dir() else job.source,
                                       image_type=settings.image_type, quality=settings.quality,
                                       png_compression=settings.png_compression,
                                       spatial=spatial_metadata(settings) if settings.layout == "spatial" else None)

@@ -18,9 +18,9 @@ the engine's, bit for bit.
 
 The plate of a frame is built from the PAST_FRAMES frames before it and the AHEAD_FRAMES after it,
 never across a scene cut. Both bounds are what a segment of a long video decodes around its own
-frames (segments.py: warm-up and look-ahead), so a segment that begins mid-shot builds the plate a
+frames (segments/plan.py: warm-up and look-ahead), so a segment that begins mid-shot builds the plate a
 one-piece run builds (exactly so where the disparity of its warm-up frames is too: a given map, or
-no smoothing; see segments.py for the smoothing's own seam).
+no smoothing; see video/segments/ for the smoothing's own seam).
 """
 
 from __future__ import annotations

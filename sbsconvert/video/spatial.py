@@ -14,7 +14,7 @@ naming the eyes in `hvcC`. Last, Apple's `vexu` (stereo views, hero eye, baselin
 adjustment) and `hfov` boxes are added to the sample entry, as for `st3d`, and the `sync` sample
 group of a layer-1 CRA picture to the sample table (docs/spatial.md compares every field with
 Apple's encoder's file). A long video's segments
-each keep their raw two-view stream and are muxed as one (video/segments.py, write_spatial_file).
+each keep their raw two-view stream and are muxed as one (video/segments/join.py, write_spatial_file).
 
 Apple's own encoder predicts the right eye from the left; these files do not (each layer-1 slice
 switches inter-layer prediction off), so they are larger than Apple's at the same quality.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from sbsconvert.formats.isobmff.boxes import Box, box, full_box_header, parse_boxes, split_full_box, top_level_headers
 
@@ -323,11 +323,16 @@ def find_meta(data: bytes) -> Box:
 def read_meta_box(path: Path) -> Box:
     """The meta box of the HEIF file at `path`, read without loading the (large) image data."""
     with open(path, "rb") as handle:
-        meta = next((box for box in top_level_headers(handle) if box.kind == b"meta"), None)
-        if meta is None or meta.size > 64 << 20:
-            raise ValueError("no meta box of a sane size")
-        handle.seek(meta.start)
-        return find_meta(handle.read(meta.size))
+        return meta_box_of(handle)
+
+
+def meta_box_of(handle: BinaryIO) -> Box:
+    """The meta box of the HEIF file open as `handle`, read from the top-level box headers on."""
+    meta = next((box for box in top_level_headers(handle) if box.kind == b"meta"), None)
+    if meta is None or meta.size > 64 << 20:
+        raise ValueError("no meta box of a sane size")
+    handle.seek(meta.start)
+    return find_meta(handle.read(meta.size))
 
 
 def stereo_pair_ids(meta: Box) -> tuple[int, int] | None:
