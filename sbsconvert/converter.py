@@ -12,6 +12,7 @@ See docs/python-api.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
@@ -36,6 +37,7 @@ from sbsconvert.jobs import file_outputs, output_types, plan_jobs, plan_stream_j
 from sbsconvert.layout import PACKED_LAYOUTS, RGBD_LAYOUTS, get_layout
 from sbsconvert.media import is_video_path
 from sbsconvert.output import quantize
+from sbsconvert.progress import reported_to
 from sbsconvert.settings import (
     DIFFUSION_ONLY,
     FIELDS,
@@ -52,7 +54,7 @@ from sbsconvert.video import SPATIAL_CODECS
 from sbsconvert.video.encode import VideoSettings
 
 
-Progress = Callable[[int, int], None]  # (jobs done, jobs in the batch)
+Progress = Callable[[float, int], None]  # (jobs done, with the share of a video being written; jobs in the batch)
 ImageLike = Any  # PIL image, numpy array (HxW or HxWxC) or torch tensor (CxHxW or HxW)
 
 
@@ -217,7 +219,9 @@ class StereoConverter:
         Outputs go next to each input (or into `output`, a file for one input, else a folder);
         existing ones are refused unless force=True or skip_existing=True. A file that fails is
         in the summary's failed outcomes (and printed as an error); the others go on. `progress`,
-        when given, is called as progress(done, total) after each job, counted in jobs (files)."""
+        when given, is called as progress(done, total) after each job, counted in jobs (files),
+        and while a video is converted with the share of its frames written added to `done`
+        (2.5 of 4: two files done, the third half written)."""
         inputs = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(item) for item in inputs]
         settings = self.settings
         if overrides:
@@ -310,7 +314,11 @@ def run(inputs: list[Path], output: Path | None, settings: Settings, models: Mod
                 if progress is not None:
                     progress(done, len(jobs))
 
-        summary = run_batch(jobs, convert_one, reporter, skip_existing=skip_existing)
+        # While a video runs, `done` grows by the share of its frames written.
+        listening = (contextlib.nullcontext() if progress is None
+                     else reported_to(lambda share: progress(done + share, len(jobs))))
+        with listening:
+            summary = run_batch(jobs, convert_one, reporter, skip_existing=skip_existing)
     if progress is not None:
         progress(len(jobs), len(jobs))
     summary.add_passed_over(passed_over)

@@ -63,6 +63,21 @@ def test_api_album_equals_cli_album(tmp_path):
     assert [outcome.status for outcome in again.outcomes] == ["skipped", "skipped"]
 
 
+@pytest.mark.parametrize("segment_seconds", [None, 1])
+def test_progress_follows_a_videos_frames(tmp_path, segment_seconds):
+    """While a video is written, `progress` hears the share of its frames done: it rises from 0 to
+    the whole job, in one piece and in segments (counted over the whole video, not per segment)."""
+    heard = []
+    extra = {} if segment_seconds is None else {"segment_seconds": segment_seconds}
+    conv = StereoConverter(disparity=CLIP_DISP)
+    summary = conv.convert(CLIP, tmp_path / "clip_LR.mp4", progress=lambda done, total: heard.append((done, total)),
+                           **extra)
+    assert len(summary.with_status("converted")) == 1
+    shares = [done for done, total in heard]
+    assert all(total == 1 for _, total in heard) and shares == sorted(shares) and shares[-1] == 1
+    assert len([share for share in shares if 0 < share < 1]) >= 10  # frame by frame, not only at the end
+
+
 def test_converter_loads_its_depth_model_once(tmp_path, monkeypatch):
     from transformers import AutoModelForDepthEstimation
 

@@ -23,7 +23,8 @@ ACTIVE = ("queued", "running")
 def convert_in_child(preset: str | None, values: dict[str, Any], inputs: list[str], output: str,
                      events: Any) -> None:
     """The child process: one library conversion, reporting ("converting",) once the library is
-    loaded, ("progress", done, total) after each file, then ("done", summary) or ("refused", message)."""
+    loaded, ("progress", done, total) after each file and, for a video, frame by frame (done then
+    counts the share of its frames written), then ("done", summary) or ("refused", message)."""
     try:
         from sbsconvert import StereoConverter
         from sbsconvert.errors import SbsError

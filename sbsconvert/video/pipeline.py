@@ -101,7 +101,9 @@ def convert_video(
             writers = _video_writers(stack, job, settings, video, reader.info)
         stack.callback(_abort_all, writers)  # closes files if anything below fails
         total = len(segment.frames) if segment is not None else reader.info.expected_frames
-        bar = stack.enter_context(progress_counter(total, desc=job.source.name, unit="frame", enabled=progress))
+        # A segment's frames are counted by the segments' driver, over the whole video.
+        bar = stack.enter_context(progress_counter(total, desc=job.source.name, unit="frame", enabled=progress,
+                                                   counts_job=segment is None))
         stop = threading.Event()
         packed = settings.input_layout in PACKED_LAYOUTS
         stereo_source = reader.info.stereo or packed

@@ -104,7 +104,7 @@ def convert_in_segments(
         assign_anchors(segments, frames, folder.manifest["shot_starts"])  # type: ignore[arg-type]
     pending = [segment for segment in segments if not folder.is_done(segment)]
     result = JobResult()
-    bar = progress_counter(len(frames), desc=job.source.name, unit="frame", enabled=progress)
+    bar = progress_counter(len(frames), desc=job.source.name, unit="frame", enabled=progress, counts_job=True)
     bar.update(len(frames) - sum(len(s.frames) for s in pending))  # resumed segments
 
     def finished(segment: Segment, part: JobResult) -> None:
