@@ -158,7 +158,7 @@ def kept_progress(monkeypatch):
     """The progress counters of segmented runs (real ones, silent), to compare their counts with the output."""
     kept = []
 
-    def counter(total, *, desc, unit, enabled=True):
+    def counter(total, *, desc, unit, enabled=True, counts_job=False):
         kept.append(LogProgress(total, desc=desc, unit=unit, enabled=False))
         return kept[-1]
 
