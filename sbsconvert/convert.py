@@ -40,7 +40,7 @@ class ConvertSettings:
     hfov_degrees: float | None = None
     # A spatial source's own disparity adjustment (ten-thousandths of the width), kept when written as spatial.
     disparity_adjustment: int | None = None
-    mvhevc_structure: str = "apple"  # a spatial video's layer structure (video/spatial.py, MVHEVC_STRUCTURES)
+    mvhevc_structure: str = "apple"  # a spatial video's layer structure (choices.MVHEVC_STRUCTURES)
     input_layout: str = "auto"  # --input-layout: how the input already holds both eyes, if it does
 
 

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sbsconvert.choices import DEFAULT_DEPTH_MODEL
 from sbsconvert.device import Compute
 from sbsconvert.disparity import DEPTH_MODEL_ALTERNATIVES, Disparity, disparity_from_array
 from sbsconvert.hub import load_pretrained

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sbsconvert.choices import INPUT_LAYOUTS, LAYOUTS, PACKED_LAYOUTS, RGBD_LAYOUTS, Layout
+from sbsconvert.choices import LAYOUTS, PACKED_LAYOUTS, RGBD_LAYOUTS, Layout
 from sbsconvert.errors import SbsError
 
 # Dubois least-squares red-cyan matrices (rows: output R, G, B; applied to linear RGB).

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from sbsconvert.choices import DEFAULT_DEPTH_MODEL, DEPTH_SOURCES, MAX_DIVERGENCE
+from sbsconvert.choices import DEFAULT_DEPTH_MODEL, DEFAULT_SD_DEPTH_MODEL, DEPTH_SOURCES, MAX_DIVERGENCE
 from sbsconvert.convert import ConvertSettings
 from sbsconvert.engines import ENGINES
-from sbsconvert.engines.diffusion.settings import DEFAULT_SD_DEPTH_MODEL, DiffusionSettings
+from sbsconvert.engines.diffusion.settings import DiffusionSettings
 from sbsconvert.errors import SbsError
 from sbsconvert.presets import apply_preset, load_preset
 from sbsconvert.video import SPATIAL_CODECS

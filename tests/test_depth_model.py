@@ -23,7 +23,8 @@ from PIL import Image
 
 from sbsconvert import hub
 from sbsconvert.cli import main
-from sbsconvert.depth import DEFAULT_DEPTH_MODEL, DepthEstimator
+from sbsconvert.choices import DEFAULT_DEPTH_MODEL
+from sbsconvert.depth import DepthEstimator
 from sbsconvert.device import select_compute
 from sbsconvert.disparity import normalize
 from sbsconvert.errors import SbsError

@@ -3,7 +3,6 @@ auto|copy|aac|none). Sources made here with PyAV: WebM (VP9 + Opus), Matroska wi
 MOV with PCM; each carries a tone burst at a known time, so the output's sync can be measured."""
 
 import re
-from fractions import Fraction
 from pathlib import Path
 
 import av

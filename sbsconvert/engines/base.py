@@ -7,7 +7,6 @@ from typing import Protocol
 
 import numpy as np
 
-from sbsconvert.choices import EYES
 
 
 @dataclass

@@ -11,7 +11,6 @@ from sbsconvert.choices import DEFAULT_DEPTH_MODEL, FILL_METHODS
 from sbsconvert.device import DEVICE_CHOICES, select_compute
 from sbsconvert.engines import ENGINES, create_engine
 from sbsconvert.engines.diffusion.settings import COMPOSITES, DEFAULT_SD_MODEL, FILL_RESOLUTIONS
-from sbsconvert.engines import create_engine
 from sbsconvert.errors import SbsError, option_spelling, run_command
 from sbsconvert.evaluate.datasets import find_pairs
 from sbsconvert.evaluate.metrics import SSIM_CHANNELS, Lpips

@@ -25,7 +25,6 @@ from typing import Iterator
 import av
 import av.logging
 
-from sbsconvert.choices import AUDIO_CHOICES
 from sbsconvert.errors import SbsError, first_line
 
 AAC_BITS_PER_CHANNEL = 96_000  # 192 kbit/s for stereo: transparent for most listeners with FFmpeg's AAC

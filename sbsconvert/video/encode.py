@@ -21,14 +21,13 @@ from typing import Any, Iterable, Iterator, Protocol
 import av
 import numpy as np
 
-from sbsconvert.choices import PIXEL_FORMATS
+from sbsconvert.choices import AUDIO_CHOICES, CODEC_CHOICES, PIXEL_FORMATS
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.formats.st3d import add_st3d
 from sbsconvert.output import DEFAULT_PNG_COMPRESSION, IMAGE_FORMATS, SIXTEEN_BIT_FORMATS, quantize, write_image
-from sbsconvert.video.audio import AUDIO_CHOICES, AacEncoder, AudioPlan, plan_audio
+from sbsconvert.video.audio import AacEncoder, AudioPlan, plan_audio
 from sbsconvert.video.colour import Colour
 from sbsconvert.video.encoders import (
-    CODEC_CHOICES,
     SOFTWARE,
     encoder_pixel_format,
     has_constant_quality,
@@ -64,7 +63,7 @@ DEFAULT_FRAME_RATE = 30  # for a rate per pixel when the source does not say its
 
 @dataclass
 class VideoSettings:
-    codec: str = "h264"  # h264 / hevc (software), auto, or an FFmpeg encoder (encoders.CODEC_CHOICES)
+    codec: str = "h264"  # h264 / hevc (software), auto, or an FFmpeg encoder (choices.CODEC_CHOICES)
     crf: int | None = None  # constant quality (lower = better); the default when no rate is set
     bitrate: str | None = None  # e.g. "12M", "800k"
     bits_per_pixel: float | None = None  # a rate that follows the output: width x height x frames/s x this

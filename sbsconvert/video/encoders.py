@@ -14,7 +14,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from sbsconvert.choices import CODEC_CHOICES, FORMAT_OF, HARDWARE, SOFTWARE
+from sbsconvert.choices import FORMAT_OF, HARDWARE, SOFTWARE
 from sbsconvert.errors import SbsError, first_line
 
 _PROBE_SIZE = 256  # some hardware encoders refuse tiny frames

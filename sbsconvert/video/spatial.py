@@ -37,7 +37,6 @@ from typing import Any
 import av
 import numpy as np
 
-from sbsconvert.choices import MVHEVC_STRUCTURES
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.formats.hevc.bits import BitstreamError
 from sbsconvert.formats.hevc.mvhevc import MultiviewAssembler
@@ -111,7 +110,7 @@ class EyeEncoder:
 @dataclass(frozen=True)
 class SpatialMetadata:
     """The stereo camera the file describes (see ConvertSettings for the defaults), and how its
-    two layers are coded (one of MVHEVC_STRUCTURES)."""
+    two layers are coded (one of choices.MVHEVC_STRUCTURES)."""
 
     baseline_mm: float
     hfov_degrees: float

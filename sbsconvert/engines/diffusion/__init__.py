@@ -37,13 +37,8 @@ Cross-frame attention (for video)
 
 from typing import Any
 
-from sbsconvert.engines.diffusion.settings import (
-    ATTENTION_MODES,
-    DEFAULT_SD_DEPTH_MODEL,
-    DEFAULT_SD_MODEL,
-    INVERSIONS,
-    DiffusionSettings,
-)
+from sbsconvert.choices import ATTENTION_MODES, DEFAULT_SD_DEPTH_MODEL, DEFAULT_SD_MODEL, INVERSIONS
+from sbsconvert.engines.diffusion.settings import DiffusionSettings
 
 # The engine and its attention classes load torch and diffusers: imported on first use (PEP 562),
 # so that the settings can be read without them.

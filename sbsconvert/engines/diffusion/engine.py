@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sbsconvert.choices import DEFAULT_SD_DEPTH_MODEL
 from sbsconvert.core import StageTimer
 from sbsconvert.device import Compute
 from sbsconvert.disparity import Disparity, normalize, pixel_shift, resize_disparity
@@ -27,7 +28,7 @@ from sbsconvert.engines.diffusion.crops import crop_weight, plan_crops
 from sbsconvert.engines.diffusion.inversion import ddim_inversion, null_text_inversion
 from sbsconvert.engines.diffusion.models import load_stable_diffusion
 from sbsconvert.engines.diffusion.sampler import Denoiser, Guidance, StereoPlan, denoise_stereo, sample
-from sbsconvert.engines.diffusion.settings import DEFAULT_SD_DEPTH_MODEL, DiffusionSettings
+from sbsconvert.engines.diffusion.settings import DiffusionSettings
 from sbsconvert.engines.diffusion.shift import LatentShift, plan_latent_shift
 from sbsconvert.engines.warp import WarpEngine
 from sbsconvert.errors import SbsError

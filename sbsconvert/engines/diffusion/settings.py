@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sbsconvert.choices import (ATTENTION_MODES, COMPOSITES, DEFAULT_SD_DEPTH_MODEL, DEFAULT_SD_MODEL, FILL_RESOLUTIONS,
-                                INVERSIONS)
+from sbsconvert.choices import ATTENTION_MODES, COMPOSITES, DEFAULT_SD_MODEL, FILL_RESOLUTIONS, INVERSIONS
 from sbsconvert.errors import SbsError
 
 
