@@ -29,7 +29,7 @@ from sbsconvert.disparity import Disparity, pixel_shift
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import WarpEngine
 from sbsconvert.formats.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.formats.hevc.nal import NalUnit
+from sbsconvert.formats.hevc.nal import length_prefixed_units
 from sbsconvert.layout import compose
 from sbsconvert.video.encode import VideoSettings, VideoWriter
 from sbsconvert.video.spatial import SpatialMetadata, SpatialVideoWriter
@@ -73,11 +73,8 @@ def layer_bytes(path: Path) -> tuple[int, int]:
     sizes = [0, 0]
     with av.open(str(path)) as container:
         for packet in container.demux(container.streams.video[0]):
-            data, offset = bytes(packet), 0
-            while offset + 4 <= len(data):
-                length = int.from_bytes(data[offset : offset + 4], "big")
-                sizes[min(NalUnit.from_bytes(data[offset + 4 : offset + 6]).layer_id, 1)] += length
-                offset += 4 + length
+            for unit in length_prefixed_units(bytes(packet)):
+                sizes[min(unit.layer_id, 1)] += len(unit.to_bytes())
     return sizes[0], sizes[1]
 
 

@@ -15,7 +15,7 @@ import struct
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sbsconvert.errors import SbsError, first_line
 from sbsconvert.layout import LAYOUTS
@@ -29,7 +29,6 @@ SEI_NAMES = {4: "user data registered (ITU-T T.35)", 5: "user data unregistered 
              179: "multiview acquisition info", 180: "multiview view position"}
 ST3D_NAMES = {0: "mono", 1: "top-bottom (left on top)", 2: "left-right (left first)"}
 _ST3D_WORDS = {ST3D_NAMES[1]: "top-bottom", ST3D_NAMES[2]: "side by side"}
-_PREFIX_SEI = 39
 _SCALABLE_MAIN = 7  # general_profile_idc
 _PRIMARIES = {1: "BT.709", 5: "BT.601 PAL", 6: "BT.601 NTSC", 9: "BT.2020", 12: "Display P3"}
 _TRANSFERS = {1: "BT.709", 6: "BT.601", 13: "sRGB", 14: "BT.2020 10-bit", 16: "PQ", 18: "HLG"}
@@ -367,11 +366,14 @@ def _sps_ptl(rbsp: bytes) -> Any:
 def _config_record_units(entry: Any) -> list[tuple[str, Any]]:
     """The NAL units in the arrays of the sample entry's decoder configuration records, each with
     its record's name (hvcC, lhvC)."""
+    from sbsconvert.formats.hevc.nal import HVCC_ARRAYS, LHVC_ARRAYS, config_record_units
+
     units = []
-    for name, header in ((b"hvcC", 23), (b"lhvC", 6)):
+    for name, arrays_start in ((b"hvcC", HVCC_ARRAYS), (b"lhvC", LHVC_ARRAYS)):
         record = entry.child(name)
         if record is not None:
-            units += [(name.decode(), unit) for unit in _config_nal_units(record.payload, header)]
+            units += [(name.decode(), unit)
+                      for unit in _readable_units(config_record_units(record.payload, arrays_start))]
     return units
 
 
@@ -379,7 +381,7 @@ def config_sei(entry: Any) -> list[str]:
     """The SEI messages in the decoder configuration records (where Apple's encoder names the
     left and right views), by name and record; the views a 3D reference displays info names."""
     from sbsconvert.formats.hevc.nal import PREFIX_SEI, SUFFIX_SEI
-    from sbsconvert.formats.hevc.sei import THREE_D_REFERENCE_DISPLAYS_INFO, parse_reference_displays
+    from sbsconvert.formats.hevc.sei import THREE_D_REFERENCE_DISPLAYS_INFO, parse_reference_displays, sei_payload_types
 
     found = []
     for name, unit in _config_record_units(entry):
@@ -397,24 +399,15 @@ def config_sei(entry: Any) -> list[str]:
     return found
 
 
-def _config_nal_units(record: bytes, header: int) -> list[Any]:
-    """The NAL units in the arrays of a decoder configuration record, which start at `header`
-    (hvcC: 23, lhvC: 6), right after its numOfArrays byte; a short record gives what it has."""
+def _readable_units(units: Iterator[Any]) -> list[Any]:
+    """The NAL units read before a cut-off or unreadable one (a damaged file shows what it has)."""
     from sbsconvert.formats.hevc.bits import BitstreamError
-    from sbsconvert.formats.hevc.nal import NalUnit
 
-    units = []
+    read = []
     with contextlib.suppress(IndexError, struct.error, BitstreamError):
-        position = header
-        arrays = record[position - 1]
-        for _ in range(arrays):
-            (count,) = struct.unpack_from(">H", record, position + 1)
-            position += 3
-            for _ in range(count):
-                (length,) = struct.unpack_from(">H", record, position)
-                units.append(NalUnit.from_bytes(record[position + 2 : position + 2 + length]))
-                position += 2 + length
-    return units
+        for unit in units:
+            read.append(unit)
+    return read
 
 
 def _first_packet_sei(container: Any, stream: Any) -> list[str]:
@@ -422,40 +415,19 @@ def _first_packet_sei(container: Any, stream: Any) -> list[str]:
     lengths), by name; [] for other streams."""
     import av
 
-    from sbsconvert.formats.hevc.bits import BitstreamError
-    from sbsconvert.formats.hevc.nal import NalUnit
+    from sbsconvert.formats.hevc.nal import PREFIX_SEI, length_prefixed_units
+    from sbsconvert.formats.hevc.sei import sei_payload_types
 
     if stream.codec_context.name != "hevc" or "mp4" not in container.format.name:
         return []
     found: list[str] = []
-    with contextlib.suppress(av.FFmpegError, StopIteration, struct.error, BitstreamError, IndexError):
+    with contextlib.suppress(av.FFmpegError, StopIteration, IndexError):
         packet = bytes(next(packet for packet in container.demux(stream) if packet.size))
-        position = 0
-        while position + 4 <= len(packet):
-            (length,) = struct.unpack_from(">I", packet, position)
-            unit = NalUnit.from_bytes(packet[position + 4 : position + 4 + length])
-            position += 4 + length
-            if unit.type == _PREFIX_SEI:
+        for unit in _readable_units(length_prefixed_units(packet)):
+            if unit.type == PREFIX_SEI:
                 found += [f"{SEI_NAMES.get(kind, f'payload type {kind}')} (layer {unit.layer_id})"
                           for kind in sei_payload_types(unit.rbsp)]
     return found
-
-
-def sei_payload_types(rbsp: bytes) -> list[int]:
-    """payloadType of each SEI message in an SEI RBSP (H.265 7.3.5)."""
-    kinds, position = [], 0
-    while position < len(rbsp) and rbsp[position:] != b"\x80":  # rbsp_trailing_bits
-        values = []
-        for _ in range(2):  # payloadType, then payloadSize: runs of 0xFF plus a last byte
-            value = 0
-            while rbsp[position] == 0xFF:
-                value += 255
-                position += 1
-            values.append(value + rbsp[position])
-            position += 1
-        kinds.append(values[0])
-        position += values[1]
-    return kinds
 
 
 # --- verdicts -----------------------------------------------------------------------------------

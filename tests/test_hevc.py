@@ -2,6 +2,7 @@
 the multiview VPS), then on real libx265 streams: two eyes assembled into one MV-HEVC stream
 decode, through FFmpeg's MV-HEVC decoder, into exactly the pictures each eye's own stream gives."""
 
+import struct
 from dataclasses import replace
 from fractions import Fraction
 
@@ -12,7 +13,8 @@ import pytest
 from sbsconvert.formats.hevc.bits import (BitReader, BitstreamError, BitWriter, add_emulation_prevention,
                                   remove_emulation_prevention)
 from sbsconvert.formats.hevc.mvhevc import MultiviewAssembler
-from sbsconvert.formats.hevc.nal import CRA_NUT, IDR_N_LP, IDR_W_RADL, PPS, SPS, VPS, NalUnit, join_annexb, split_annexb
+from sbsconvert.formats.hevc.nal import (CRA_NUT, HVCC_ARRAYS, IDR_N_LP, IDR_W_RADL, LHVC_ARRAYS, PPS, SPS, VPS, NalUnit,
+                                         config_record_units, join_annexb, length_prefixed_units, split_annexb)
 from sbsconvert.formats.hevc.params import (RepFormat, ShortTermRps, format_constraint_flags, multilayer_sps, multiview_vps,
                                     parse_pps, parse_sps, parse_vps, renumber_pps)
 from sbsconvert.formats.hevc.sei import ReferenceDisplays, parse_reference_displays, reference_displays_sei
@@ -539,3 +541,17 @@ def test_misaligned_eyes_are_refused():
     with pytest.raises(BitstreamError, match="not aligned"):
         for (l, *_), (r, *_) in zip(left, right):
             assembler.access_unit(l, r)
+
+
+def test_nal_units_as_mp4_holds_them_in_samples_and_configuration_records():
+    """ISO/IEC 14496-15: a sample's NAL units each follow a 4-byte length; an hvcC (lhvC) record's
+    arrays, after a 22-byte (5-byte) header and numOfArrays, give each NAL unit a 2-byte length."""
+    vps, sps = NalUnit(VPS, 0, 0, b"\x0c\x01"), NalUnit(SPS, 1, 0, b"\x42")
+    sample = b"".join(len(unit.to_bytes()).to_bytes(4, "big") + unit.to_bytes() for unit in (vps, sps))
+    assert list(length_prefixed_units(sample)) == [vps, sps]
+    array = lambda unit: bytes([0x80 | unit.type]) + b"\x00\x01" + len(unit.to_bytes()).to_bytes(2, "big") + unit.to_bytes()
+    for header, start in ((bytes(22), HVCC_ARRAYS), (bytes(5), LHVC_ARRAYS)):
+        record = header + b"\x02" + array(vps) + array(sps)
+        assert list(config_record_units(record, start)) == [vps, sps]
+        with pytest.raises(struct.error):  # a record cut inside its second array's length
+            list(config_record_units(record[:-4], start))

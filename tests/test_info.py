@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from conftest import SAMPLES, run
 from sbsconvert.cli import main
 from sbsconvert.formats.isobmff.boxes import Box, box, full_box, parse_boxes
-from sbsconvert.info import apple_boxes, config_sei, layer_profiles, sei_payload_types, name_layout
+from sbsconvert.formats.hevc.sei import sei_payload_types
+from sbsconvert.info import apple_boxes, config_sei, layer_profiles, name_layout
 from sbsconvert.output import write_mpo
 from sbsconvert.spatial_photo import StereoCameras, write_spatial_heic
 from test_stereo_sources import NO_MODEL, photo_eyes, visionos1_heic

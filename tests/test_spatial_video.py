@@ -14,7 +14,8 @@ from pymediainfo import MediaInfo
 
 from conftest import run
 from sbsconvert.formats.hevc.bits import BitReader
-from sbsconvert.formats.hevc.nal import CRA_NUT, IDR_N_LP, PPS, PREFIX_SEI, SPS, VPS, NalUnit
+from sbsconvert.formats.hevc.nal import (CRA_NUT, HVCC_ARRAYS, IDR_N_LP, LHVC_ARRAYS, PPS, PREFIX_SEI, SPS, VPS,
+                                         config_record_units, length_prefixed_units)
 from sbsconvert.formats.hevc.sei import ReferenceDisplays, parse_reference_displays
 from sbsconvert.formats.isobmff.boxes import parse_boxes
 from test_video import BAD_CLIPS, audio_packets, decoded, disparity_map, make_clip
@@ -74,20 +75,6 @@ def test_spatial_clip_holds_both_views_of_every_frame(tmp_path):
         ["clip.mp4", "map.png", "clip_spatial.mp4", "eye_L.mp4", "eye_R.mp4"])  # no raw stream or temp file left
 
 
-def lhvc_parameter_sets(payload):
-    """(NAL type, nuh_layer_id) of each parameter set in an lhvC box (ISO/IEC 14496-15 9.6.3)."""
-    offset, found = 6, []  # version, segmentation, parallelism, temporal/length fields
-    for _ in range(payload[5]):  # numOfArrays
-        count = struct.unpack_from(">H", payload, offset + 1)[0]
-        offset += 3
-        for _ in range(count):
-            length = struct.unpack_from(">H", payload, offset)[0]
-            unit = NalUnit.from_bytes(payload[offset + 2 : offset + 2 + length])
-            found.append((unit.type, unit.layer_id))
-            offset += 2 + length
-    return found
-
-
 @pytest.mark.parametrize("options, baseline, hfov", [([], 64000, 60000), (["--baseline-mm", "19.24", "--hfov", "63.4"], 19240, 63400)])
 def test_sample_entry_carries_apple_stereo_boxes(tmp_path, options, baseline, hfov):
     clip = tmp_path / "clip.mov"
@@ -96,7 +83,8 @@ def test_sample_entry_carries_apple_stereo_boxes(tmp_path, options, baseline, hf
     assert code == 0, output
     entry = sample_entry(tmp_path / "clip_spatial.mov")
     assert entry.find("hvcC") is not None
-    assert set(lhvc_parameter_sets(entry.find("lhvC").payload)) == {(SPS, 1), (PPS, 1)}
+    lhvc = config_record_units(entry.find("lhvC").payload, LHVC_ARRAYS)
+    assert {(unit.type, unit.layer_id) for unit in lhvc} == {(SPS, 1), (PPS, 1)}
     assert entry.find("vexu/eyes/stri").payload == b"\x00\x00\x00\x00\x03"  # left and right views
     assert entry.find("vexu/eyes/hero").payload == b"\x00\x00\x00\x00\x01"  # hero eye: left
     assert entry.find("vexu/eyes/cams/blin").payload == b"\x00\x00\x00\x00" + struct.pack(">I", baseline)  # micrometres
@@ -219,19 +207,6 @@ APPLE_SYNC_GROUP_DESCRIPTION = bytes.fromhex("0100000073796e63000000010000000115
 SECONDS_1904_TO_1970 = 2082844800
 
 
-def hvcc_nal_units(payload, offset=23):
-    """The NAL units of an hvcC box's arrays (ISO/IEC 14496-15 8.3.3); of lhvC's with offset 6 (9.6.3)."""
-    units = []
-    for _ in range(payload[offset - 1]):  # numOfArrays
-        count = struct.unpack_from(">H", payload, offset + 1)[0]
-        offset += 3
-        for _ in range(count):
-            length = struct.unpack_from(">H", payload, offset)[0]
-            units.append(NalUnit.from_bytes(payload[offset + 2 : offset + 2 + length]))
-            offset += 2 + length
-    return units
-
-
 def layer1_profile(vps):
     """(general_profile_idc, the 43 constraint bits, direct_dependency_flag[1][0]) of layer 1 in
     a two-layer multiview VPS RBSP laid out as FFmpeg reads it (F.7.3.2.1.1: one PTL with a
@@ -312,13 +287,7 @@ def frame_views(path):
 def first_sample_units(path):
     """The NAL units of the video track's first sample (4-byte lengths)."""
     with av.open(str(path)) as container:
-        data = bytes(next(packet for packet in container.demux(video=0) if packet.size))
-    units, offset = [], 0
-    while offset < len(data):
-        length = struct.unpack_from(">I", data, offset)[0]
-        units.append(NalUnit.from_bytes(data[offset + 4 : offset + 4 + length]))
-        offset += 4 + length
-    return units
+        return list(length_prefixed_units(bytes(next(packet for packet in container.demux(video=0) if packet.size))))
 
 
 @pytest.mark.parametrize("suffix, pixel_format", [(".mp4", "yuv420p"), (".mov", "yuv420p"), (".mp4", "yuv420p10le"),
@@ -331,7 +300,7 @@ def test_vision_pro_file_carries_what_apples_encoder_writes(tmp_path, suffix, pi
                        "-o", out, "-q")
     assert code == 0, output
     entry = sample_entry(out)
-    units = hvcc_nal_units(entry.find("hvcC").payload)
+    units = list(config_record_units(entry.find("hvcC").payload, HVCC_ARRAYS))
     # The eyes are named in hvcC's SEI array, as Apple's encoder names them, and FFmpeg marks each view.
     (sei,) = [unit for unit in units if unit.type == PREFIX_SEI]
     assert sei.to_bytes() == APPLE_3D_REFERENCE_DISPLAYS_SEI
@@ -342,7 +311,7 @@ def test_vision_pro_file_carries_what_apples_encoder_writes(tmp_path, suffix, pi
     expected = APPLE_8_BIT_420_CONSTRAINTS if pixel_format == "yuv420p" else TEN_BIT_420_CONSTRAINTS
     assert layer1_profile(vps.rbsp) == (6, expected, 1)
     # ... which layer 1's SPS leaves to the VPS, as Apple's does (a multi-layer SPS has no PTL).
-    (layer1_sps,) = [unit for unit in hvcc_nal_units(entry.find("lhvC").payload, 6) if unit.type == SPS]
+    (layer1_sps,) = [unit for unit in config_record_units(entry.find("lhvC").payload, LHVC_ARRAYS) if unit.type == SPS]
     assert layer1_sps.layer_id == 1 and (layer1_sps.rbsp[0] >> 1) & 7 == 7  # sps_ext_or_max_sub_layers_minus1
     # Layer 1 starts with a CRA picture, beside the base layer's IDR picture, marked as Apple marks it.
     assert [(unit.type, unit.layer_id) for unit in first_sample_units(out) if unit.is_vcl] == [(IDR_N_LP, 0), (CRA_NUT, 1)]
@@ -395,7 +364,7 @@ def test_each_layer_structure_decodes_as_two_views(tmp_path, structure):
     left, right, _ = decoded_views[0]
     assert len(left) == len(right) == 8
     first = [unit.type for unit in first_sample_units(out) if unit.is_vcl and unit.layer_id == 1]
-    (vps,) = [unit for unit in hvcc_nal_units(sample_entry(out).find("hvcC").payload) if unit.type == VPS]
+    (vps,) = [unit for unit in config_record_units(sample_entry(out).find("hvcC").payload, HVCC_ARRAYS) if unit.type == VPS]
     table = tracks(out)[1][b"vide"].find("mdia/minf/stbl")
     if structure == "apple":
         assert first == [CRA_NUT] and layer1_profile(vps.rbsp)[2] == 1 and table.child(b"sgpd") is not None

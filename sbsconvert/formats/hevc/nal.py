@@ -1,10 +1,13 @@
 """HEVC NAL units in Annex B byte streams (H.265 clauses 7.3.1 and B.2): split on start codes,
-read and rewrite the two-byte NAL unit header, join again."""
+read and rewrite the two-byte NAL unit header, join again; and as MP4/MOV hold them (ISO/IEC
+14496-15): length-prefixed in samples, in arrays in the decoder configuration records."""
 
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass, replace
+from typing import Iterator
 
 from sbsconvert.formats.hevc.bits import BitstreamError, add_emulation_prevention, remove_emulation_prevention
 
@@ -71,6 +74,33 @@ def split_annexb(stream: bytes) -> list[NalUnit]:
         if data:
             units.append(NalUnit.from_bytes(data))
     return units
+
+
+def length_prefixed_units(sample: bytes, length_size: int = 4) -> Iterator[NalUnit]:
+    """The NAL units of an MP4/MOV sample, each after its big-endian length."""
+    position = 0
+    while position + length_size <= len(sample):
+        length = int.from_bytes(sample[position : position + length_size], "big")
+        yield NalUnit.from_bytes(sample[position + length_size : position + length_size + length])
+        position += length_size + length
+
+
+# Where the NAL unit arrays of a decoder configuration record start, right after numOfArrays:
+# hvcC (14496-15 8.3.3) and lhvC (9.6.3).
+HVCC_ARRAYS, LHVC_ARRAYS = 23, 6
+
+
+def config_record_units(record: bytes, arrays_start: int) -> Iterator[NalUnit]:
+    """The NAL units in the arrays of an hvcC or lhvC record (`arrays_start`: HVCC_ARRAYS or
+    LHVC_ARRAYS); a cut-off record raises struct.error or IndexError where it stops."""
+    position = arrays_start
+    for _ in range(record[position - 1]):
+        (count,) = struct.unpack_from(">H", record, position + 1)
+        position += 3
+        for _ in range(count):
+            (length,) = struct.unpack_from(">H", record, position)
+            yield NalUnit.from_bytes(record[position + 2 : position + 2 + length])
+            position += 2 + length
 
 
 def join_annexb(units: list[NalUnit]) -> bytes:

@@ -18,6 +18,23 @@ _DISPLAY_WIDTH_PRECISION = 31
 _MANTISSA_BITS = 1
 
 
+def sei_payload_types(rbsp: bytes) -> list[int]:
+    """payloadType of each SEI message in an SEI RBSP (H.265 7.3.5)."""
+    kinds, position = [], 0
+    while position < len(rbsp) and rbsp[position:] != b"\x80":  # rbsp_trailing_bits
+        values = []
+        for _ in range(2):  # payloadType, then payloadSize: runs of 0xFF plus a last byte
+            value = 0
+            while rbsp[position] == 0xFF:
+                value += 255
+                position += 1
+            values.append(value + rbsp[position])
+            position += 1
+        kinds.append(values[0])
+        position += values[1]
+    return kinds
+
+
 @dataclass(frozen=True)
 class ReferenceDisplays:
     left_view_id: int
