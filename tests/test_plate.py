@@ -3,9 +3,7 @@ checked on synthetic videos with exact right views: a box walking over a still s
 travelling sideways past a pillar."""
 
 import json
-from fractions import Fraction
 
-import av
 import numpy as np
 import pytest
 
@@ -14,6 +12,7 @@ from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import WarpEngine
 from sbsconvert.synthetic import render_video
 from sbsconvert.video.plate import PlateRenderer
+from test_segments import encode_frames
 
 WIDTH, HEIGHT = 160, 120
 
@@ -86,15 +85,7 @@ def test_look_ahead_frames_fill_holes_the_past_never_saw():
 
 def write_clip(path, images, rate=6, gop=6):
     """H.264 at `rate` fps with a keyframe every `gop` frames (segments start at keyframes)."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=rate, options={"crf": "10", "g": str(gop), "keyint_min": str(gop)})
-        video.width, video.height, video.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
-        for index, image in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(np.round(image * 255).astype(np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, rate)
-            container.mux(video.encode(frame))
-        container.mux(video.encode(None))
-    return path
+    return encode_frames(path, images, rate=rate, gop=gop, crf=10)
 
 
 def test_segmented_run_equals_a_one_piece_run_and_json_counts_the_plate(tmp_path):

@@ -392,19 +392,24 @@ def test_a_trimmed_spatial_video_starts_at_zero_with_its_audio_cut_alike(short_f
         assert float(audio.duration * audio.time_base) == pytest.approx(10, abs=0.2)
 
 
-def cut_clip(path: Path) -> Path:
-    """24 frames at 2 fps (a keyframe every 6) with a scene cut at frame 9: shots [0, 9) and [9, 24)."""
-    pan = list(scene_frames(24, WIDTH, HEIGHT, motion=1))
-    images = pan[:9] + [1 - image for image in pan[9:]]
+def encode_frames(path: Path, images: list[np.ndarray], *, rate: int, gop: int, crf: int) -> Path:
+    """H.264 of `images` (HxWx3 float) at `rate` fps, a keyframe every `gop` frames."""
     with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=RATE, options={"crf": "12", "g": "6", "keyint_min": "6"})
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video = container.add_stream("libx264", rate=rate, options={"crf": str(crf), "g": str(gop),
+                                                                    "keyint_min": str(gop)})
+        video.width, video.height, video.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
         for index, image in enumerate(images):
             frame = av.VideoFrame.from_ndarray(np.round(image * 255).astype(np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, RATE)
+            frame.pts, frame.time_base = index, Fraction(1, rate)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
     return path
+
+
+def cut_clip(path: Path) -> Path:
+    """24 frames at 2 fps (a keyframe every 6) with a scene cut at frame 9: shots [0, 9) and [9, 24)."""
+    pan = list(scene_frames(24, WIDTH, HEIGHT, motion=1))
+    return encode_frames(path, pan[:9] + [1 - image for image in pan[9:]], rate=RATE, gop=6, crf=12)
 
 
 def test_diffusion_segments_attend_to_the_anchor_of_the_shot_they_begin_in(tmp_path, tiny_sd, monkeypatch):
