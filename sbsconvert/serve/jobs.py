@@ -23,15 +23,24 @@ ACTIVE = ("queued", "running")
 def convert_in_child(preset: str | None, values: dict[str, Any], inputs: list[str], output: str,
                      events: Any) -> None:
     """The child process: one library conversion, reporting ("converting",) once the library is
-    loaded, ("progress", done, total) after each file and, for a video, frame by frame (done then
-    counts the share of its frames written), then ("done", summary) or ("refused", message)."""
+    loaded, ("progress", done, total) after each file and, for a video, in steps of a hundredth of
+    it (done then counts the share of its frames written: a frame at a time would be a message per
+    frame), then ("done", summary) or ("refused", message)."""
     try:
         from sbsconvert import StereoConverter
         from sbsconvert.errors import SbsError
 
         converter = StereoConverter(preset=preset, **values)
         events.put(("converting",))
-        summary = converter.convert(inputs, output, progress=lambda done, total: events.put(("progress", done, total)))
+        told = -1.0
+
+        def tell(done: float, total: int) -> None:
+            nonlocal told
+            if done == int(done) or done - told >= 0.01:
+                told = done
+                events.put(("progress", done, total))
+
+        summary = converter.convert(inputs, output, progress=tell)
     except SbsError as error:
         events.put(("refused", str(error)))
         return
@@ -149,7 +158,7 @@ class JobQueue:
             if event[0] in ("progress", "converting"):
                 with self._lock:
                     job.update(converting=True, **dict(zip(("done", "total"), event[1:])))
-                    self._changed()
+                    self._changed(save=False)  # how far a running job is: shown, not worth a write
             else:
                 result = event
         child.join()
@@ -189,11 +198,13 @@ class JobQueue:
                 return job
         raise KeyError(job_id)
 
-    def _changed(self) -> None:
-        """Save the queue (temp file + rename: never a half-written state) and wake the watchers."""
+    def _changed(self, save: bool = True) -> None:
+        """Save the queue (temp file + rename: never a half-written state) and wake the watchers.
+        Progress alone is not saved: a job found running after a restart is run again anyway."""
         self.version += 1
-        partial = self.path.with_suffix(".part")
-        partial.write_text(json.dumps(self._jobs, indent=1))
-        partial.replace(self.path)
+        if save:
+            partial = self.path.with_suffix(".part")
+            partial.write_text(json.dumps(self._jobs, indent=1))
+            partial.replace(self.path)
         self._lock.notify_all()
 
