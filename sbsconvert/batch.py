@@ -146,7 +146,7 @@ def run_job(job: Job, convert_one: Callable[[Job], JobResult], reporter: Reporte
         reporter.detail(detail)
     reporter.info(f"wrote {', '.join(str(path) for path in job.outputs)}")
     return Outcome(job.source, job.outputs, "converted", seconds=time.perf_counter() - job_started,
-                   hole_fill=result.hole_fill)
+                   hole_fill=result.hole_fill, frames=result.frames, unet_calls=result.unet_calls)
 
 
 def convert_guarded(convert_one: Callable[[Job], JobResult], job: Job) -> JobResult:

@@ -25,6 +25,7 @@ from sbsconvert.choices import (
     DEFAULT_GPU_BATCH,
     DEFAULT_HFOV,
     DEFAULT_PNG_COMPRESSION,
+    DEFAULT_REPAINT_AREA,
     DEFAULT_SD_MODEL,
     DEFAULT_STRENGTH,
     DEFAULT_TEMPORAL,
@@ -44,6 +45,7 @@ from sbsconvert.choices import (
     PIXEL_FORMATS,
     PRECISIONS,
     TEMPORAL_METHODS,
+    VIDEO_PAINTS,
 )
 from sbsconvert.errors import SbsError, option_spelling, run_command
 from sbsconvert.presets import preset_names
@@ -148,7 +150,8 @@ class ConvertCommand(click.RichCommand):
                                       "--batch-size", "--device"])
 @click.option_panel("Diffusion", options=["--prompt", "--negative-prompt", "--depth-image", "--model", "--steps",
                                           "--guidance", "--shift-step", "--inversion", "--attention", "--no-spsmd",
-                                          "--spsmd-every", "--composite", "--fill-resolution", "--precision", "--deblur",
+                                          "--spsmd-every", "--composite", "--fill-resolution", "--video-paint",
+                                          "--repaint-area", "--precision", "--deblur",
                                           "--seed", "--resolution"])
 @click.option_panel("Video", options=["--codec", "--crf", "--bitrate", "--pix-fmt", "--audio", "--sequence", "--fps",
                                       "--frames-out", "--start", "--end", "--preview", "--max-fps"])
@@ -223,6 +226,12 @@ class ConvertCommand(click.RichCommand):
               help="hybrid: paint only the holes of the warp; latent: the paper's output [default: hybrid].")
 @click.option("--fill-resolution", type=click.Choice(FILL_RESOLUTIONS),
               help="native: repaint holes at the photo's scale [default: model].")
+@click.option("--video-paint", type=click.Choice(VIDEO_PAINTS),
+              help="Videos: keyframes: holes from the video's other frames, diffusion only where none saw them, "
+                   "on keyframes; every-frame: diffuse every frame [default: keyframes].")
+@click.option("--repaint-area", type=click.FloatRange(0.0, 1.0),
+              help="Videos, keyframes: paint a frame when its unpainted holes exceed this share of it "
+                   f"[default: {DEFAULT_REPAINT_AREA}].")
 @click.option("--precision", type=click.Choice(PRECISIONS), help="Number format of the networks [default: by device].")
 @click.option("--deblur", is_flag=True, help="Start the holes from noise (wide baselines).")
 @click.option("--seed", type=int, help="Seed of every random draw [default: 0].")

@@ -35,12 +35,17 @@ def natural_key(path: Path) -> list[object]:
 class JobResult:
     notes: list[str] = field(default_factory=list)  # worth telling every user
     details: list[str] = field(default_factory=list)  # for --verbose: sources used, time per stage
-    hole_fill: dict[str, int] = field(default_factory=dict)  # --fill plate: hole pixels by what filled them
+    hole_fill: dict[str, int] = field(default_factory=dict)  # the plate: hole pixels by what filled them
+    frames: int = 0  # video frames written
+    unet_calls: int | None = None  # the diffusion engine's UNet evaluations (None: no diffusion)
 
-    def add_hole_fill(self, other: dict[str, int]) -> None:
-        """Count in a part's (a segment's) hole pixels."""
-        for source, pixels in other.items():
+    def add_part(self, part: JobResult) -> None:
+        """Count in a part's (a segment's) frames, hole pixels and UNet evaluations."""
+        for source, pixels in part.hole_fill.items():
             self.hole_fill[source] = self.hole_fill.get(source, 0) + pixels
+        self.frames += part.frames
+        if part.unet_calls is not None:
+            self.unet_calls = (self.unet_calls or 0) + part.unet_calls
 
 
 @dataclass
@@ -52,6 +57,8 @@ class Outcome:
     seconds: float = 0.0
     stops_batch: bool = False  # a failure every remaining job would hit too (BatchStop)
     hole_fill: dict[str, int] = field(default_factory=dict)  # JobResult.hole_fill
+    frames: int = 0  # JobResult.frames
+    unet_calls: int | None = None  # JobResult.unet_calls
 
     def as_dict(self) -> dict[str, object]:
         # Only outputs that are there: a failed job's were never written (lr-pair: maybe one eye).
@@ -61,9 +68,12 @@ class Outcome:
             entry["error" if self.status == "failed" else "note"] = self.message
         if self.status == "converted":
             entry["seconds"] = round(self.seconds, 3)
-        if self.hole_fill:  # --fill plate: how many hole pixels the plate filled, how many the fallback fill
-            entry["hole_fill"] = {**self.hole_fill, "plate_share": round(
-                self.hole_fill.get("plate", 0) / max(1, sum(self.hole_fill.values())), 4)}
+        if self.hole_fill:  # the plate: hole pixels by what filled them, and each one's share
+            total = max(1, sum(self.hole_fill.values()))
+            entry["hole_fill"] = {**self.hole_fill, **{f"{source}_share": round(pixels / total, 4)
+                                                       for source, pixels in self.hole_fill.items()}}
+        if self.unet_calls is not None:
+            entry["unet_calls"] = {"total": self.unet_calls, "per_frame": round(self.unet_calls / max(1, self.frames), 2)}
         return entry
 
 

@@ -45,6 +45,8 @@ DIFFUSION_KEYS: dict[str, type | tuple[type, ...]] = {
     "spsmd_every": int,
     "composite": str,
     "fill_resolution": str,
+    "video_paint": str,
+    "repaint_area": (int, float),
     "precision": str,
     "resolution": int,
     "seed": int,

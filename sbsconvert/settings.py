@@ -124,7 +124,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "depth_image": ("engine", "depth_image"),
     **{name: ("diffusion", name) for name in ("model", "steps", "guidance", "shift_step", "inversion", "attention",
                                                "spsmd", "spsmd_every", "deblur", "seed", "prompt", "negative_prompt",
-                                               "resolution", "composite", "fill_resolution")},
+                                               "resolution", "composite", "fill_resolution", "video_paint",
+                                               "repaint_area")},
     "disparity": ("disparity", "map_path"),
     "disparity_kind": ("disparity", "kind"),
     "depth_source": ("disparity", "depth_source"),
@@ -140,7 +141,8 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 # Values that only the diffusion engine (or generating from a prompt) uses.
 DIFFUSION_ONLY = ("model", "steps", "guidance", "shift_step", "inversion", "attention", "seed", "prompt",
-                  "negative_prompt", "resolution", "spsmd_every", "composite", "fill_resolution", "depth_image",
+                  "negative_prompt", "resolution", "spsmd_every", "composite", "fill_resolution", "video_paint",
+                  "repaint_area", "depth_image",
                   "spsmd", "deblur", "precision")
 VIDEO_ONLY = ("codec", "crf", "bitrate", "pixel_format", "audio")
 SEGMENT_ONLY = ("segment_seconds", "start", "end", "preview", "max_fps")

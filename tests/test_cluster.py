@@ -2,6 +2,7 @@
 segments spread over the workers, a worker killed mid-task; outputs as a local run writes them. Jobs
 run as a local run runs them: locked while converting, out of memory said in one line."""
 
+import json
 import os
 import re
 import shutil
@@ -169,15 +170,36 @@ def test_diffusion_segments_on_workers_read_their_shots_anchor_like_one_piece(ra
 
     clip = cut_clip(tmp_path / "cut.mp4")
     options = ("--engine", "diffusion", "--model", tiny_sd, "--steps", "2", "--disparity", DISPARITY, "--frames-out",
-               "--type", "png")
+               "--type", "png", "--video-paint", "every-frame")
     assert run(clip, "-o", tmp_path / "one", "-q", *options)[0] == 0
     code, output = run(clip, "-o", tmp_path / "ray", "-v", "--segment-seconds", "3", "--cluster", "auto", "--workers", "2",
                        *options)
     assert code == 0, output
     assert output.count("converted by worker") == 4 and len(workers_named(output)) == 2
-    one, ray = sorted((tmp_path / "one").iterdir()), sorted((tmp_path / "ray").iterdir())
-    assert len(one) == 24 and [p.name for p in one] == [p.name for p in ray]
-    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, ray))
+    assert_same_frames(tmp_path / "one", tmp_path / "ray")
+
+
+def test_keyframe_painting_on_workers_equals_a_local_segmented_run(ray_cluster, tiny_sd, tmp_path):
+    """--video-paint keyframes (the default): each segment paints from its own first frame on, so
+    workers write what a local run in the same segments writes, byte for byte, and count alike."""
+    from test_segments import cut_clip
+
+    clip = cut_clip(tmp_path / "cut.mp4")
+    options = ("--engine", "diffusion", "--model", tiny_sd, "--steps", "2", "--disparity", DISPARITY, "--frames-out",
+               "--type", "png", "--segment-seconds", "3", "--json")
+    code, local = run(clip, "-o", tmp_path / "local", "-q", *options)
+    assert code == 0, local
+    code, ray = run(clip, "-o", tmp_path / "ray", "-q", "--cluster", "auto", "--workers", "2", *options)
+    assert code == 0, ray
+    assert_same_frames(tmp_path / "local", tmp_path / "ray")
+    counts = lambda output: {key: json.loads(output)["converted"][0][key] for key in ("hole_fill", "unet_calls")}
+    assert counts(local) == counts(ray) and counts(local)["unet_calls"]["total"] > 0
+
+
+def assert_same_frames(folder, other):
+    one, two = sorted(folder.iterdir()), sorted(other.iterdir())
+    assert len(one) == 24 and [p.name for p in one] == [p.name for p in two]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))
 
 
 def test_packed_b_frames_in_segments_on_workers_write_each_frame_once(ray_cluster, tmp_path, kept_progress):

@@ -108,7 +108,7 @@ def test_segmented_run_equals_a_one_piece_run_and_json_counts_the_plate(tmp_path
 def test_verbose_says_what_share_of_the_holes_the_plate_filled(tmp_path):
     clip = write_clip(tmp_path / "pan.mp4", [scene.left for scene in render_video(64, 48, 8, pan=1.0)])
     code, output = run(clip, "-o", tmp_path / "out.mp4", "--fill", "plate", "--disparity", SAMPLES / "disparity" / "clip.png", "-v")
-    assert code == 0 and "pan.mp4: plate filled " in output and "% of the hole pixels" in output
+    assert code == 0 and "pan.mp4: hole pixels: " in output and "% from the video's other frames (plate)" in output
 
 
 def test_a_photo_with_fill_plate_gets_the_background_fill_and_a_note(tmp_path):

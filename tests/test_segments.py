@@ -414,7 +414,8 @@ def cut_clip(path: Path) -> Path:
 
 def test_diffusion_segments_attend_to_the_anchor_of_the_shot_they_begin_in(tmp_path, tiny_sd, monkeypatch):
     """A segment beginning mid-shot records its shot's anchor from the shot's first frame (before
-    the segment), so its frames are painted exactly as in one piece: no seam at the segment start."""
+    the segment), so its frames are painted exactly as in one piece: no seam at the segment start
+    (every frame diffused; keyframe painting: tests/test_paint.py)."""
     clip = cut_clip(tmp_path / "cut.mp4")
     index = read_index(clip)
     segments = plan_segments(select_frames(index, None, None, None), index, 3, trim=False)
@@ -423,7 +424,7 @@ def test_diffusion_segments_attend_to_the_anchor_of_the_shot_they_begin_in(tmp_p
     real_prime = pipeline.ShotRenderer.prime
     monkeypatch.setattr(pipeline.ShotRenderer, "prime", lambda self, request: primed.append(request.image) or real_prime(self, request))
     base = ("--engine", "diffusion", "--model", tiny_sd, "--steps", "2", "--disparity", DISPARITY, "--frames-out",
-            "--type", "png", "-q")
+            "--type", "png", "-q", "--video-paint", "every-frame")
     assert run(clip, "-o", tmp_path / "one", *base)[0] == 0
     assert primed == []
     assert run(clip, "-o", tmp_path / "segmented", *base, "--segment-seconds", "3")[0] == 0

@@ -355,7 +355,7 @@ def test_diffusion_frames_attend_to_their_shots_anchor(tmp_path, tiny_sd):
     pan = list(scene_frames(6, motion=1))
     clip = tmp_path / "cut.mp4"
     make_clip(clip, frames=6, audio=False, images=pan[:3] + [1 - frame for frame in pan[3:]])  # a cut at frame 3
-    engine = make_engine(tiny_sd, steps=2)
+    engine = make_engine(tiny_sd, steps=2, video_paint="every-frame")
     calls, render = [], engine.render
 
     def spy(request, **kwargs):

@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,8 @@ from sbsconvert.video.encode import FrameFolderWriter, FrameWriter, VideoSetting
 from sbsconvert.video.temporal import FlickerMeter, FlowStabilizer, TemporalSmoother
 
 if TYPE_CHECKING:
+    from sbsconvert.video.paint import KeyframePainter
+    from sbsconvert.video.plate import PlateRenderer
     from sbsconvert.video.segments import Segment
     from sbsconvert.video.spatial import SpatialMetadata
 
@@ -67,11 +69,15 @@ def convert_video(
     notes: list[str] = []
     frames_done = 0
     render = ShotRenderer(engine)
-    plate = None
+    model = getattr(engine, "model", None)  # the diffusion engine counts its UNet evaluations
+    unet_calls_before = getattr(model, "unet_calls", None)
+    plate, painter = None, None
     if getattr(engine, "fill", None) == PLATE_FILL:  # the warp engine's --fill plate (video/plate.py)
         from sbsconvert.video.plate import PlateRenderer
 
         plate = PlateRenderer(engine, timer=timer)
+    elif paints_keyframes(engine):  # the diffusion engine paints what the plate leaves (video/paint.py)
+        plate, painter, render = keyframe_renderer(engine, timer)
     with contextlib.ExitStack() as stack:
         # A two-view source's second view is decoded only when it is to be used.
         reader = stack.enter_context(open_frames(job.source, frame_rate, all_views=settings.input_layout == "auto"))
@@ -243,10 +249,16 @@ def convert_video(
                + ("" if stereo_source else f", right-view flicker {flicker.value:.4f}")]
     if smoother.cuts:
         details.append(f"{job.source.name}: {smoother.cuts} scene cuts reset the disparity smoothing")
+    result = JobResult(notes=notes, details=details, frames=frames_done)
     if plate is not None:
         details.append(f"{job.source.name}: {plate.counts.line()}")
-        return JobResult(notes=notes, details=details, hole_fill=plate.counts.as_dict())
-    return JobResult(notes=notes, details=details)
+        result.hole_fill = plate.counts.as_dict()
+    if unet_calls_before is not None:
+        result.unet_calls = engine.model.unet_calls - unet_calls_before  # type: ignore[attr-defined]
+        keyframes = f" on {painter.keyframes} keyframes" if painter is not None else ""
+        details.append(f"{job.source.name}: {result.unet_calls} UNet evaluations{keyframes}, "
+                       f"{result.unet_calls / max(1, frames_done):.1f} per frame")
+    return result
 
 
 def _rendered(timer: StageTimer, stage: str, render: ShotRenderer, request: StereoRequest, shot: int) -> StereoPair:
@@ -263,8 +275,11 @@ class ShotRenderer:
     instead of being re-imagined each time. A scene cut starts a new anchor.
     """
 
-    def __init__(self, engine: StereoEngine):
+    def __init__(self, engine: StereoEngine, draw: Callable[..., Any] | None = None):
+        """draw: the engine's method that renders a frame (engine.render; the diffusion engine's
+        paint_holes for keyframes); it takes record= and reference= where cross_frame is set."""
         self.engine = engine
+        self.draw = draw or engine.render
         self.cross_frame = getattr(engine, "cross_frame_attention", False)
         self.anchor: object | None = None
         self.shot: int | None = None  # which shot the anchor belongs to (None with an anchor: from prime())
@@ -275,12 +290,12 @@ class ShotRenderer:
         from sbsconvert.engines.diffusion.attention import KVCache
 
         self.anchor = KVCache()
-        self.engine.render(request, record=self.anchor)  # type: ignore[call-arg]
+        self.draw(request, record=self.anchor)
 
-    def __call__(self, request: StereoRequest, *, shot: int) -> StereoPair:
+    def __call__(self, request: StereoRequest, *, shot: int) -> Any:
         """Render a frame of shot number `shot` (it changes at every scene cut)."""
         if not self.cross_frame:
-            return self.engine.render(request)
+            return self.draw(request)
         from sbsconvert.engines.diffusion.attention import KVCache
 
         if self.shot is None and self.anchor is not None:  # the first frame's shot: prime() recorded its anchor
@@ -288,10 +303,37 @@ class ShotRenderer:
         if shot != self.shot:
             self.anchor = None  # free the old shot's keys/values before recording new ones
             anchor = KVCache()
-            pair = self.engine.render(request, record=anchor)  # type: ignore[call-arg]
+            drawn = self.draw(request, record=anchor)
             self.anchor, self.shot = anchor, shot
-            return pair
-        return self.engine.render(request, reference=self.anchor)  # type: ignore[call-arg]
+            return drawn
+        return self.draw(request, reference=self.anchor)
+
+
+def paints_keyframes(engine: StereoEngine) -> bool:
+    """Whether the engine paints a video's holes on keyframes only (the diffusion engine's
+    video_paint "keyframes"; its hybrid composite is what paints holes alone)."""
+    settings = getattr(engine, "settings", None)
+    return getattr(settings, "video_paint", None) == "keyframes" and getattr(settings, "composite", None) == "hybrid"
+
+
+def keyframe_renderer(engine: Any, timer: StageTimer) -> tuple[PlateRenderer[Frame], KeyframePainter, ShotRenderer]:
+    """The plate with the diffusion engine painting what it leaves on keyframes (video/paint.py),
+    through a ShotRenderer (the shot's cross-frame attention anchor) for the engine's paint_holes."""
+    from sbsconvert.engines.warp import WarpEngine
+    from sbsconvert.video.paint import KeyframePainter
+    from sbsconvert.video.plate import PlateCounts, PlateRenderer
+
+    render = ShotRenderer(engine, draw=engine.paint_holes)
+
+    def paint(request: StereoRequest, shot: int) -> list[np.ndarray]:
+        with timer(engine.name):
+            return render(request, shot=shot)  # type: ignore[no-any-return]
+
+    counts = PlateCounts()
+    painter = KeyframePainter(paint, counts, engine.settings.repaint_area)
+    # The plate's warp is the one the hybrid composite paints the holes of: `background` fill.
+    warp = WarpEngine(fill="background", device=engine.compute.device)
+    return PlateRenderer(warp, timer=timer, counts=counts, painter=painter), painter, render
 
 
 def with_depth(frame: Frame, input_layout: str) -> Frame:

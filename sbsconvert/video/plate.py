@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Generic, Iterable, Iterator, TypeVar
+from typing import Any, Callable, ContextManager, Generic, Iterable, Iterator, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -53,26 +53,58 @@ Timer = Callable[[str], ContextManager[None]]
 
 @dataclass
 class PlateCounts:
-    """Hole pixels of the written frames, by what filled them."""
+    """Hole pixels of the written frames, by what filled them: the plate; with the diffusion engine
+    paint carried from a keyframe and paint new on a keyframe (video/paint.py); the engine's own
+    fill (the fallback)."""
 
     plate: int = 0
+    carried: int = 0
+    painted: int = 0
     fallback: int = 0
 
     @property
     def plate_share(self) -> float:
-        total = self.plate + self.fallback
+        total = self.plate + self.carried + self.painted + self.fallback
         return self.plate / total if total else 0.0
 
     def as_dict(self) -> dict[str, int]:
-        return {"plate": self.plate, "fallback": self.fallback}
+        counts = {"plate": self.plate, "carried": self.carried, "painted": self.painted, "fallback": self.fallback}
+        return {source: pixels for source, pixels in counts.items() if pixels or source in ("plate", "fallback")}
 
     def line(self) -> str:
-        return (f"plate filled {100 * self.plate_share:.1f} % of the hole pixels "
-                f"({self.plate} from the video's other frames, {self.fallback} by the background fill)")
+        total = max(1, self.plate + self.carried + self.painted + self.fallback)
+        share = lambda pixels: f"{100 * pixels / total:.1f} %"
+        painting = (f", {share(self.carried)} carried paint, {share(self.painted)} new paint"
+                    if self.carried or self.painted else "")
+        return (f"hole pixels: {share(self.plate)} from the video's other frames (plate){painting}, "
+                f"{share(self.fallback)} by the background fill ({total} in all)")
 
 
 @dataclass
-class _Frame(Generic[T]):
+class _Seen:
+    """A view's hole pixels (ys, xs) and those the plate found (`found`, their `values`)."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    found: np.ndarray
+
+    def unfilled(self, holes: np.ndarray) -> np.ndarray:
+        """HxW bool: the holes the plate left."""
+        left = holes.copy()
+        left[self.ys[self.found], self.xs[self.found]] = False
+        return left
+
+
+class Painter(Protocol):
+    def __call__(self, frame: PlateFrame[Any], unfilled: list[np.ndarray]) -> list[np.ndarray]:
+        """Each eye's image of `frame` (its view's image, the engine's fill in the holes) with the
+        holes the plate left (`unfilled`, per eye) painted where it can."""
+        ...
+
+
+@dataclass
+class PlateFrame(Generic[T]):
     number: int
     payload: T | None
     request: StereoRequest
@@ -88,12 +120,15 @@ class PlateRenderer(Generic[T]):
     """The warp engine's stereo pairs for a video's frames, in order, holes filled from the plate."""
 
     def __init__(self, engine: WarpEngine, past: int = PAST_FRAMES, ahead: int = AHEAD_FRAMES,
-                 timer: Timer | None = None):
+                 timer: Timer | None = None, counts: PlateCounts | None = None, painter: Painter | None = None):
+        """painter: paints what the plate leaves (the diffusion engine's keyframes); without one
+        the engine's own fill stays there. counts: where to count the hole pixels (shared with it)."""
         self.engine = engine
         self.past, self.ahead = past, ahead
-        self.counts = PlateCounts()
+        self.counts = counts or PlateCounts()
+        self.painter = painter
         self._timer = timer or (lambda stage: contextlib.nullcontext())
-        self._window: deque[_Frame[T]] = deque()
+        self._window: deque[PlateFrame[T]] = deque()
         self._next = 0  # number of the next frame to render
         self._count = 0
 
@@ -119,7 +154,7 @@ class PlateRenderer(Generic[T]):
         with self._timer("plate"):
             probe, background = _probe(request)
             previous = self._window[-1] if self._window else None
-            frame = _Frame(self._count, payload, request, shot, wanted, views, probe, background)
+            frame = PlateFrame(self._count, payload, request, shot, wanted, views, probe, background)
             if previous is not None and previous.shot == shot and previous.probe.shape == probe.shape:
                 frame.to_previous = estimate_motion(probe, previous.probe, background, request.image.shape[1])
         self._window.append(frame)
@@ -130,7 +165,16 @@ class PlateRenderer(Generic[T]):
         self._next += 1
         if frame.wanted:
             with self._timer("plate"):
-                images = [self._fill(frame, eye) for eye in range(len(frame.views))]
+                seen = [self._seen(frame, eye) for eye in range(len(frame.views))]
+            unfilled = [found.unfilled(view.holes) for found, view in zip(seen, frame.views)]
+            self.counts.plate += sum(int(found.found.sum()) for found in seen)
+            if self.painter is not None:
+                own = self.painter(frame, unfilled)
+            else:
+                own = [view.image for view in frame.views]
+                self.counts.fallback += sum(int(mask.sum()) for mask in unfilled)
+            with self._timer("plate"):
+                images = [_compose(*parts) for parts in zip(own, seen, unfilled)]
             pair = StereoPair(frame.request.image, images[0]) if frame.request.eye == "right" else StereoPair(*images)
             yield frame.payload, pair  # type: ignore[misc]
         self._trim()
@@ -139,39 +183,26 @@ class PlateRenderer(Generic[T]):
         while self._window and self._window[0].number < self._next - self.past:
             self._window.popleft()
 
-    def _fill(self, frame: _Frame[T], eye: int) -> np.ndarray:
-        """Eye `eye` of `frame` with its holes taken from the other frames where they saw them."""
+    def _seen(self, frame: PlateFrame[T], eye: int) -> _Seen:
+        """The holes of eye `eye` of `frame` and what the other frames saw there."""
         view = frame.views[eye]
         ys, xs = np.nonzero(view.holes)
-        if ys.size == 0:
-            return view.image
-        limit = _background_limit(view, ys, xs) + NEAR_TOLERANCE * float(np.ptp(frame.request.nearness))
         values = np.zeros((ys.size, view.image.shape[2]), np.float32)
         found = np.zeros(ys.size, bool)
+        if ys.size == 0:
+            return _Seen(ys, xs, values, found)
+        limit = _background_limit(view, ys, xs) + NEAR_TOLERANCE * float(np.ptp(frame.request.nearness))
         for other, motion in self._aligned(frame):
             open_ = np.flatnonzero(~found)
             if open_.size == 0:
                 break
-            colour, seen, nearness = _sample(other.views[eye], xs[open_], ys[open_], motion)
-            take = seen & (nearness <= limit[open_])
+            colour, landed, nearness = sample_view(other.views[eye], xs[open_], ys[open_], motion)
+            take = landed & (nearness <= limit[open_])
             values[open_[take]] = colour[take]
             found[open_[take]] = True
-        self.counts.plate += int(found.sum())
-        self.counts.fallback += int(found.size - found.sum())
-        if not found.any():
-            return view.image
-        image = view.image.copy()
-        image[ys[found], xs[found]] = values[found]
-        fallback = view.holes.copy()
-        fallback[ys[found], xs[found]] = False
-        if fallback.any():  # plate pixels next to the fallback fill fade into it: no hard seam inside a hole
-            distance = cv2.distanceTransform((~fallback).astype(np.uint8), cv2.DIST_L2, 3)
-            weight = np.clip(distance[ys[found], xs[found]] / (FEATHER_PIXELS + 1), 0, 1)[:, None]
-            own = view.image[ys[found], xs[found]]
-            image[ys[found], xs[found]] = own + weight * (values[found] - own)
-        return image
+        return _Seen(ys, xs, values, found)
 
-    def _aligned(self, frame: _Frame[T]) -> Iterator[tuple[_Frame[T], np.ndarray | None]]:
+    def _aligned(self, frame: PlateFrame[T]) -> Iterator[tuple[PlateFrame[T], np.ndarray | None]]:
         """The frames of `frame`'s shot in the window that can be aligned with it, nearest in time
         first (the earlier one first at equal distance), each with the 3x3 matrix taking `frame`'s
         pixel coordinates to its own (None: the same coordinates)."""
@@ -185,13 +216,29 @@ class PlateRenderer(Generic[T]):
                     break
                 move = link.to_previous if step < 0 else np.linalg.inv(link.to_previous)
                 size = frame.request.image.shape[1::-1]
-                motion = None if motion is None and _is_still(move, *size) else move if motion is None else move @ motion
+                motion = None if motion is None and is_still(move, *size) else move if motion is None else move @ motion
                 number += step
                 if number not in by_number:
                     break
                 motions[number] = motion
         order = sorted((n for n in motions if n != frame.number), key=lambda n: (abs(n - frame.number), n))
         return ((by_number[n], motions[n]) for n in order)
+
+
+def _compose(own: np.ndarray, seen: _Seen, unfilled: np.ndarray) -> np.ndarray:
+    """`own` (the view with the engine's fill, or paint, in its holes) with the plate's pixels put
+    in; where they meet what the plate left they fade into `own` over FEATHER_PIXELS."""
+    found = seen.found
+    if not found.any():
+        return own
+    ys, xs = seen.ys[found], seen.xs[found]
+    image = own.copy()
+    image[ys, xs] = seen.values[found]
+    if unfilled.any():  # no hard seam inside a hole
+        distance = cv2.distanceTransform((~unfilled).astype(np.uint8), cv2.DIST_L2, 3)
+        weight = np.clip(distance[ys, xs] / (FEATHER_PIXELS + 1), 0, 1)[:, None]
+        image[ys, xs] = own[ys, xs] + weight * (seen.values[found] - own[ys, xs])
+    return image
 
 
 def _probe(request: StereoRequest) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +276,7 @@ def estimate_motion(probe: np.ndarray, previous: np.ndarray, background: np.ndar
     return motion
 
 
-def _is_still(motion: np.ndarray, width: int, height: int) -> bool:
+def is_still(motion: np.ndarray, width: int, height: int) -> bool:
     """Whether `motion` moves no corner of a `width` x `height` frame measurably: a still camera is
     taken as still, so its frames are copied, not resampled."""
     corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], np.float64).T
@@ -245,7 +292,7 @@ def _background_limit(view: SynthesizedView, ys: np.ndarray, xs: np.ndarray) -> 
     return hole_backgrounds(~view.holes, np.asarray(view.nearness, np.float32))[ys, xs]
 
 
-def _sample(view: SynthesizedView, xs: np.ndarray, ys: np.ndarray, motion: np.ndarray | None
+def sample_view(view: SynthesizedView, xs: np.ndarray, ys: np.ndarray, motion: np.ndarray | None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(colour, landed, nearness) of `view` at the points (xs, ys) of another frame moved by `motion`."""
     if motion is None:

@@ -71,23 +71,13 @@ class DiffusionEngine:
         reference: let the target views also attend to a recorded cache's K/V (e.g. an anchor
         frame's left view, for temporal consistency); it must come from the same settings.
         """
-        self._require_depth_model(False)
         settings = self.settings
-        self.timings = timer = StageTimer()
         height, width = request.image.shape[:2]
-        size = self._processing_size(width, height)
-        if request.eye == "both":  # the input is the centre: each eye moves by half, in opposite directions
-            shifts = [-request.shift / 2, request.shift / 2]
-        else:
-            shifts = [request.shift]
-        # Native fill: crops at the photo's scale read this view's own keys/values as context.
-        native = settings.composite == "hybrid" and settings.fill_resolution == "native" and size[0] < width
-        context = record if record is not None or not native else KVCache()
-        source, targets = self._stereo_latents(request.image, request.nearness, shifts, size, context, reference)
+        shifts = _eye_shifts(request)
+        source, targets, crop_context = self._image_latents(request, shifts, record, reference)
+        timer = self.timings
         if settings.composite == "hybrid":
-            # Native crops of a video frame read its whole view and, as that view did, the shot's anchor.
-            crop_context = None if not native else context if reference is None else JoinedKV((context, reference))
-            views = self._hybrid_views(request.image, shifts, request.nearness, targets, crop_context)
+            views = self._hybrid(self._hole_fills(request.image, shifts, request.nearness, targets, crop_context))
             left, right = views if request.eye == "both" else (request.image, views[0])
             self._add_to_totals()
             return StereoPair(left=left, right=right)
@@ -108,6 +98,39 @@ class DiffusionEngine:
         left, right = (self._with_alpha(view, request, shift) for view, shift in zip((left, right), geometry))
         self._add_to_totals()
         return StereoPair(left=left, right=right)
+
+    def paint_holes(
+        self, request: StereoRequest, *, record: KVCache | None = None, reference: KVCache | None = None
+    ) -> list[np.ndarray]:
+        """The diffusion's painting of the warp's holes, for a video keyframe (video/paint.py): per
+        synthesised eye (the right one, or left and right for eye="both"), HxWx3 float32 at the
+        photo's size, colour-matched to the warp's visible pixels around each hole (as the hybrid
+        composite paints its holes). Only its hole pixels are meant to be used; the warp's own
+        pixels elsewhere. record / reference: as for render()."""
+        shifts = _eye_shifts(request)
+        _, targets, crop_context = self._image_latents(request, shifts, record, reference)
+        fills = [(warped[:3] if fill is None else fill).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+                 for warped, _, fill in self._hole_fills(request.image, shifts, request.nearness, targets, crop_context)]
+        self._add_to_totals()
+        return fills
+
+    def _image_latents(
+        self, request: StereoRequest, shifts: list[np.ndarray], record: KVCache | None, reference: KVCache | None
+    ) -> tuple[torch.Tensor, torch.Tensor, KVCache | JoinedKV | None]:
+        """Image -> stereo up to the latents: the source and target latents, and the keys/values the
+        native-resolution crops read (None without them)."""
+        self._require_depth_model(False)
+        settings = self.settings
+        self.timings = StageTimer()
+        height, width = request.image.shape[:2]
+        size = self._processing_size(width, height)
+        # Native fill: crops at the photo's scale read this view's own keys/values as context.
+        native = settings.composite == "hybrid" and settings.fill_resolution == "native" and size[0] < width
+        context = record if record is not None or not native else KVCache()
+        source, targets = self._stereo_latents(request.image, request.nearness, shifts, size, context, reference)
+        # Native crops of a video frame read its whole view and, as that view did, the shot's anchor.
+        crop_context = None if not native else context if reference is None else JoinedKV((context, reference))
+        return source, targets, crop_context
 
     def _stereo_latents(
         self,
@@ -202,7 +225,7 @@ class DiffusionEngine:
         with timer("denoise"):
             source, targets = self._denoise(denoiser, trajectory, plans, guidance, extra, None, None)
         if settings.composite == "hybrid":  # the generated left is kept; its warp gets painted holes
-            (right,) = self._hybrid_views(left, [shift], disparity.values, targets)
+            (right,) = self._hybrid(self._hole_fills(left, [shift], disparity.values, targets))
         else:
             with timer("decode"):
                 if settings.attention == "bi":
@@ -256,18 +279,19 @@ class DiffusionEngine:
         images = _resize(self.model.decode(latents), size)
         return [image.permute(1, 2, 0).cpu().numpy() for image in images]
 
-    def _hybrid_views(
+    def _hole_fills(
         self,
         image: np.ndarray,
         shifts: list[np.ndarray],
         nearness: np.ndarray,
         targets: torch.Tensor,
         context: KVCache | JoinedKV | None = None,
-    ) -> list[np.ndarray]:
-        """Per target view: the warp engine's view of `image` (HxWxC) for its shift, with the
-        disocclusions painted from the decoded target latent (see composite.py). With a `context`
-        (the keys/values of this view at the model's resolution) the holes are painted again at
-        the photo's own scale, crop by crop (see crops.py)."""
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Per target view: the warp engine's view of `image` (HxWxC -> C x H x W) for its shift,
+        its holes (H x W) and their painting from the decoded target latent (3 x H x W, see
+        composite.py; None without holes). With a `context` (the keys/values of this view at the
+        model's resolution) the holes are painted again at the photo's own scale, crop by crop
+        (see crops.py)."""
         with self.timings("decode"):
             painted = self.model.decode(targets)
         pixels, near = self._tensor(image).permute(2, 0, 1), self._tensor(nearness)
@@ -275,15 +299,20 @@ class DiffusionEngine:
         for shift, view in zip(shifts, painted):
             with self.timings("composite"):
                 warped, holes = self._warp.synthesize_with_holes(pixels, self._tensor(shift), near)
+            fill = None
             if bool(holes.any()):
                 with self.timings("composite"):
                     fill = painted_fill(view, warped, holes)
                 if context is not None:
                     fill = self._native_fill(image, nearness, shift, warped, holes, fill, context)
-                with self.timings("composite"):
-                    warped = hybrid_view(warped, holes, fill)
-            views.append(warped.clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+            views.append((warped, holes, fill))
         return views
+
+    def _hybrid(self, fills: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> list[np.ndarray]:
+        """The hybrid composite (HxWxC) of each (warped, holes, fill) from _hole_fills."""
+        with self.timings("composite"):
+            return [(warped if fill is None else hybrid_view(warped, holes, fill)).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+                    for warped, holes, fill in fills]
 
     def _native_fill(
         self,
@@ -349,6 +378,12 @@ class DiffusionEngine:
 
     def _add_to_totals(self) -> None:
         self.total_timings.add(self.timings)
+
+
+def _eye_shifts(request: StereoRequest) -> list[np.ndarray]:
+    """The shift of each eye to synthesise: the right eye's, or for eye="both" (the input is the
+    centre) half of it each way."""
+    return [-request.shift / 2, request.shift / 2] if request.eye == "both" else [request.shift]
 
 
 def _to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -30,6 +30,7 @@ class StableDiffusion:
     tokenizer: Any  # transformers CLIPTokenizer
     scheduler: Any  # diffusers DDIMScheduler
     compute: Compute
+    unet_calls: int = 0  # UNet evaluations so far (a batch of views and guidance branches is one)
 
     @property
     def vae_scale(self) -> int:
@@ -85,6 +86,7 @@ class StableDiffusion:
         enables it (null-text inversion optimises the embeddings through this call).
         """
         sample = latents.to(self.compute.dtype)
+        self.unet_calls += 1
         return self.unet(sample, timestep, encoder_hidden_states=embeddings.to(self.compute.dtype)).sample.float()
 
 

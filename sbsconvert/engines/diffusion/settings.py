@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sbsconvert.choices import ATTENTION_MODES, COMPOSITES, DEFAULT_SD_MODEL, FILL_RESOLUTIONS, INVERSIONS
+from sbsconvert.choices import (ATTENTION_MODES, COMPOSITES, DEFAULT_REPAINT_AREA, DEFAULT_SD_MODEL, FILL_RESOLUTIONS,
+                                INVERSIONS, VIDEO_PAINTS)
 from sbsconvert.errors import SbsError
 
 
@@ -39,6 +40,12 @@ class DiffusionSettings:
     fill_resolution: hybrid only. "model": the holes come from the whole view diffused at the
                     model's resolution, upscaled; "native": they are painted again by up to
                     MAX_CROPS model-sized crops at the photo's own scale (see crops.py).
+    video_paint:    videos, hybrid composite: "keyframes": the holes the shot's other frames saw
+                    come from them (the background plate) and the diffusion paints the rest only on
+                    keyframes, its paint carried to the frames after (video/paint.py); "every-frame":
+                    every frame is diffused in full.
+    repaint_area:   keyframes: a frame whose holes left unpainted cover more than this share of
+                    its pixels is painted (a keyframe); fewer keep the background fill.
     progress:       show progress bars per stage (stderr).
     """
 
@@ -58,6 +65,8 @@ class DiffusionSettings:
     resolution: int | None = None
     composite: str = "hybrid"
     fill_resolution: str = "model"
+    video_paint: str = "keyframes"
+    repaint_area: float = DEFAULT_REPAINT_AREA
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -71,6 +80,10 @@ class DiffusionSettings:
             raise SbsError(f"unknown fill resolution '{self.fill_resolution}' (choose from {', '.join(FILL_RESOLUTIONS)})")
         if self.fill_resolution == "native" and self.composite != "hybrid":
             raise SbsError("`fill_resolution` native paints the holes of the hybrid composite; it needs `composite` hybrid")
+        if self.video_paint not in VIDEO_PAINTS:
+            raise SbsError(f"unknown video paint '{self.video_paint}' (choose from {', '.join(VIDEO_PAINTS)})")
+        if not 0 <= self.repaint_area <= 1:
+            raise SbsError(f"`repaint_area` is a share of the frame, between 0 and 1, got {self.repaint_area}")
         if not 1 <= self.steps <= 1000:
             raise SbsError(f"steps must be between 1 and 1000, got {self.steps}")
         if not 0 <= self.shift_step < 1:

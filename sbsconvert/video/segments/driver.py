@@ -112,7 +112,7 @@ def convert_in_segments(
         bar.update(len(segment.frames))
         result.notes.extend(note for note in part.notes if note not in result.notes)
         result.details.extend(part.details)
-        result.add_hole_fill(part.hole_fill)
+        result.add_part(part)
 
     with bar:
         if runner is None:

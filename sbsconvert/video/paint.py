@@ -1,0 +1,132 @@
+"""Diffusion only where no frame saw (`--engine diffusion` on videos, `--video-paint keyframes`).
+
+The background plate (video/plate.py) fills a frame's holes with what the shot's other frames
+really saw. What it leaves is painted by the diffusion engine, but not on every frame:
+
+- A keyframe is a frame whose unpainted holes (left by the plate and by the paint carried so far)
+  cover more than `repaint_area` of the frame. It is diffused once (DiffusionEngine.paint_holes,
+  through the shot's cross-frame attention anchor), and its painting goes into a paint layer: the
+  paint of every hole of that frame, kept where the layer had none (earlier paint stays as it was,
+  so painted regions do not change from one keyframe to the next).
+- Every later frame of the shot takes the layer's paint for the holes the plate leaves, aligned
+  by the camera motion the plate measured (a still camera: copied, not resampled; the layer is
+  resampled once per keyframe, when it is brought into that keyframe's coordinates).
+- Holes neither the plate nor the layer covers, where they are too few for a keyframe, keep the
+  engine's own fill (`background`).
+
+A frame with nothing new to paint therefore costs no UNet call. The layer is dropped at a scene
+cut and where the camera motion could not be measured (nothing to align it by).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from sbsconvert.choices import DEFAULT_REPAINT_AREA
+from sbsconvert.engines.base import StereoRequest
+from sbsconvert.engines.warp import SynthesizedView
+from sbsconvert.video.plate import PlateCounts, PlateFrame, is_still, sample_view
+
+PaintFrame = Callable[[StereoRequest, int], list[np.ndarray]]  # (request, shot) -> per eye, the painted holes
+
+
+@dataclass
+class _Layer:
+    """Paint carried forward for one eye, in the pixel coordinates of the last keyframe."""
+
+    colour: np.ndarray  # HxWxC
+    painted: np.ndarray  # HxW bool
+
+    def as_view(self) -> SynthesizedView:
+        """The layer as a view the plate's sampler reads (painted pixels are its landed ones)."""
+        return SynthesizedView(self.colour, ~self.painted, np.zeros(self.painted.shape, np.float32))
+
+
+class KeyframePainter:
+    """The plate's painter (video/plate.py Painter) for the diffusion engine: paints on keyframes
+    and carries the paint to the frames after them."""
+
+    def __init__(self, paint: PaintFrame, counts: PlateCounts, repaint_area: float = DEFAULT_REPAINT_AREA):
+        self.paint = paint
+        self.counts = counts
+        self.repaint_area = repaint_area
+        self.keyframes = 0
+        self._shot: int | None = None
+        self._layers: list[_Layer] | None = None
+        self._to_layer: np.ndarray | None = None  # 3x3: this frame's pixel coordinates -> the layer's (None: the same)
+
+    def __call__(self, frame: PlateFrame[Any], unfilled: list[np.ndarray]) -> list[np.ndarray]:
+        shot_begins = self._follow(frame)
+        carried = [self._carried(eye, mask) for eye, mask in enumerate(unfilled)]
+        new = [mask & ~got for mask, (got, _) in zip(unfilled, carried)]
+        new_pixels = sum(int(mask.sum()) for mask in new)
+        height, width = unfilled[0].shape
+        # A shot's first frame is always one: it records the shot's attention anchor, as a segment
+        # beginning mid-shot records it from that frame (pipeline.ShotRenderer.prime).
+        keyframe = shot_begins or new_pixels > self.repaint_area * height * width * len(unfilled)
+        fills = self.paint(frame.request, frame.shot) if keyframe else None
+        if keyframe:
+            self.keyframes += 1
+            self.counts.painted += new_pixels
+        else:
+            self.counts.fallback += new_pixels
+        images = []
+        for eye, (view, (got, colour), fresh) in enumerate(zip(frame.views, carried, new)):
+            image = view.image.copy() if got.any() or keyframe else view.image
+            image[got] = colour
+            if fills is not None:
+                image[fresh] = fills[eye][fresh]
+            self.counts.carried += int(got.sum())
+            images.append(image)
+        if fills is not None:
+            self._keep(frame, fills)
+        return images
+
+    def _follow(self, frame: PlateFrame[Any]) -> bool:
+        """Bring the layer's alignment up to `frame` (drop it at a cut, or where the motion is
+        unknown); whether `frame` begins a shot (or a segment: the first frame seen)."""
+        if frame.shot != self._shot:
+            self._shot, self._layers, self._to_layer = frame.shot, None, None
+            return True
+        if self._layers is None:
+            return False
+        move = frame.to_previous
+        if move is None:
+            self._layers, self._to_layer = None, None
+        elif not is_still(move, *frame.request.image.shape[1::-1]):
+            self._to_layer = move if self._to_layer is None else self._to_layer @ move
+
+    def _carried(self, eye: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(HxW bool, its pixels' colours): the pixels of `mask` the layer has paint for."""
+        got = np.zeros(mask.shape, bool)
+        if self._layers is None or not mask.any():
+            return got, np.zeros((0, self._channels(eye)), np.float32)
+        ys, xs = np.nonzero(mask)
+        colour, painted, _ = sample_view(self._layers[eye].as_view(), xs, ys, self._to_layer)
+        got[ys[painted], xs[painted]] = True
+        return got, colour[painted]
+
+    def _channels(self, eye: int) -> int:
+        return 3 if self._layers is None else self._layers[eye].colour.shape[2]
+
+    def _keep(self, frame: PlateFrame[Any], fills: list[np.ndarray]) -> None:
+        """Make `frame` the layer's keyframe: the paint so far brought to its coordinates, and its
+        own painting of every hole where there was none."""
+        layers = []
+        for eye, (view, fill) in enumerate(zip(frame.views, fills)):
+            if self._layers is None:
+                colour, painted = np.zeros_like(fill), np.zeros(view.holes.shape, bool)
+            elif self._to_layer is None:
+                colour, painted = self._layers[eye].colour.copy(), self._layers[eye].painted.copy()
+            else:
+                height, width = view.holes.shape
+                ys, xs = (axis.ravel() for axis in np.indices((height, width)))
+                values, landed, _ = sample_view(self._layers[eye].as_view(), xs, ys, self._to_layer)
+                colour, painted = values.reshape(height, width, -1), landed.reshape(height, width)
+            add = view.holes & ~painted
+            colour[add] = fill[add]
+            layers.append(_Layer(colour, painted | add))
+        self._layers, self._to_layer = layers, None
