@@ -7,6 +7,8 @@ retry loop huggingface_hub runs when there is no network at all.
 
 from __future__ import annotations
 
+import contextlib
+
 import functools
 import os
 import socket
@@ -37,6 +39,7 @@ def load_pretrained(
     `what` names the model in messages ("depth model"); `alternatives` tells the user what else
     they can do, e.g. "pass --disparity FILE".
     """
+    _quiet_weight_loading()
     if is_local_folder(name_or_path):
         try:
             return loader(str(Path(name_or_path).expanduser()), **kwargs)
@@ -90,3 +93,13 @@ def _offline_requested() -> bool:
 def _looks_like_path(name: str) -> bool:
     # Hub ids are "owner/name" or "name"; anything starting like a path or deeper is a path.
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+def _quiet_weight_loading() -> None:
+    """transformers and diffusers draw a bar of their own while reading weights from disk: noise on
+    the terminal of a --quiet run and in front of --json output, for a second or two of work."""
+    import importlib
+
+    for library in ("transformers", "diffusers"):
+        with contextlib.suppress(ImportError, AttributeError):
+            importlib.import_module(f"{library}.utils.logging").disable_progress_bar()

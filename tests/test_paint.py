@@ -119,7 +119,7 @@ def test_cli_reports_unet_calls_and_hole_sources_and_keyframes_cost_less_than_ev
     base = ("--engine", "diffusion", "--model", tiny_sd, "--steps", "4", "--disparity", maps, "--json")
     code, output = run(clip, "-o", tmp_path / "keyframes.mp4", *base, "-q")
     assert code == 0, output
-    entry = summary(output)["converted"][0]
+    entry = json.loads(output)["converted"][0]
     calls, fill = entry["unet_calls"], entry["hole_fill"]
     assert calls["per_frame"] == round(calls["total"] / 18, 2) and 0 < calls["total"] < 18 * 8
     assert fill["plate"] > 0 and fill["painted"] > 0 and fill["carried"] > 0
@@ -128,13 +128,8 @@ def test_cli_reports_unet_calls_and_hole_sources_and_keyframes_cost_less_than_ev
     code, output = run(clip, "-o", tmp_path / "keyframes.mp4", *base[:-1], "--force", "-v")
     assert code == 0 and f"{calls['total']} UNet evaluations on " in output and "carried paint" in output
     code, output = run(clip, "-o", tmp_path / "every.mp4", *base, "--video-paint", "every-frame", "-q")
-    every_frame = summary(output)["converted"][0]["unet_calls"]["total"]
+    every_frame = json.loads(output)["converted"][0]["unet_calls"]["total"]
     assert code == 0 and every_frame % 18 == 0 and every_frame > calls["total"]
-
-
-def summary(output):
-    """The --json summary (the model loader's progress bar, on stderr, may come before it)."""
-    return json.loads(output[output.index("{\n"):])
 
 
 def test_a_segmented_run_writes_the_warps_pixels_and_repaints_from_each_segment_start(tmp_path, tiny_sd):
