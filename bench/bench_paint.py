@@ -8,6 +8,11 @@ geometry), and a keyframe's calls only on the steps; neither depends on the weig
 conversion runs here with a tiny random Stable Diffusion saved to a temp folder and loaded
 through from_pretrained, and its counts are those a real SD 1.5 makes on the same frames and maps.
 
+Flicker of the filled holes where the scene stands still (the measure of bench_plate.py) on the
+synthetic walking box, whose true right views are known, for `--video-paint keyframes` and
+`every-frame`: random weights paint noise-like holes, so this shows how much the paint itself
+changes from frame to frame (re-imagined on every frame, or carried), not how good it looks.
+
 Scenes: synthetic videos with exact disparity (sbsconvert.synthetic.render_video) at 640x360:
 a box walking over a still scene, the camera travelling, both. `--clip VIDEO MAPS` adds a video
 with a folder of per-frame maps (as `--disparity` takes them).
@@ -29,8 +34,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from bench_plate import exact, still_hole_flicker  # noqa: E402
+from sbsconvert.core import StageTimer  # noqa: E402
+from sbsconvert.device import Compute  # noqa: E402
+from sbsconvert.engines.diffusion import DiffusionEngine, DiffusionSettings  # noqa: E402
 from sbsconvert.engines.diffusion.random_model import TINY, save_random_pipeline  # noqa: E402
 from sbsconvert.synthetic import render_video  # noqa: E402
+from sbsconvert.video.pipeline import ShotRenderer, keyframe_renderer  # noqa: E402
 from test_segments import encode_frames  # noqa: E402
 
 SCENES = {"box walks, still camera": {"walk": 1.0}, "camera travels": {"pan": 1.5},
@@ -57,11 +67,29 @@ def count(clip: Path, maps: Path, model: Path, out: Path, extra: list[str]) -> d
     return json.loads(done.stdout)["converted"][0]
 
 
+def hole_flicker(model: Path, frames: int) -> None:
+    """Still-hole flicker of each --video-paint on the walking box (320x240), with the tiny model."""
+    import torch
+
+    scenes = render_video(320, 240, frames, walk=1.0)
+    requests, truths = exact(scenes), [scene.right for scene in scenes]
+    engine = DiffusionEngine(DiffusionSettings(model=str(model), progress=False), Compute(torch.device("cpu"), torch.float32))
+    plate, _, _ = keyframe_renderer(engine, StageTimer())
+    keyframes = [pair.right for _, pair in plate.stream((n, r, 0, True) for n, r in enumerate(requests))]
+    every = ShotRenderer(engine)
+    every_frame = [every(request, shot=0).right for request in requests]
+    print("| --video-paint | still-hole flicker |")
+    print("|---|---|")
+    for name, views in (("keyframes", keyframes), ("every-frame", every_frame)):
+        print(f"| {name} | {still_hole_flicker(requests, truths, views):.4f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--clip", nargs=2, action="append", default=[], metavar=("VIDEO", "MAPS"))
     parser.add_argument("--options", nargs="*", default=[], help="more CLI options for every run")
+    parser.add_argument("--flicker-frames", type=int, default=24, help="frames of the flicker measure (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
@@ -78,6 +106,8 @@ def main() -> None:
             share = lambda source: f"{100 * fill.get(source + '_share', 0):.1f} %"
             print(f"| {name} | {frames} | {calls['total']} | {calls['per_frame']:.1f} | {share('plate')} | "
                   f"{share('carried')} | {share('painted')} | {share('fallback')} |", flush=True)
+        if args.flicker_frames:
+            hole_flicker(model, args.flicker_frames)
 
 
 if __name__ == "__main__":
