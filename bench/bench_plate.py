@@ -3,6 +3,7 @@ warp itself, and the flicker of the filled holes in the still parts of a shot ag
 
     python bench/bench_plate.py [--frames 8] [--sizes 720p 1080p]
     python bench/bench_plate.py --real DIR   (real clips, bench/real_clips.py)
+    python bench/bench_plate.py --real DIR --picture docs/images/plate-bbb.jpg
 
 Flicker: the mean absolute frame-to-frame change (0-1 per channel) of the right view's pixels that
 are holes in either frame and whose true right view did not change between the two frames: what a
@@ -147,13 +148,40 @@ def sample_clip() -> list[StereoRequest]:
     return frames
 
 
+def bbb_picture(folder: Path, target: Path) -> None:
+    """docs/plate.md's picture: the right eye with background (left) and plate (right), cropped
+    beside a near square sliding right 2 px a frame over Big Buck Bunny's frames 179-238 (its
+    first 10 s move no object sideways, so a square cut from its last frame is pasted in front)."""
+    pictures = decode(folder / "bbb_10s.mp4")[0][178:238]
+    patch = pictures[-1][150:230, 250:300].copy()
+    frames = []
+    for number, pixels in enumerate(pictures):
+        left, image, nearness = 40 + 2 * number, pixels.copy(), proxy_map(pixels)
+        image[100:180, left : left + 50], nearness[100:180, left : left + 50] = patch, 1.0
+        shift = (nearness * 0.05 * pixels.shape[1]).astype(np.float32)  # 5 %: holes wide enough to see
+        frames.append(StereoRequest(image, shift, shift))
+    views, renderer = plate_views(frames)
+    number = 50
+    crop = lambda image: image[85:195, 40 + 2 * number - 40 : 40 + 2 * number + 110]
+    side_by_side = np.concatenate([crop(background_views(frames)[number]), np.ones((110, 4, 3), np.float32),
+                                   crop(views[number])], axis=1)
+    side_by_side = cv2.resize(side_by_side, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    pixels = cv2.cvtColor(np.round(np.clip(side_by_side, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(target), pixels, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    print(f"{target}: frame {178 + number + 1}; {renderer.counts.line()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--real", type=Path, help="folder holding the real clips of bench/real_clips.py")
+    parser.add_argument("--picture", type=Path, help="with --real: write docs/plate.md's picture here instead")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.real and args.picture:
+        bbb_picture(args.real, args.picture)
+        return
     if args.real:
         real_clips(args.real)
         return
