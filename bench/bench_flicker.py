@@ -2,6 +2,7 @@
 flow stabilisation per frame against the warp path's.
 
     python bench/bench_flicker.py [--skip-cost]
+    python bench/bench_flicker.py --real DIR [--clips NAME ...]   (real clips, bench/real_clips.py)
 
 Clips (made here, H.264 crf 18, with their clean per-frame maps as 16-bit PNG folders):
 - clip: samples/clip.mp4 (the synthetic scene, fixed camera, changing light) and its one map;
@@ -10,6 +11,9 @@ Clips (made here, H.264 crf 18, with their clean per-frame maps as 16-bit PNG fo
   depth is exact for the photo, the motion a flat camera move);
 - moving-disc: the synthetic scene with the disc moving across it and the box sliding (exact
   per-frame disparity from sbsconvert.synthetic).
+
+With --real DIR: the real clips of bench/real_clips.py found in DIR, with their proxy maps as the
+clean maps, each method at 0.5 and flow at REAL_STRENGTHS, and the shot starts the cut test finds.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from sbsconvert.convert import ConvertSettings, stereo_request  # noqa: E402
 from sbsconvert.decode import load_picture  # noqa: E402
@@ -35,10 +40,13 @@ from sbsconvert.disparity import Disparity, load_disparity_file, normalize  # no
 from sbsconvert.engines import create_engine  # noqa: E402
 from sbsconvert.evaluate.flicker import evaluate_flicker, flicker_table  # noqa: E402
 from sbsconvert.synthetic import Layer, default_layers, render_scene  # noqa: E402
-from sbsconvert.video.temporal import FlowStabilizer  # noqa: E402
+from sbsconvert.video.temporal import FlowStabilizer, shot_starts  # noqa: E402
+from sbsconvert.video.decode import open_frames  # noqa: E402
+from real_clips import CLIPS, prepare  # noqa: E402
 from sbsconvert.device import select_compute  # noqa: E402
 
 FRAMES, RATE = 60, 30
+REAL_STRENGTHS = (0.3, 0.7, 0.85)  # flow's strengths tried on the real clips besides 0.5
 
 
 def write_clip(path: Path, images: list[np.ndarray], maps: list[np.ndarray]) -> tuple[Path, Path]:
@@ -111,10 +119,39 @@ def flow_cost(size: tuple[int, int], frames: int = 12) -> tuple[float, float]:
     return 1000 * flow / frames, 1000 * render / frames
 
 
+def real_clips(folder: Path, names: list[str] | None) -> None:
+    """Every method at 0.5 and flow at REAL_STRENGTHS on each real clip, one table row each."""
+    engine = create_engine("warp", select_compute("cpu"), fill="background")
+    print("| clip | frames | shot starts (frame) | method | strength | right eye PSNR (dB) | still flicker "
+          "| x clean run's |\n|---|---|---|---|---|---|---|---|")
+    for clip in CLIPS:
+        if names and Path(clip.file).stem not in names or not (folder / clip.file).is_file():
+            continue
+        with tempfile.TemporaryDirectory() as temp:
+            video, maps = prepare(clip, folder, Path(temp))
+            with open_frames(video) as reader:
+                starts = shot_starts((number, frame.pixels) for number, frame in enumerate(reader.frames()))
+            runs = [(["none", "ema", "flow"], 0.5), *((["flow"], strength) for strength in REAL_STRENGTHS)]
+            for methods, strength in runs:
+                scores, frames = evaluate_flicker(video, maps, methods, engine, strength=strength)
+                for score in scores:
+                    if score.method.startswith("clean") and strength != 0.5:
+                        continue  # shown once
+                    shown = "-" if score.method.startswith("clean") else f"{score.psnr:.2f}"
+                    print(f"| {Path(clip.file).stem} {clip.width} px | {frames} | {' '.join(map(str, starts))} "
+                          f"| {score.method} | {'-' if score.method.startswith('clean') or score.method == 'none' else strength} "
+                          f"| {shown} | {score.still_flicker:.5f} | {score.ratio:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--real", type=Path, help="folder holding the real clips of bench/real_clips.py")
+    parser.add_argument("--clips", nargs="+", help="with --real: only these (file names without .mp4)")
     arguments = parser.parse_args()
+    if arguments.real:
+        real_clips(arguments.real, arguments.clips)
+        return
     engine = create_engine("warp", select_compute("cpu"), fill="background")
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)

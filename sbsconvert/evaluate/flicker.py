@@ -12,6 +12,12 @@ filtering:
 - still flicker: the mean absolute frame-to-frame change of the right eye where the left eye does
   not change (the still parts of the scene, where any change is flicker), also as a ratio to the
   clean run's own.
+
+A method that normalises each shot's range (ema and flow stretch the shot's 1st-99th percentile
+range to 0-1, where none keeps each map's min-max) is compared with the clean maps normalised the
+same way, steadily: each shot's range averaged over the shot. Against the min-max clean run, that
+deliberate stretch alone (a constant per shot, no flicker) would cost it several dB on maps with a
+continuous spread of values, as a depth model's are, and hide what the filtering does.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from sbsconvert.disparity import Disparity, disparity_from_array, load_disparity
 from sbsconvert.engines.base import StereoEngine
 from sbsconvert.evaluate.metrics import psnr
 from sbsconvert.video.decode import open_frames
-from sbsconvert.video.temporal import make_smoother
+from sbsconvert.video.temporal import make_smoother, robust_range, shot_starts
 
 SCALE_JITTER = 0.15  # each frame's map is scaled by 1 +- this (uniform)
 OFFSET_JITTER = 0.1  # and shifted by +- this
@@ -80,6 +86,22 @@ def load_clean_maps(maps: Path, video: Path) -> list[np.ndarray]:
     return [one] * len(stamps)
 
 
+def shot_normalised(frames: list[np.ndarray], maps: list[np.ndarray]) -> list[np.ndarray]:
+    """The maps with each shot's robust range (averaged over its frames) stretched to 0-1."""
+    starts = set(shot_starts(enumerate(frames)))
+    shots: list[list[np.ndarray]] = []
+    for number, values in enumerate(maps):
+        if number in starts or not shots:
+            shots.append([])
+        shots[-1].append(values)
+    normalised = []
+    for shot in shots:
+        low, high = np.mean([robust_range(values) for values in shot], axis=0)
+        normalised += [np.clip((values - low) / max(float(high - low), 1e-6), 0, 1).astype(np.float32)
+                       for values in shot]
+    return normalised
+
+
 def right_eyes(frames: list[np.ndarray], maps: Iterable[Disparity], engine: StereoEngine,
                settings: ConvertSettings) -> list[np.ndarray]:
     height, width = frames[0].shape[:2]
@@ -106,14 +128,18 @@ def evaluate_flicker(video: Path, maps: Path, methods: list[str], engine: Stereo
         frames = [frame.pixels for frame in reader.frames()]
     clean = load_clean_maps(maps, video)
     settings = ConvertSettings(divergence=divergence)
-    reference = right_eyes(frames, (Disparity(values) for values in clean), engine, settings)
-    reference_flicker = still_flicker(frames, reference)
-    scores = [FlickerScore("clean", float("inf"), reference_flicker, 1.0)]
+    references = {}  # by whether the method normalises each shot's range: the clean run's right eyes, flicker
+    for normalises, maps_used in ((False, clean), (True, shot_normalised(frames, clean))):
+        reference = right_eyes(frames, (Disparity(values) for values in maps_used), engine, settings)
+        references[normalises] = reference, still_flicker(frames, reference)
+    scores = [FlickerScore("clean", float("inf"), references[False][1], 1.0),
+              FlickerScore("clean, shot range", float("inf"), references[True][1], 1.0)]
     spoiled = [disparity_from_array(values, "relative", f"{maps}, frame {number}")
                for number, values in enumerate(spoil(clean, seed), start=1)]
     for method in methods:
         progress(f"{video.name}: {method}")
         smoother = make_smoother(method, strength, normalize_range=True)  # as the CLI treats per-frame maps
+        reference, reference_flicker = references[smoother.normalize_range]
         steadied = (disparity for _, disparity, _ in smoother.smooth((n, pixels, d) for n, (pixels, d)
                                                                        in enumerate(zip(frames, spoiled))))
         rights = right_eyes(frames, steadied, engine, settings)
@@ -127,6 +153,6 @@ def flicker_table(video: Path, scores: list[FlickerScore], frames: int) -> str:
     lines = [f"{video.name} ({frames} frames)", "",
              "| method | right eye PSNR vs clean run (dB) | still flicker | x clean run's |", "|---|---|---|---|"]
     for score in scores:
-        shown = "-" if score.method == "clean" else f"{score.psnr:.2f}"
+        shown = "-" if score.method.startswith("clean") else f"{score.psnr:.2f}"
         lines.append(f"| {score.method} | {shown} | {score.still_flicker:.5f} | {score.ratio:.2f} |")
     return "\n".join(lines) + "\n"

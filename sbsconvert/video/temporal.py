@@ -216,10 +216,14 @@ def flicker(frames: Iterable[np.ndarray]) -> float:
 
 _FLOW_WIDTH = 320  # frames are matched at this width: DIS flow there costs a few ms a frame
 _WORK_WIDTH = 640  # maps are filtered at most this wide (a depth model's are about 518 px)
-_FLOW_SHARE = 0.25  # the current map's share at strength 0.5 (flow: no trail, so it can be low)
+# The current map's share at strength 0.5 (flow: no trail, so it can be low). 0.144 (0.25 before,
+# now what strength 0.7 gave): on the clips of bench/RESULTS.md ("Flicker ... on real clips") it
+# flickers less everywhere (the moving disc 2.2 -> 1.9 x the clean run's) at the same PSNR (+- 0.15
+# dB), with trails still under 0.05; ema, sharing --temporal-strength, loses PSNR when steadier.
+_FLOW_SHARE = 0.144
 # The share of the map's own scale and offset kept when it is aligned to the previous one: the
 # whole map's scale and offset then keep the blend's share x this of each new frame's (a
-# segment's warm-up must outlast that memory: 45 frames at the default strength).
+# segment's warm-up must outlast that memory: 81 frames at the default strength).
 _ALIGN_SHARE = 0.5
 _FLOW_ERROR_PX = 1.0  # forward-backward flow mismatch (flow-width pixels) at which trust falls to 1/e
 _COLOUR_ERROR = 0.06  # grey difference along the flow at which trust falls to 1/e

@@ -1,0 +1,121 @@
+"""Real clips we did not make, for the flicker and plate benches, and the PROXY depth maps they
+are measured with (no true depth comes with them, and no depth model's weights are at hand).
+
+    from real_clips import CLIPS, prepare, proxy_map
+
+The clips are not in the repository (their licences differ; bench scripts take their folder as
+`--real DIR`): each entry names a file in that folder, what it shows, and the size and number of
+frames the benches use (a few minutes of CPU each).
+
+The proxy map is a stand-in for a depth model's output that keeps the properties these measures
+rely on, and no more:
+- a deterministic function of the frame alone: still where the frame is still, moving with what
+  moves, changing with lighting and fades as the frame does;
+- smooth within surfaces, with edges where the picture has them (an edge-preserving bilateral
+  filter of the frame, so object boundaries stay sharp);
+- a plausible layout: lower in the frame is nearer (ground planes, people's feet), darker is
+  nearer (bright sky, lit signs and distant haze are far; on these clips that puts the walking
+  woman, the coaster's structure and the trees in front), a little colourfulness nearer;
+- fixed constants (never per-frame min/max): its values lie in 0-1 by construction, and two
+  pinned corner pixels (0 top left, 1 bottom right) make the loader's per-frame min/max
+  normalisation an identity, so the clean maps carry no per-frame rescaling.
+What it does not show: that the depth is right. Near and far are guessed from position and colour,
+so measured holes sit where this guess puts them, not where true depth would; flicker ratios and
+PSNRs against the clean run measure how the temporal methods undo per-frame errors on real motion,
+real cuts and real codec noise, not the quality of any depth model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Clip:
+    file: str
+    description: str
+    width: int  # the benches' size (height from the aspect ratio, even)
+    frames: int  # the first this many frames
+
+
+CLIPS = (
+    Clip("tokyo_walk.mp4", "1280x720 15 fps: a street in Tokyo, the camera following a walking woman, people walking "
+         "(OpenAI's Sora demo, generated footage), H.264", 640, 90),
+    Clip("davis_rollercoaster.mp4", "960x540 24 fps: a roller coaster, the camera panning (DAVIS, real camera), "
+         "MPEG-4 Part 2", 480, 70),
+    Clip("bbb_10s.mp4", "320x240 24 fps: the first 10 s of Big Buck Bunny (Blender Foundation, CC BY 3.0): "
+         "a fade in, cuts, a still shot with the bird", 320, 238),
+)
+
+PROXY_WIDTH = 192  # the proxy is made at this width and enlarged (a depth model's maps hold little finer detail)
+VERTICAL, DARKNESS, CHROMA = 0.6, 0.3, 0.1  # shares of the cues (sum 1: values stay in 0-1)
+
+
+def decode(path: Path, width: int | None = None, frames: int | None = None) -> tuple[list[np.ndarray], Fraction]:
+    """The first `frames` frames of a video as RGB float32 0-1, resized to `width` (even height),
+    and its frame rate."""
+    pictures = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or Fraction(24)
+        for frame in container.decode(stream):
+            pixels = frame.to_ndarray(format="rgb24")
+            if width is not None and width != pixels.shape[1]:
+                height = round(pixels.shape[0] * width / pixels.shape[1] / 2) * 2
+                smaller = width < pixels.shape[1]
+                pixels = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
+            pictures.append(pixels.astype(np.float32) / 255)
+            if frames is not None and len(pictures) == frames:
+                break
+    return pictures, Fraction(rate)
+
+
+def proxy_map(pixels: np.ndarray) -> np.ndarray:
+    """The proxy nearness (0 far - 1 near) of one RGB 0-1 frame, at its size (see the module's doc)."""
+    height, width = pixels.shape[:2]
+    small_size = (PROXY_WIDTH, max(2, round(height * PROXY_WIDTH / width)))
+    small = cv2.resize(pixels[..., :3], small_size, interpolation=cv2.INTER_AREA) if width > PROXY_WIDTH else pixels
+    # A median removes texture (signs, leaves, grain) and keeps boundaries; the bilateral passes
+    # then flatten surfaces without blurring across their edges.
+    small = cv2.medianBlur(np.round(np.clip(small, 0, 1) * 255).astype(np.uint8), 7).astype(np.float32) / 255
+    for _ in range(3):
+        small = cv2.bilateralFilter(small, 9, 0.15, 8)
+    chroma = small.max(axis=2) - small.min(axis=2)  # saturation that dark noise does not inflate
+    rows = np.linspace(0, 1, small.shape[0], dtype=np.float32)[:, None]
+    nearness = VERTICAL * rows + DARKNESS * (1 - small.mean(axis=2)) + CHROMA * chroma
+    nearness = cv2.resize(nearness, (width, height), interpolation=cv2.INTER_LINEAR)
+    nearness = np.clip(nearness, 0, 1)
+    nearness[0, 0], nearness[-1, -1] = 0, 1  # the loader's min/max normalisation is then no change
+    return nearness
+
+
+def write_video(path: Path, pictures: list[np.ndarray], rate: Fraction) -> Path:
+    """H.264 at crf 12 (nearly transparent), so the benches read a real video file."""
+    height, width = pictures[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate, options={"crf": "12"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index, pixels in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(np.round(pixels * 255).astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, 1 / rate
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def prepare(clip: Clip, source: Path, folder: Path) -> tuple[Path, Path]:
+    """The clip cut to the bench's frames and size, written to `folder` as a video, and a folder of
+    its proxy maps (16-bit PNG, one per frame), made from the frames as that video decodes them."""
+    video = write_video(folder / clip.file, *decode(source / clip.file, clip.width, clip.frames))
+    maps = folder / (Path(clip.file).stem + "-maps")
+    maps.mkdir()
+    for index, pixels in enumerate(decode(video)[0], start=1):
+        Image.fromarray(np.round(proxy_map(pixels) * 65535).astype(np.uint16)).save(maps / f"{index:04d}.png")
+    return video, maps
