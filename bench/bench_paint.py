@@ -1,7 +1,7 @@
 """UNet evaluations per frame of `--engine diffusion` on videos with the default settings (50 steps,
 shift step 0.2, `--video-paint keyframes`), and where the hole pixels came from.
 
-    python bench/bench_paint.py [--frames 48] [--clip VIDEO MAPS ...]
+    python bench/bench_paint.py [--frames 48] [--clip VIDEO MAPS ...] [--real DIR]
 
 Which frames are keyframes depends only on the holes (the warp, the plate and the paint layer are
 geometry), and a keyframe's calls only on the steps; neither depends on the weights. So the real
@@ -15,7 +15,8 @@ changes from frame to frame (re-imagined on every frame, or carried), not how go
 
 Scenes: synthetic videos with exact disparity (sbsconvert.synthetic.render_video) at 640x360:
 a box walking over a still scene, the camera travelling, both. `--clip VIDEO MAPS` adds a video
-with a folder of per-frame maps (as `--disparity` takes them).
+with a folder of per-frame maps (as `--disparity` takes them); `--real DIR` the real clips of
+bench/real_clips.py found in DIR, with their proxy depth maps.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from bench_plate import exact, still_hole_flicker  # noqa: E402
+from real_clips import CLIPS, prepare  # noqa: E402
 from sbsconvert.core import StageTimer  # noqa: E402
 from sbsconvert.device import Compute  # noqa: E402
 from sbsconvert.engines.diffusion import DiffusionEngine, DiffusionSettings  # noqa: E402
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--clip", nargs=2, action="append", default=[], metavar=("VIDEO", "MAPS"))
     parser.add_argument("--options", nargs="*", default=[], help="more CLI options for every run")
+    parser.add_argument("--real", type=Path, help="folder holding the real clips of bench/real_clips.py")
     parser.add_argument("--flicker-frames", type=int, default=24, help="frames of the flicker measure (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
@@ -97,6 +100,9 @@ def main() -> None:
         clips = [(name, *synthetic_clip(folder, name.replace(" ", "_").replace(",", ""), motion, args.frames))
                  for name, motion in SCENES.items()]
         clips += [(Path(video).name, Path(video), Path(maps)) for video, maps in args.clip]
+        if args.real:
+            clips += [(clip.file, *prepare(clip, args.real, folder))
+                      for clip in CLIPS if (args.real / clip.file).exists()]
         print("| clip | frames | UNet evaluations | per frame | plate | carried paint | new paint | background fill |")
         print("|---|---|---|---|---|---|---|---|")
         for name, clip, maps in clips:

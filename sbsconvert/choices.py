@@ -38,7 +38,7 @@ FILL_RESOLUTIONS = ("model", "native")
 # A video's holes with the diffusion engine: keyframes: the plate first, the diffusion only where no
 # frame saw, on keyframes, carried forward (video/paint.py); every-frame: every frame diffused in full.
 VIDEO_PAINTS = ("keyframes", "every-frame")
-DEFAULT_REPAINT_AREA = 0.001  # share of a frame's pixels left unpainted that makes it a keyframe
+DEFAULT_REPAINT_AREA = 0.002  # share of a frame's pixels left unpainted that makes it a keyframe
 
 
 # --- layouts -------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_frames_with_nothing_new_to_paint_make_no_unet_call(tiny_sd):
     counts = painter.counts
     assert counts.plate > 0 and counts.carried > counts.painted > 0
     # Every hole pixel of every frame is counted once, by what filled it.
-    assert counts.plate + counts.carried + counts.painted + counts.fallback == sum(holes_of(r).sum() for r in frames)
+    assert sum(counts.as_dict().values()) == sum(holes_of(r).sum() for r in frames)
 
 
 def test_visible_pixels_are_the_warps_and_carried_paint_stays_put_on_a_still_camera(engine):
@@ -123,8 +123,8 @@ def test_cli_reports_unet_calls_and_hole_sources_and_keyframes_cost_less_than_ev
     calls, fill = entry["unet_calls"], entry["hole_fill"]
     assert calls["per_frame"] == round(calls["total"] / 18, 2) and 0 < calls["total"] < 18 * 8
     assert fill["plate"] > 0 and fill["painted"] > 0 and fill["carried"] > 0
-    assert fill["painted_share"] == round(fill["painted"] / sum(fill[k] for k in ("plate", "carried", "painted",
-                                                                                    "fallback")), 4)
+    pixels = sum(count for source, count in fill.items() if not source.endswith("_share"))
+    assert fill["painted_share"] == round(fill["painted"] / pixels, 4)
     code, output = run(clip, "-o", tmp_path / "keyframes.mp4", *base[:-1], "--force", "-v")
     assert code == 0 and f"{calls['total']} UNet evaluations on " in output and "carried paint" in output
     code, output = run(clip, "-o", tmp_path / "every.mp4", *base, "--video-paint", "every-frame", "-q")
@@ -159,3 +159,39 @@ def test_a_segmented_run_writes_the_warps_pixels_and_repaints_from_each_segment_
         assert np.array_equal(left_right[0][:, 96:][~holes], left_right[1][:, 96:][~holes])
         differ += not np.array_equal(left_right[0], left_right[1])
     assert differ > 0
+
+
+def test_a_hole_growing_by_a_sliver_continues_the_paint_beside_it_without_a_keyframe():
+    from sbsconvert.engines.warp import SynthesizedView
+    from sbsconvert.video.paint import KeyframePainter
+    from sbsconvert.video.plate import PlateCounts, PlateFrame
+
+    height, width = 24, 40
+    image = np.full((height, width, 3), 0.2, np.float32)
+    painting = np.broadcast_to(np.linspace(0, 1, width, dtype=np.float32)[None, :, None], (height, width, 3)).copy()
+    asked = []
+
+    def paint(request, shot):
+        asked.append(shot)
+        return [painting]
+
+    def frame(number, first, last):
+        holes = np.zeros((height, width), bool)
+        holes[:, first:last] = True
+        view = SynthesizedView(image, holes, np.zeros((height, width), np.float32))
+        request = StereoRequest(image, np.zeros((height, width), np.float32), np.zeros((height, width), np.float32))
+        return PlateFrame(number, None, request, 0, True, [view], None, None, to_previous=np.eye(3)), holes
+
+    painter = KeyframePainter(paint, PlateCounts(), repaint_area=0.0)
+    first, holes = frame(0, 10, 20)
+    (painted,) = painter(first, [holes], [image])
+    assert asked == [0] and np.array_equal(painted[holes], painting[holes])
+    grown, holes = frame(1, 10, 23)  # 3 more columns: a sliver beside the paint
+    (continued,) = painter(grown, [holes], [image])
+    assert asked == [0]  # no keyframe
+    assert np.array_equal(continued[:, 10:20], painting[:, 10:20])  # carried as painted
+    assert np.array_equal(continued[:, 20:23], np.repeat(painting[:, 19:20], 3, axis=1))  # the nearest paint
+    assert painter.counts.extended == 3 * height and painter.counts.carried == 10 * height
+    wide, holes = frame(2, 10, 30)  # 7 more columns beyond the sliver's reach: a keyframe
+    painter(wide, [holes], [image])
+    assert asked == [0, 0]

@@ -11,8 +11,11 @@ really saw. What it leaves is painted by the diffusion engine, but not on every 
 - Every later frame of the shot takes the layer's paint for the holes the plate leaves, aligned
   by the camera motion the plate measured (a still camera: copied, not resampled; the layer is
   resampled once per keyframe, when it is brought into that keyframe's coordinates).
-- Holes neither the plate nor the layer covers, where they are too few for a keyframe, keep the
-  engine's own fill (`background`).
+- Thin new holes: where a hole grows by a sliver beside pixels the plate or the layer filled (its
+  edge moves a little from frame to frame), the sliver continues them: each of its pixels takes
+  the colour of the nearest filled hole pixel within EXTEND_PIXELS. Slivers do not make keyframes.
+- Other holes neither the plate nor the layer covers, where they are too few for a keyframe, keep
+  the engine's own fill (`background`).
 
 A frame with nothing new to paint therefore costs no UNet call. The layer is dropped at a scene
 cut and where the camera motion could not be measured (nothing to align it by).
@@ -23,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 
 from sbsconvert.choices import DEFAULT_REPAINT_AREA
@@ -30,6 +34,7 @@ from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.warp import SynthesizedView
 from sbsconvert.video.plate import PlateCounts, PlateFrame, is_still, sample_view
 
+EXTEND_PIXELS = 4  # a new hole pixel this close to a filled one continues it (no keyframe for slivers)
 PaintFrame = Callable[[StereoRequest, int], list[np.ndarray]]  # (request, shot) -> per eye, the painted holes
 
 
@@ -58,31 +63,40 @@ class KeyframePainter:
         self._layers: list[_Layer] | None = None
         self._to_layer: np.ndarray | None = None  # 3x3: this frame's pixel coordinates -> the layer's (None: the same)
 
-    def __call__(self, frame: PlateFrame[Any], unfilled: list[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, frame: PlateFrame[Any], unfilled: list[np.ndarray], with_plate: list[np.ndarray]
+                 ) -> list[np.ndarray]:
+        """See plate.Painter; `with_plate`: each eye's image with the plate's pixels put in."""
         shot_begins = self._follow(frame)
         carried = [self._carried(eye, mask) for eye, mask in enumerate(unfilled)]
-        new = [mask & ~got for mask, (got, _) in zip(unfilled, carried)]
+        images, new = [], []
+        for view, mask, (got, colour), plate_image in zip(frame.views, unfilled, carried, with_plate):
+            image = view.image.copy()
+            image[got] = colour
+            fresh = mask & ~got
+            # Slivers continue the hole pixels the plate or the layer filled.
+            filled = plate_image.copy()
+            filled[got] = colour
+            sliver = _nearest_within(view.holes & ~fresh, fresh, EXTEND_PIXELS)
+            image[fresh] = np.where(sliver.found[:, None], filled[sliver.ys, sliver.xs], image[fresh])
+            self.counts.carried += int(got.sum())
+            self.counts.extended += int(sliver.found.sum())
+            fresh[fresh] = ~sliver.found
+            images.append(image)
+            new.append(fresh)
         new_pixels = sum(int(mask.sum()) for mask in new)
         height, width = unfilled[0].shape
         # A shot's first frame is always one: it records the shot's attention anchor, as a segment
         # beginning mid-shot records it from that frame (pipeline.ShotRenderer.prime).
         keyframe = shot_begins or new_pixels > self.repaint_area * height * width * len(unfilled)
-        fills = self.paint(frame.request, frame.shot) if keyframe else None
-        if keyframe:
-            self.keyframes += 1
-            self.counts.painted += new_pixels
-        else:
+        if not keyframe:
             self.counts.fallback += new_pixels
-        images = []
-        for eye, (view, (got, colour), fresh) in enumerate(zip(frame.views, carried, new)):
-            image = view.image.copy() if got.any() or keyframe else view.image
-            image[got] = colour
-            if fills is not None:
-                image[fresh] = fills[eye][fresh]
-            self.counts.carried += int(got.sum())
-            images.append(image)
-        if fills is not None:
-            self._keep(frame, fills)
+            return images
+        self.keyframes += 1
+        self.counts.painted += new_pixels
+        fills = self.paint(frame.request, frame.shot)
+        for image, fresh, fill in zip(images, new, fills):
+            image[fresh] = fill[fresh]
+        self._keep(frame, fills)
         return images
 
     def _follow(self, frame: PlateFrame[Any]) -> bool:
@@ -130,3 +144,27 @@ class KeyframePainter:
             colour[add] = fill[add]
             layers.append(_Layer(colour, painted | add))
         self._layers, self._to_layer = layers, None
+
+
+@dataclass
+class _Nearest:
+    """For the pixels of a mask, in order: whether a source pixel lies within reach, and where the
+    nearest one is (ys, xs; meaningless where not found)."""
+
+    found: np.ndarray
+    ys: np.ndarray
+    xs: np.ndarray
+
+
+def _nearest_within(sources: np.ndarray, targets: np.ndarray, reach: float) -> _Nearest:
+    """The nearest `sources` pixel (HxW bool) of each `targets` pixel, if within `reach` pixels."""
+    count = int(targets.sum())
+    if count == 0 or not sources.any():
+        empty = np.zeros(count, np.intp)
+        return _Nearest(np.zeros(count, bool), empty, empty)
+    # With DIST_LABEL_PIXEL every zero (source) pixel is labelled 1.. in raster order, as np.nonzero lists them.
+    distance, labels = cv2.distanceTransformWithLabels(np.where(sources, 0, 1).astype(np.uint8), cv2.DIST_L2, 3,
+                                                       labelType=cv2.DIST_LABEL_PIXEL)
+    source_ys, source_xs = np.nonzero(sources)
+    nearest = labels[targets] - 1
+    return _Nearest(distance[targets] <= reach, source_ys[nearest], source_xs[nearest])

@@ -54,28 +54,25 @@ Timer = Callable[[str], ContextManager[None]]
 @dataclass
 class PlateCounts:
     """Hole pixels of the written frames, by what filled them: the plate; with the diffusion engine
-    paint carried from a keyframe and paint new on a keyframe (video/paint.py); the engine's own
-    fill (the fallback)."""
+    paint carried from a keyframe, slivers continued from their filled neighbours and paint new on
+    a keyframe (video/paint.py); the engine's own fill (the fallback)."""
 
     plate: int = 0
     carried: int = 0
+    extended: int = 0  # slivers continuing the filled pixels next to them
     painted: int = 0
     fallback: int = 0
 
-    @property
-    def plate_share(self) -> float:
-        total = self.plate + self.carried + self.painted + self.fallback
-        return self.plate / total if total else 0.0
-
     def as_dict(self) -> dict[str, int]:
-        counts = {"plate": self.plate, "carried": self.carried, "painted": self.painted, "fallback": self.fallback}
+        counts = {"plate": self.plate, "carried": self.carried, "extended": self.extended, "painted": self.painted,
+                  "fallback": self.fallback}
         return {source: pixels for source, pixels in counts.items() if pixels or source in ("plate", "fallback")}
 
     def line(self) -> str:
-        total = max(1, self.plate + self.carried + self.painted + self.fallback)
+        total = max(1, sum(self.as_dict().values()))
         share = lambda pixels: f"{100 * pixels / total:.1f} %"
-        painting = (f", {share(self.carried)} carried paint, {share(self.painted)} new paint"
-                    if self.carried or self.painted else "")
+        painting = (f", {share(self.carried)} carried paint, {share(self.extended)} continued from their "
+                    f"neighbours, {share(self.painted)} new paint" if self.carried or self.painted else "")
         return (f"hole pixels: {share(self.plate)} from the video's other frames (plate){painting}, "
                 f"{share(self.fallback)} by the background fill ({total} in all)")
 
@@ -97,9 +94,11 @@ class _Seen:
 
 
 class Painter(Protocol):
-    def __call__(self, frame: PlateFrame[Any], unfilled: list[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, frame: PlateFrame[Any], unfilled: list[np.ndarray], with_plate: list[np.ndarray]
+                 ) -> list[np.ndarray]:
         """Each eye's image of `frame` (its view's image, the engine's fill in the holes) with the
-        holes the plate left (`unfilled`, per eye) painted where it can."""
+        holes the plate left (`unfilled`, per eye) painted where it can; `with_plate`: each eye's
+        image with the plate's pixels put in."""
         ...
 
 
@@ -169,7 +168,8 @@ class PlateRenderer(Generic[T]):
             unfilled = [found.unfilled(view.holes) for found, view in zip(seen, frame.views)]
             self.counts.plate += sum(int(found.found.sum()) for found in seen)
             if self.painter is not None:
-                own = self.painter(frame, unfilled)
+                own = self.painter(frame, unfilled, [_compose(view.image, found, None) for view, found
+                                                     in zip(frame.views, seen)])
             else:
                 own = [view.image for view in frame.views]
                 self.counts.fallback += sum(int(mask.sum()) for mask in unfilled)
@@ -225,16 +225,17 @@ class PlateRenderer(Generic[T]):
         return ((by_number[n], motions[n]) for n in order)
 
 
-def _compose(own: np.ndarray, seen: _Seen, unfilled: np.ndarray) -> np.ndarray:
+def _compose(own: np.ndarray, seen: _Seen, unfilled: np.ndarray | None) -> np.ndarray:
     """`own` (the view with the engine's fill, or paint, in its holes) with the plate's pixels put
-    in; where they meet what the plate left they fade into `own` over FEATHER_PIXELS."""
+    in; where they meet what the plate left (`unfilled`; None: no fading) they fade into `own`
+    over FEATHER_PIXELS."""
     found = seen.found
     if not found.any():
         return own
     ys, xs = seen.ys[found], seen.xs[found]
     image = own.copy()
     image[ys, xs] = seen.values[found]
-    if unfilled.any():  # no hard seam inside a hole
+    if unfilled is not None and unfilled.any():  # no hard seam inside a hole
         distance = cv2.distanceTransform((~unfilled).astype(np.uint8), cv2.DIST_L2, 3)
         weight = np.clip(distance[ys, xs] / (FEATHER_PIXELS + 1), 0, 1)[:, None]
         image[ys, xs] = own[ys, xs] + weight * (seen.values[found] - own[ys, xs])
