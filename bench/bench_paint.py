@@ -103,15 +103,16 @@ def main() -> None:
         if args.real:
             clips += [(clip.file, *prepare(clip, args.real, folder))
                       for clip in CLIPS if (args.real / clip.file).exists()]
-        print("| clip | frames | UNet evaluations | per frame | plate | carried paint | new paint | background fill |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| clip | frames | UNet evaluations | per frame | plate | carried paint | slivers continued | new paint "
+              "| background fill |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, clip, maps in clips:
             entry = count(clip, maps, model, folder / "out.mp4", args.options)
             calls, fill = entry["unet_calls"], entry["hole_fill"]
             frames = round(calls["total"] / calls["per_frame"]) if calls["per_frame"] else 0
             share = lambda source: f"{100 * fill.get(source + '_share', 0):.1f} %"
             print(f"| {name} | {frames} | {calls['total']} | {calls['per_frame']:.1f} | {share('plate')} | "
-                  f"{share('carried')} | {share('painted')} | {share('fallback')} |", flush=True)
+                  f"{share('carried')} | {share('extended')} | {share('painted')} | {share('fallback')} |", flush=True)
         if args.flicker_frames:
             hole_flicker(model, args.flicker_frames)
 
