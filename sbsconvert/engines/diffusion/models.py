@@ -113,7 +113,7 @@ def load_stable_diffusion(name: str, compute: Compute) -> StableDiffusion:
     # Channels-last (NHWC) convolutions where they were found faster: the VAE on the CPU (measured:
     # encode 12 %, decode 5 % less time, bench/RESULTS.md) and both networks on CUDA (diffusers'
     # speed guide: SD's UNet in fp16 from 3.61 s to 3.30 s per image). Not the UNet on the CPU:
-    # measured 2-6 % slower there. Untried on MPS, left as it was.
+    # measured 1-4 % slower there. Untried on MPS, left as it was.
     if compute.device.type in ("cpu", "cuda"):
         vae.to(memory_format=torch.channels_last)
     if compute.device.type == "cuda":
