@@ -2,6 +2,7 @@
 
     python bench/bench_diffusion.py [--device cpu|cuda] [--steps 50] [--full]
     python bench/bench_diffusion.py --composites [--steps 50]
+    python bench/bench_diffusion.py --h100 [--steps 50]
 
 The weights are random (no hub here); the cost of a forward pass does not depend on them. The
 model is saved to a temp folder and loaded back through the engine's from_pretrained path.
@@ -27,6 +28,10 @@ Call counts come from the real engine on the tiny model working at 512 (so the c
 as for SD 1.5) at COUNT_STEPS steps, scaled to --steps; the full-resolution work (warp, hole
 mask, colour match, upscale) is timed for real in those runs, and the peak memory of a 12 MP
 render is measured in a fresh process.
+
+`--h100` projects one 1080p video frame (default recipe, hybrid composite, the frame's right view
+also attending to its shot's anchor) on one H100 without one: the calls the real engine makes on
+the tiny model, times public per-call figures (H100_SECONDS, with their sources).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -72,7 +78,7 @@ class StageTracker(StageTimer):
             yield
 
 
-def call_counts(engine: DiffusionEngine, request: StereoRequest) -> dict[str, Counter]:
+def call_counts(engine: DiffusionEngine, request: StereoRequest, **render_options: object) -> dict[str, Counter]:
     """Per stage, how many calls of each kind one render makes (see `unit_costs` for the kinds)."""
     counts: dict[str, Counter] = {}
     model = engine.model
@@ -99,7 +105,7 @@ def call_counts(engine: DiffusionEngine, request: StereoRequest) -> dict[str, Co
     model.encode_text = counted(lambda *_: "text encoder", originals["encode_text"])
     call_counts.model_seconds = 0.0
     try:
-        engine.render(request)
+        engine.render(request, **render_options)  # type: ignore[arg-type]
     finally:
         for name, function in originals.items():
             setattr(model, name, function)
@@ -175,6 +181,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--full", action="store_true", help="run both recipes for real at --steps (GPU)")
     parser.add_argument("--composites", action="store_true", help="latent vs hybrid, model vs native fill")
+    parser.add_argument("--h100", action="store_true", help="project a 1080p video frame on one H100 (public figures)")
     parser.add_argument("--memory", metavar="FOLDER", help=argparse.SUPPRESS)  # child process of --composites
     args = parser.parse_args()
     if args.memory:
@@ -186,6 +193,8 @@ def main() -> None:
     print(f"device: {name}, {compute.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     request = make_request(args.size)
     with tempfile.TemporaryDirectory() as folder:
+        if args.h100:
+            return report_h100(save_random_pipeline(Path(folder) / "tiny", TINY), args.steps, compute)
         started = time.perf_counter()
         sd15 = save_random_pipeline(Path(folder) / "sd15", SD15)
         tiny = save_random_pipeline(Path(folder) / "tiny", TINY)
@@ -298,10 +307,13 @@ def report_composites(big, tiny_folder, steps, compute, folder: Path) -> None:
 
 
 def scale_counts(counts: dict[str, Counter], settings: DiffusionSettings, steps: int) -> dict[str, Counter]:
-    """Counts of a run at settings.steps scaled to `steps`: inversion calls grow with the steps,
-    denoising calls with the steps after the shift step; the rest is per run."""
+    """Counts of a run at settings.steps scaled to `steps`: denoising calls grow with the steps after
+    the shift step, and so do DDIM inversion's (it stops at the shift step; null-text inversion
+    needs all the steps); the rest is per run."""
     shift = lambda n: min(round(settings.shift_step * n), n - 1)
-    factor = {"inversion": steps / settings.steps, "denoise": (steps - shift(steps)) / (settings.steps - shift(settings.steps))}
+    inverted = lambda n: n if settings.inversion == "null-text" else n - shift(n)
+    factor = {"inversion": inverted(steps) / inverted(settings.steps),
+              "denoise": (steps - shift(steps)) / (settings.steps - shift(settings.steps))}
     return {stage: Counter({kind: round(n * factor.get(stage, 1)) for kind, n in kinds.items()}) for stage, kinds in counts.items()}
 
 
@@ -333,6 +345,47 @@ def _resident_gb(field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 2**20  # kB
     raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+# Public per-call figures for SD 1.5 at 512x512 in fp16 (no GPU was lent to measure them here).
+STABLE_FAST = "https://github.com/chengzeyi/stable-fast#h100"
+DIFFUSERS_VAE = "https://huggingface.co/docs/diffusers/hybrid_inference/vae_decode"
+H100_UNET = 1 / 54.5  # H100, diffusers on PyTorch 2.1, 54.5 it/s, each step one UNet call on 2 rows (guidance)
+H100_SECONDS = {
+    "unet b2": H100_UNET,
+    "unet b1": H100_UNET,  # no batch-1 figure is published: the batch-2 one, an upper bound
+    # The right view also reads the anchor's keys/values: the 1.25x measured on the CPU (RESULTS.md).
+    "unet b2 + reference": 1.25 * H100_UNET,
+    "vae encode": 0.015,  # RTX 4090 figures (none published for an H100, which is faster): upper bounds
+    "vae decode b1": 0.031,
+    "text encoder": H100_UNET * 0.26 / 9.36,  # no figure: the UNet's, scaled by the CPU-measured ratio
+}
+
+
+def report_h100(tiny_folder, steps, compute) -> None:
+    """Model time of one 1080p video frame on one H100: counted calls x public per-call figures,
+    scaled to SD 1.5's working size for a 16:9 frame."""
+    engine = DiffusionEngine(DiffusionSettings(model=str(tiny_folder), steps=steps, progress=False), compute)
+    request = make_request(64)
+    anchor = KVCache()
+    engine.render(request, record=anchor)  # the shot's first frame
+    counts = call_counts(engine, request, reference=anchor)
+    width, height = _sd15_working_size(1920, 1080)
+    scale = width * height / 512**2  # per-call cost taken as proportional to the pixels
+    print(f"1080p frame: SD 1.5 works at {width}x{height} ({scale:.2f}x the pixels of 512x512)")
+    print(f"per-call figures: UNet {STABLE_FAST}, VAE {DIFFUSERS_VAE} (and vae_encode)")
+    stages = projected(counts, {kind: seconds * scale for kind, seconds in H100_SECONDS.items()})
+    for stage, seconds in stages.items():
+        calls = ", ".join(f"{n} x {kind}" for kind, n in sorted(counts[stage].items()))
+        print(f"  {stage}: {seconds:.2f} s  ({calls})")
+    total = sum(stages.values())
+    print(f"  total model time per frame: {total:.2f} s ({1 / total:.2f} frames/s)")
+
+
+def _sd15_working_size(width: int, height: int) -> tuple[int, int]:
+    """The engine's working size for SD 1.5 (native 512, sides multiples of 64), without loading it."""
+    sd15 = SimpleNamespace(settings=DiffusionSettings(), model=SimpleNamespace(native_size=512, size_multiple=64))
+    return DiffusionEngine._processing_size(sd15, width, height)  # type: ignore[arg-type]
 
 
 def report_full(big, request, steps) -> None:

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -294,3 +295,20 @@ def test_a_worker_stopped_by_rays_memory_monitor_fails_its_job_in_one_line(tmp_p
     with pytest.raises(SbsError, match=r"^out of memory on a worker while converting .*big\.png: .* try a smaller"):
         pool.call("convert", job)
     assert pool.idle.qsize() == 1  # the worker is handed back
+
+
+def test_flow_stabilised_segments_on_workers_match_a_one_piece_run(ray_cluster, film, tmp_path):
+    """--temporal flow carries each segment's filter state in from the frames before it; on the
+    workers the seams must not show either (the tolerance of the local segmented test)."""
+    from test_video_depth import convert_frames, jittered_maps, right_eyes, write_map_folder
+
+    maps = write_map_folder(tmp_path / "maps", jittered_maps(60))
+    options = ("--disparity", maps, "--temporal", "flow")
+    whole = convert_frames(film, tmp_path / "whole_LR", *options)
+    code, output = run(film, "-o", tmp_path / "ray_LR", "-v", "--frames-out", "--divergence", "8", "--segment-seconds", "6",
+                       "--cluster", "auto", "--workers", "2", *options)
+    assert code == 0, output
+    assert output.count("converted by worker") == 5 and len(workers_named(output)) == 2
+    parts = right_eyes(tmp_path / "ray_LR")
+    assert len(whole) == len(parts) == 60
+    assert max(np.abs(a - b).max() for a, b in zip(whole, parts)) <= 2 / 255

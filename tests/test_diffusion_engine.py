@@ -10,6 +10,7 @@ from conftest import make_engine
 from sbsconvert.disparity import Disparity
 from sbsconvert.engines.base import StereoRequest
 from sbsconvert.engines.diffusion import attention as attention_module
+from sbsconvert.engines.diffusion import engine as engine_module
 from sbsconvert.engines.diffusion.attention import KVCache
 from sbsconvert.engines.diffusion.inversion import ddim_inversion, null_text_inversion
 from sbsconvert.engines.diffusion.sampler import Denoiser, Guidance, StereoPlan, denoise_stereo, sample
@@ -263,6 +264,31 @@ def test_null_text_inversion_follows_the_trajectory_under_guidance(tiny_sd):
     assert torch.allclose(replayed, followed[-1], atol=1e-3)
     # plain guided sampling drifts away from the photo's latent; the optimised embeddings pull it back
     assert (followed[-1] - latent).abs().mean() < 0.8 * (plain - latent).abs().mean()
+
+
+def render_counting_unet_calls(engine, request):
+    """The pair one render makes, and how many UNet forward passes it took."""
+    calls = []
+    hook = engine.model.unet.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        return engine.render(request), len(calls)
+    finally:
+        hook.remove()
+
+
+@pytest.mark.parametrize("options", [{}, {"attention": "bi", "deblur": True, "composite": "latent"}])
+def test_inversion_stops_at_the_shift_step_with_the_same_result(tiny_sd, monkeypatch, options):
+    # Default schedule (50 steps, shift at 10): the joint denoising reads the source trajectory
+    # from step 10 on, so the 10 inversion steps beyond it were calls whose results went unused.
+    engine = make_engine(tiny_sd, steps=50, **options)
+    assert engine.settings.shift_index == 10
+    request = photo_request()
+    pair, calls = render_counting_unet_calls(engine, request)
+    assert calls == 40 + 40  # inversion + joint denoising
+    monkeypatch.setattr(engine_module, "ddim_inversion", lambda *args, first: ddim_inversion(*args))  # all of it
+    full_pair, full_calls = render_counting_unet_calls(engine, request)
+    assert full_calls == 50 + 40
+    assert np.array_equal(pair.right, full_pair.right) and np.array_equal(pair.left, full_pair.left)
 
 
 # --- whole runs --------------------------------------------------------------------------------

@@ -23,6 +23,14 @@ def test_pipeline_folder_loads_through_create_engine(tiny_sd):
     assert all(type(p).__name__ != "StereoAttnProcessor" for n, p in processors.items() if n not in attn1)
 
 
+def test_the_cross_attention_and_the_vaes_attention_use_scaled_dot_product_attention(tiny_sd):
+    model = make_engine(tiny_sd).model
+    # diffusers' own processor, which calls F.scaled_dot_product_attention like the stereo attn1 one
+    for net in (model.unet, model.vae):
+        others = [p for name, p in net.attn_processors.items() if not name.endswith("attn1.processor")]
+        assert others and all(type(p).__name__ == "AttnProcessor2_0" for p in others)
+
+
 def test_processing_size_keeps_aspect_on_model_multiples(tiny_sd):
     engine = make_engine(tiny_sd)
     assert engine._processing_size(64, 64) == (64, 64)

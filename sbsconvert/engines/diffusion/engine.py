@@ -149,8 +149,12 @@ class DiffusionEngine:
         with timer("encode"):
             latent = model.encode_image(_resize(_to_tensor(image[:, :, :3], self.compute.device), size))
             cond, uncond = model.encode_text(settings.prompt), model.encode_text(settings.negative_prompt)
+        # The joint denoising starts at the shift step and reads the source's trajectory from there
+        # on (bi attention and deblur too), so the inversion stops there; null-text inversion
+        # retraces the trajectory from the inverted noise, so it needs all of it.
+        first = 0 if settings.inversion == "null-text" else settings.shift_index
         with timer("inversion"):
-            trajectory = ddim_inversion(denoiser, latent, cond)
+            trajectory = ddim_inversion(denoiser, latent, cond, first=first)
         if settings.inversion == "null-text":
             if settings.guidance == 1:
                 raise SbsError("null-text inversion optimises the unconditional half of guidance; give `guidance` above 1")
@@ -238,7 +242,7 @@ class DiffusionEngine:
     def _denoise(
         self,
         denoiser: Denoiser,
-        trajectory: list[torch.Tensor],
+        trajectory: list[torch.Tensor | None],
         shifts: list[LatentShift],
         guidance: Guidance,
         extra: torch.Tensor | None,

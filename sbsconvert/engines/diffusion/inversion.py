@@ -19,9 +19,11 @@ NULL_TEXT_TOLERANCE = 1e-5  # per-step early stop on the latent MSE, loosened al
 
 @torch.no_grad()
 def ddim_inversion(
-    denoiser: Denoiser, latent: torch.Tensor, cond: torch.Tensor, extra: torch.Tensor | None = None
-) -> list[torch.Tensor]:
-    """The trajectory (see sampler) whose last entry is `latent` and first is its inverted noise."""
+    denoiser: Denoiser, latent: torch.Tensor, cond: torch.Tensor, extra: torch.Tensor | None = None, first: int = 0
+) -> list[torch.Tensor | None]:
+    """The trajectory (see sampler) whose last entry is `latent`, inverted back to entry `first`
+    (0: its inverted noise). Each entry costs a model call, so the entries before `first`, which a
+    run that starts at `first` never reads, are not computed: they are None."""
     from diffusers import DDIMInverseScheduler
 
     inverse = DDIMInverseScheduler.from_config(denoiser.scheduler.config)
@@ -30,12 +32,12 @@ def ddim_inversion(
     assert torch.equal(inverse.timesteps.flip(0), denoiser.timesteps), "inverse and sampling schedules differ"
     guidance = Guidance(cond)
     trajectory = [latent]
-    for j in denoiser.bar(range(denoiser.steps), "inversion"):
+    for j in denoiser.bar(range(denoiser.steps - first), "inversion"):
         step = denoiser.steps - 1 - j
         current = trajectory[-1]
         output = denoiser.predict(current, step, guidance, extra)
         trajectory.append(inverse.step(output, inverse.timesteps[j], current).prev_sample)
-    return trajectory[::-1]
+    return [None] * first + trajectory[::-1]
 
 
 def null_text_inversion(

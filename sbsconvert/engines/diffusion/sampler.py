@@ -101,7 +101,8 @@ def sample(denoiser: Denoiser, noise: torch.Tensor, guidance: Guidance, extra: t
 class StereoPlan:
     """How the target views are made from the source view's trajectory."""
 
-    trajectory: list[torch.Tensor]  # the source view's latents (1 x C x h x w), see module docstring
+    trajectory: list[torch.Tensor | None]  # the source view's latents (1 x C x h x w), see module docstring;
+    # those before `start` are never read (None where they were not computed)
     shifts: list[LatentShift]  # one per target view
     start: int  # the shift step
     replay: bool  # the source follows `trajectory` (its attention is unchanged) instead of being denoised
