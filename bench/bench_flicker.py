@@ -125,7 +125,7 @@ def real_clips(folder: Path, names: list[str] | None) -> None:
     print("| clip | frames | shot starts (frame) | method | strength | right eye PSNR (dB) | still flicker "
           "| x clean run's |\n|---|---|---|---|---|---|---|---|")
     for clip in CLIPS:
-        if names and Path(clip.file).stem not in names or not (folder / clip.file).is_file():
+        if names and Path(clip.file).stem not in names or not clip.available(folder):
             continue
         with tempfile.TemporaryDirectory() as temp:
             video, maps = prepare(clip, folder, Path(temp))

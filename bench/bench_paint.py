@@ -102,7 +102,7 @@ def main() -> None:
         clips += [(Path(video).name, Path(video), Path(maps)) for video, maps in args.clip]
         if args.real:
             clips += [(clip.file, *prepare(clip, args.real, folder))
-                      for clip in CLIPS if (args.real / clip.file).exists()]
+                      for clip in CLIPS if clip.available(args.real)]
         print("| clip | frames | UNet evaluations | per frame | plate | carried paint | slivers continued | new paint "
               "| background fill |")
         print("|---|---|---|---|---|---|---|---|---|")

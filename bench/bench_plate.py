@@ -99,9 +99,9 @@ def real_clips(folder: Path) -> None:
     print("| clip | frames | hole flicker, background | inpaint | plate | hole pixels measured "
           "| plate share of holes |\n|---|---|---|---|---|---|---|")
     for clip in CLIPS:
-        if not (folder / clip.file).is_file():
+        if not clip.available(folder):
             continue
-        frames = proxy_requests(decode(folder / clip.file, clip.width, clip.frames)[0])
+        frames = proxy_requests(clip.pictures(folder)[0])
         still = left_still(frames)
         views, renderer = plate_views(frames)
         scores = [still_hole_flicker(frames, still, background_views(frames, fill)) for fill in ("background", "inpaint")]

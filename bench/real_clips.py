@@ -43,6 +43,22 @@ class Clip:
     description: str
     width: int  # the benches' size (height from the aspect ratio, even)
     frames: int  # the first this many frames
+    shots: tuple[tuple[str, int], ...] = ()  # cut together here: SHOT_FRAMES from each (source file, first frame)
+
+    def available(self, folder: Path) -> bool:
+        """Whether `folder` holds what the clip is made from."""
+        return all((folder / name).is_file() for name in ([name for name, _ in self.shots] or [self.file]))
+
+    def pictures(self, folder: Path) -> tuple[list[np.ndarray], Fraction]:
+        """The clip's frames at the benches' size (RGB float32 0-1) and its frame rate."""
+        if not self.shots:
+            return decode(folder / self.file, self.width, self.frames)
+        height = round(self.width * 9 / 16 / 2) * 2
+        pictures = []
+        for name, first in self.shots:
+            frames, _ = decode(folder / name, None, first + SHOT_FRAMES)
+            pictures += [_fill(pixels, self.width, height) for pixels in frames[first:]]
+        return pictures, SHOTS_RATE
 
 
 CLIPS = (
@@ -52,8 +68,16 @@ CLIPS = (
          "MPEG-4 Part 2", 480, 70),
     Clip("bbb_10s.mp4", "320x240 24 fps: the first 10 s of Big Buck Bunny (Blender Foundation, CC BY 3.0): "
          "a fade in, cuts, a still shot with the bird", 320, 238),
+    Clip("pedestrians.mp4", "1920x1080 25 fps: a fixed camera above a shopping street, people walking (the "
+         "Oxford Town Centre CCTV footage, real camera), H.264, from a public social-distancing demo", 640, 96),
+    Clip("cuts.mp4", "640x360 24 fps: 8 shots of 12 frames cut together here from the four clips above (real "
+         "footage, our cuts: a cut every half second)", 640, 96,
+         shots=(("pedestrians.mp4", 0), ("tokyo_walk.mp4", 40), ("davis_rollercoaster.mp4", 10), ("bbb_10s.mp4", 150),
+                ("pedestrians.mp4", 50), ("tokyo_walk.mp4", 120), ("davis_rollercoaster.mp4", 45),
+                ("bbb_10s.mp4", 200))),
 )
 
+SHOT_FRAMES, SHOTS_RATE = 12, Fraction(24)
 PROXY_WIDTH = 192  # the proxy is made at this width and enlarged (a depth model's maps hold little finer detail)
 VERTICAL, DARKNESS, CHROMA = 0.6, 0.3, 0.1  # shares of the cues (sum 1: values stay in 0-1)
 
@@ -75,6 +99,15 @@ def decode(path: Path, width: int | None = None, frames: int | None = None) -> t
             if frames is not None and len(pictures) == frames:
                 break
     return pictures, Fraction(rate)
+
+
+def _fill(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`pixels` cropped to the aspect of width x height about its centre and resized to it."""
+    rows, columns = pixels.shape[:2]
+    keep_rows, keep_columns = min(rows, round(columns * height / width)), min(columns, round(rows * width / height))
+    top, left = (rows - keep_rows) // 2, (columns - keep_columns) // 2
+    cropped = pixels[top : top + keep_rows, left : left + keep_columns]
+    return cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def proxy_map(pixels: np.ndarray) -> np.ndarray:
@@ -113,7 +146,7 @@ def write_video(path: Path, pictures: list[np.ndarray], rate: Fraction) -> Path:
 def prepare(clip: Clip, source: Path, folder: Path) -> tuple[Path, Path]:
     """The clip cut to the bench's frames and size, written to `folder` as a video, and a folder of
     its proxy maps (16-bit PNG, one per frame), made from the frames as that video decodes them."""
-    video = write_video(folder / clip.file, *decode(source / clip.file, clip.width, clip.frames))
+    video = write_video(folder / clip.file, *clip.pictures(source))
     maps = folder / (Path(clip.file).stem + "-maps")
     maps.mkdir()
     for index, pixels in enumerate(decode(video)[0], start=1):

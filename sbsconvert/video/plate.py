@@ -63,6 +63,10 @@ class PlateCounts:
     painted: int = 0
     fallback: int = 0
 
+    @property
+    def plate_share(self) -> float:
+        return self.plate / max(1, sum(self.as_dict().values()))
+
     def as_dict(self) -> dict[str, int]:
         counts = {"plate": self.plate, "carried": self.carried, "extended": self.extended, "painted": self.painted,
                   "fallback": self.fallback}
