@@ -95,11 +95,11 @@ def proxy_requests(pictures: list[np.ndarray]) -> list[StereoRequest]:
     return requests
 
 
-def real_clips(folder: Path) -> None:
+def real_clips(folder: Path, names: list[str] | None) -> None:
     print("| clip | frames | hole flicker, background | inpaint | plate | hole pixels measured "
           "| plate share of holes |\n|---|---|---|---|---|---|---|")
     for clip in CLIPS:
-        if not clip.available(folder):
+        if names and Path(clip.file).stem not in names or not clip.available(folder):
             continue
         frames = proxy_requests(clip.pictures(folder)[0])
         still = left_still(frames)
@@ -177,13 +177,14 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--real", type=Path, help="folder holding the real clips of bench/real_clips.py")
     parser.add_argument("--picture", type=Path, help="with --real: write docs/plate.md's picture here instead")
+    parser.add_argument("--clips", nargs="+", help="with --real: only these (file names without .mp4)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.real and args.picture:
         bbb_picture(args.real, args.picture)
         return
     if args.real:
-        real_clips(args.real)
+        real_clips(args.real, args.clips)
         return
     print("| scene | size | frames | warp ms/frame | plate ms/frame | plate share of holes |")
     print("|---|---|---|---|---|---|")
