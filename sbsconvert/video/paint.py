@@ -112,6 +112,7 @@ class KeyframePainter:
             self._layers, self._to_layer = None, None
         elif not is_still(move, *frame.request.image.shape[1::-1]):
             self._to_layer = move if self._to_layer is None else self._to_layer @ move
+        return False
 
     def _carried(self, eye: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(HxW bool, its pixels' colours): the pixels of `mask` the layer has paint for."""
