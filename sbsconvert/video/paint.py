@@ -18,7 +18,9 @@ really saw. What it leaves is painted by the diffusion engine, but not on every 
   the engine's own fill (`background`).
 
 A frame with nothing new to paint therefore costs no UNet call. The layer is dropped at a scene
-cut and where the camera motion could not be measured (nothing to align it by).
+cut. A frame whose camera motion could not be measured (too dark or flat to track: a fade, a night
+sky; or blurred) keeps the layer where it was, as for a still camera: dropping it would repaint
+every such frame, each painting differing from the last.
 """
 
 from __future__ import annotations
@@ -100,17 +102,13 @@ class KeyframePainter:
         return images
 
     def _follow(self, frame: PlateFrame[Any]) -> bool:
-        """Bring the layer's alignment up to `frame` (drop it at a cut, or where the motion is
-        unknown); whether `frame` begins a shot (or a segment: the first frame seen)."""
+        """Bring the layer's alignment up to `frame` (drop it at a cut; an unknown motion moves it
+        not at all); whether `frame` begins a shot (or a segment: the first frame seen)."""
         if frame.shot != self._shot:
             self._shot, self._layers, self._to_layer = frame.shot, None, None
             return True
-        if self._layers is None:
-            return False
         move = frame.to_previous
-        if move is None:
-            self._layers, self._to_layer = None, None
-        elif not is_still(move, *frame.request.image.shape[1::-1]):
+        if self._layers is not None and move is not None and not is_still(move, *frame.request.image.shape[1::-1]):
             self._to_layer = move if self._to_layer is None else self._to_layer @ move
         return False
 

@@ -46,6 +46,7 @@ ALIGN_WIDTH = 480  # camera motion is tracked on frames this wide
 MIN_TRACKS = 12  # background corners that must agree on a motion; fewer: the frames are not aligned
 STILL_PIXELS = 0.05  # a motion moving no frame corner farther than this (full-size pixels) is no motion
 BACKGROUND_SHARE = 60  # corners are tracked on the farthest 60 % of the frame (a moving subject is not the camera)
+CONTRAST_FLOOR = 2 / 255  # a frame whose grey range is narrower than this is left as it is (black, noise)
 _MAP_COLUMNS = 4096
 T = TypeVar("T")
 Timer = Callable[[str], ContextManager[None]]
@@ -253,7 +254,12 @@ def _probe(request: StereoRequest) -> tuple[np.ndarray, np.ndarray]:
     scale = min(1.0, ALIGN_WIDTH / width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
-    grey = np.round(np.clip(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), 0, 1) * 255).astype(np.uint8)
+    grey = np.clip(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), 0, 1)
+    # Stretched to its own range: a dark or hazy frame (a fade) has corners to track too.
+    low, high = np.percentile(grey, (1, 99))
+    if high - low > CONTRAST_FLOOR:
+        grey = np.clip((grey - low) / (high - low), 0, 1)
+    grey = np.round(grey * 255).astype(np.uint8)
     nearness = cv2.resize(np.asarray(request.nearness, np.float32), size, interpolation=cv2.INTER_NEAREST)
     background = nearness <= np.percentile(nearness, BACKGROUND_SHARE)
     return grey, background.astype(np.uint8)
