@@ -130,6 +130,9 @@ def test_cli_reports_unet_calls_and_hole_sources_and_keyframes_cost_less_than_ev
     code, output = run(clip, "-o", tmp_path / "every.mp4", *base, "--video-paint", "every-frame", "-q")
     every_frame = json.loads(output)["converted"][0]["unet_calls"]["total"]
     assert code == 0 and every_frame % 18 == 0 and every_frame > calls["total"]
+    code, output = run(clip, "-o", tmp_path / "latent.mp4", *base[:-1], "--composite", "latent", "-v")
+    assert code == 0 and "walk.mp4: every frame is diffused in full" in output
+    assert f"{every_frame} UNet evaluations, " in output
 
 
 def test_a_segmented_run_writes_the_warps_pixels_and_repaints_from_each_segment_start(tmp_path, tiny_sd):

@@ -78,6 +78,9 @@ def convert_video(
         plate = PlateRenderer(engine, timer=timer)
     elif paints_keyframes(engine):  # the diffusion engine paints what the plate leaves (video/paint.py)
         plate, painter, render = keyframe_renderer(engine, timer)
+    elif getattr(getattr(engine, "settings", None), "video_paint", None) == "keyframes":
+        notes.append(f"{job.source.name}: every frame is diffused in full: keyframe painting paints the holes of "
+                     "--composite hybrid, and --composite latent replaces the whole view")
     with contextlib.ExitStack() as stack:
         # A two-view source's second view is decoded only when it is to be used.
         reader = stack.enter_context(open_frames(job.source, frame_rate, all_views=settings.input_layout == "auto"))
