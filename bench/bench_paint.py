@@ -93,17 +93,21 @@ def main() -> None:
     parser.add_argument("--clip", nargs=2, action="append", default=[], metavar=("VIDEO", "MAPS"))
     parser.add_argument("--options", nargs="*", default=[], help="more CLI options for every run")
     parser.add_argument("--real", type=Path, help="folder holding the real clips of bench/real_clips.py")
+    parser.add_argument("--clips", nargs="+", help="with --real: only these (file names without .mp4)")
+    parser.add_argument("--no-synthetic", action="store_true", help="leave out the synthetic scenes")
     parser.add_argument("--flicker-frames", type=int, default=24, help="frames of the flicker measure (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         model = save_random_pipeline(folder / "sd", TINY)
-        clips = [(name, *synthetic_clip(folder, name.replace(" ", "_").replace(",", ""), motion, args.frames))
-                 for name, motion in SCENES.items()]
+        clips = [] if args.no_synthetic else [
+            (name, *synthetic_clip(folder, name.replace(" ", "_").replace(",", ""), motion, args.frames))
+            for name, motion in SCENES.items()]
         clips += [(Path(video).name, Path(video), Path(maps)) for video, maps in args.clip]
         if args.real:
             clips += [(clip.file, *prepare(clip, args.real, folder))
-                      for clip in CLIPS if clip.available(args.real)]
+                      for clip in CLIPS if clip.available(args.real)
+                      and not (args.clips and Path(clip.file).stem not in args.clips)]
         print("| clip | frames | UNet evaluations | per frame | plate | carried paint | slivers continued | new paint "
               "| background fill |")
         print("|---|---|---|---|---|---|---|---|---|")

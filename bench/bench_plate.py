@@ -40,7 +40,7 @@ from sbsconvert.video.plate import PlateRenderer
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_clips import CLIPS, decode, proxy_map  # noqa: E402
+from real_clips import CLIPS, decode, proxy_map, proxy_maps  # noqa: E402
 
 DIVERGENCE = 0.03  # the default 3 %: shift in pixels = nearness x this x width
 STILL = 2 / 255  # a left-eye change below this is none
@@ -86,11 +86,11 @@ def background_views(frames: list[StereoRequest], fill: str = "background") -> l
     return [engine.render(request).right for request in frames]
 
 
-def proxy_requests(pictures: list[np.ndarray]) -> list[StereoRequest]:
-    """Each frame with its proxy map as disparity, at the default divergence."""
+def proxy_requests(pictures: list[np.ndarray], maps: list[np.ndarray] | None = None) -> list[StereoRequest]:
+    """Each frame with its proxy map (or the given one) as disparity, at the default divergence."""
     requests = []
-    for pixels in pictures:
-        shift = (proxy_map(pixels) * DIVERGENCE * pixels.shape[1]).astype(np.float32)
+    for pixels, nearness in zip(pictures, maps or [proxy_map(pixels) for pixels in pictures]):
+        shift = (nearness * DIVERGENCE * pixels.shape[1]).astype(np.float32)
         requests.append(StereoRequest(pixels, shift, shift))
     return requests
 
@@ -101,7 +101,8 @@ def real_clips(folder: Path, names: list[str] | None) -> None:
     for clip in CLIPS:
         if names and Path(clip.file).stem not in names or not clip.available(folder):
             continue
-        frames = proxy_requests(clip.pictures(folder)[0])
+        pictures = clip.pictures(folder)[0]
+        frames = proxy_requests(pictures, proxy_maps(clip, pictures))
         still = left_still(frames)
         views, renderer = plate_views(frames)
         scores = [still_hole_flicker(frames, still, background_views(frames, fill)) for fill in ("background", "inpaint")]

@@ -1,7 +1,7 @@
 """Real clips we did not make, for the flicker and plate benches, and the PROXY depth maps they
 are measured with (no true depth comes with them, and no depth model's weights are at hand).
 
-    from real_clips import CLIPS, prepare, proxy_map
+    from real_clips import CLIPS, prepare, proxy_map, proxy_maps
 
 The clips are not in the repository (their licences differ; bench scripts take their folder as
 `--real DIR`): each entry names a file in that folder, what it shows, and the size and number of
@@ -16,6 +16,9 @@ rely on, and no more:
 - a plausible layout: lower in the frame is nearer (ground planes, people's feet), darker is
   nearer (bright sky, lit signs and distant haze are far; on these clips that puts the walking
   woman, the coaster's structure and the trees in front), a little colourfulness nearer;
+- on a fixed camera (`Clip.fixed_camera`), what moves is nearer: pixels that differ from the
+  clip's still background (the per-pixel median of its frames) get MOVERS of the range, so the
+  walking people stand in front of the street, as a depth model would put them;
 - fixed constants (never per-frame min/max): its values lie in 0-1 by construction, and two
   pinned corner pixels (0 top left, 1 bottom right) make the loader's per-frame min/max
   normalisation an identity, so the clean maps carry no per-frame rescaling.
@@ -44,6 +47,7 @@ class Clip:
     width: int  # the benches' size (height from the aspect ratio, even)
     frames: int  # the first this many frames
     shots: tuple[tuple[str, int], ...] = ()  # cut together here: SHOT_FRAMES from each (source file, first frame)
+    fixed_camera: bool = False  # what moves is nearer than the scenery (proxy_maps)
 
     def available(self, folder: Path) -> bool:
         """Whether `folder` holds what the clip is made from."""
@@ -69,7 +73,8 @@ CLIPS = (
     Clip("bbb_10s.mp4", "320x240 24 fps: the first 10 s of Big Buck Bunny (Blender Foundation, CC BY 3.0): "
          "a fade in, cuts, a still shot with the bird", 320, 238),
     Clip("pedestrians.mp4", "1920x1080 25 fps: a fixed camera above a shopping street, people walking (the "
-         "Oxford Town Centre CCTV footage, real camera), H.264, from a public social-distancing demo", 640, 96),
+         "Oxford Town Centre CCTV footage, real camera), H.264, from a public social-distancing demo", 640, 96,
+         fixed_camera=True),
     Clip("cuts.mp4", "640x360 24 fps: 8 shots of 12 frames cut together here from the four clips above (real "
          "footage, our cuts: a cut every half second)", 640, 96,
          shots=(("pedestrians.mp4", 0), ("tokyo_walk.mp4", 40), ("davis_rollercoaster.mp4", 10), ("bbb_10s.mp4", 150),
@@ -80,6 +85,8 @@ CLIPS = (
 SHOT_FRAMES, SHOTS_RATE = 12, Fraction(24)
 PROXY_WIDTH = 192  # the proxy is made at this width and enlarged (a depth model's maps hold little finer detail)
 VERTICAL, DARKNESS, CHROMA = 0.6, 0.3, 0.1  # shares of the cues (sum 1: values stay in 0-1)
+MOVERS = 0.4  # fixed camera: the share given to what differs from the clip's still background
+MOVER_CHANGE = 0.08  # a pixel this far from the still background (0-1, any channel) is a mover
 
 
 def decode(path: Path, width: int | None = None, frames: int | None = None) -> tuple[list[np.ndarray], Fraction]:
@@ -110,19 +117,38 @@ def _fill(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def proxy_map(pixels: np.ndarray) -> np.ndarray:
-    """The proxy nearness (0 far - 1 near) of one RGB 0-1 frame, at its size (see the module's doc)."""
+def proxy_maps(clip: Clip, pictures: list[np.ndarray]) -> list[np.ndarray]:
+    """The proxy nearness of each frame of `clip`; on a fixed camera, what moves (differs from the
+    clip's still background, the per-pixel median of its frames) is also nearer."""
+    background = np.median(np.stack(pictures), axis=0) if clip.fixed_camera else None
+    return [proxy_map(pixels, background) for pixels in pictures]
+
+
+def _small(pixels: np.ndarray) -> np.ndarray:
+    """`pixels` PROXY_WIDTH wide at most, textures removed: a median removes texture (signs, leaves,
+    grain) and keeps boundaries; the bilateral passes then flatten surfaces without blurring across
+    their edges."""
     height, width = pixels.shape[:2]
     small_size = (PROXY_WIDTH, max(2, round(height * PROXY_WIDTH / width)))
     small = cv2.resize(pixels[..., :3], small_size, interpolation=cv2.INTER_AREA) if width > PROXY_WIDTH else pixels
-    # A median removes texture (signs, leaves, grain) and keeps boundaries; the bilateral passes
-    # then flatten surfaces without blurring across their edges.
     small = cv2.medianBlur(np.round(np.clip(small, 0, 1) * 255).astype(np.uint8), 7).astype(np.float32) / 255
     for _ in range(3):
         small = cv2.bilateralFilter(small, 9, 0.15, 8)
+    return small
+
+
+def proxy_map(pixels: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
+    """The proxy nearness (0 far - 1 near) of one RGB 0-1 frame, at its size (see the module's doc);
+    with the still `background` of a fixed camera, what differs from it is nearer by MOVERS."""
+    height, width = pixels.shape[:2]
+    small = _small(pixels)
     chroma = small.max(axis=2) - small.min(axis=2)  # saturation that dark noise does not inflate
     rows = np.linspace(0, 1, small.shape[0], dtype=np.float32)[:, None]
     nearness = VERTICAL * rows + DARKNESS * (1 - small.mean(axis=2)) + CHROMA * chroma
+    if background is not None:
+        moving = (np.abs(small - _small(background)).max(axis=2) > MOVER_CHANGE).astype(np.uint8)
+        moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        nearness = (1 - MOVERS) * nearness + MOVERS * moving
     nearness = cv2.resize(nearness, (width, height), interpolation=cv2.INTER_LINEAR)
     nearness = np.clip(nearness, 0, 1)
     nearness[0, 0], nearness[-1, -1] = 0, 1  # the loader's min/max normalisation is then no change
@@ -149,6 +175,6 @@ def prepare(clip: Clip, source: Path, folder: Path) -> tuple[Path, Path]:
     video = write_video(folder / clip.file, *clip.pictures(source))
     maps = folder / (Path(clip.file).stem + "-maps")
     maps.mkdir()
-    for index, pixels in enumerate(decode(video)[0], start=1):
-        Image.fromarray(np.round(proxy_map(pixels) * 65535).astype(np.uint16)).save(maps / f"{index:04d}.png")
+    for index, nearness in enumerate(proxy_maps(clip, decode(video)[0]), start=1):
+        Image.fromarray(np.round(nearness * 65535).astype(np.uint16)).save(maps / f"{index:04d}.png")
     return video, maps
