@@ -8,7 +8,6 @@ retry loop huggingface_hub runs when there is no network at all.
 from __future__ import annotations
 
 import contextlib
-
 import functools
 import os
 import socket

@@ -116,14 +116,11 @@ class KeyframePainter:
         """(HxW bool, its pixels' colours): the pixels of `mask` the layer has paint for."""
         got = np.zeros(mask.shape, bool)
         if self._layers is None or not mask.any():
-            return got, np.zeros((0, self._channels(eye)), np.float32)
+            return got, np.zeros((0, 3), np.float32)  # paint is RGB (DiffusionEngine.paint_holes)
         ys, xs = np.nonzero(mask)
         colour, painted, _ = sample_view(self._layers[eye].as_view(), xs, ys, self._to_layer)
         got[ys[painted], xs[painted]] = True
         return got, colour[painted]
-
-    def _channels(self, eye: int) -> int:
-        return 3 if self._layers is None else self._layers[eye].colour.shape[2]
 
     def _keep(self, frame: PlateFrame[Any], fills: list[np.ndarray]) -> None:
         """Make `frame` the layer's keyframe: the paint so far brought to its coordinates, and its

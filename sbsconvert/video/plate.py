@@ -74,8 +74,8 @@ class PlateCounts:
         return {source: pixels for source, pixels in counts.items() if pixels or source in ("plate", "fallback")}
 
     def line(self) -> str:
-        total = max(1, sum(self.as_dict().values()))
-        share = lambda pixels: f"{100 * pixels / total:.1f} %"
+        total = sum(self.as_dict().values())
+        share = lambda pixels: f"{100 * pixels / max(1, total):.1f} %"
         painting = (f", {share(self.carried)} carried paint, {share(self.extended)} continued from their "
                     f"neighbours, {share(self.painted)} new paint" if self.carried or self.painted else "")
         return (f"hole pixels: {share(self.plate)} from the video's other frames (plate){painting}, "
